@@ -1,0 +1,1 @@
+"""Processors: the Faust app (thin agents) and the pure analysis logic they call."""

@@ -1,0 +1,1 @@
+"""Producers: turn outside input (webhooks, Kubernetes, logs, captures) into topic messages."""

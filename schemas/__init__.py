@@ -1,0 +1,1 @@
+"""Message models, topic registry, ClickHouse DDL and capture format: the contracts of the pipeline."""

@@ -1,0 +1,300 @@
+"""Pydantic v2 models for every message on every topic.
+
+One model per topic value (see `schemas.topics`). Every model carries `schema_version`; fields a
+newer producer adds are kept (``extra="allow"``) so an old consumer passes them on instead of
+rejecting the message. Timestamps are timezone-aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_serializer, field_validator
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Message(BaseModel):
+    """Base of every topic value: keeps unknown fields, serialises to compact JSON bytes."""
+
+    model_config = ConfigDict(extra="allow", frozen=False, populate_by_name=True)
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json(exclude_none=False).encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes | str) -> Any:
+        return cls.model_validate_json(raw)
+
+
+class RunStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+    UNKNOWN = "unknown"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset(
+    {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMED_OUT}
+)
+
+
+class CiEventKind(StrEnum):
+    """What a CI event describes: the run as a whole, or one stage (job / check) of it."""
+
+    RUN = "run"
+    STAGE = "stage"
+
+
+class StepInfo(BaseModel):
+    """A step inside a stage (a GitHub Actions job step), as the CI system reported it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    number: int | None = None
+    status: RunStatus
+    conclusion: str | None = None
+    started_at: AwareDatetime | None = None
+    finished_at: AwareDatetime | None = None
+
+
+class CiEvent(Message):
+    """A CI webhook normalised to one shape (topic `sentinel.ci`, key = `run_id`)."""
+
+    schema_version: Literal[1] = 1
+    event_id: str = Field(description="Unique id of the delivery (e.g. X-GitHub-Delivery).")
+    provider: str = Field(description="CI system: github, jenkins, generic.")
+    event_type: str = Field(description="Provider event name, e.g. workflow_run, check_run.")
+    action: str | None = None
+    kind: CiEventKind
+    run_id: str = Field(description="Sentinel run id this event belongs to.")
+    provider_run_id: str
+    attempt: int = 1
+    repository: str | None = None
+    pipeline: str | None = Field(default=None, description="Workflow / job / check-suite name.")
+    branch: str | None = None
+    commit_sha: str | None = None
+    trigger: str | None = Field(default=None, description="What started the run (push, schedule).")
+    actor: str | None = None
+    app: str | None = Field(default=None, description="GitHub App slug that owns a check suite.")
+    status: RunStatus = Field(description="Normalised status of the run or stage.")
+    raw_status: str | None = None
+    conclusion: str | None = None
+    stage_id: str | None = None
+    stage_name: str | None = None
+    runner_name: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    steps: list[StepInfo] = Field(default_factory=list)
+    url: str | None = None
+    created_at: AwareDatetime | None = None
+    started_at: AwareDatetime | None = None
+    finished_at: AwareDatetime | None = None
+    event_time: AwareDatetime = Field(description="Event time: when the CI system said this happened.")
+    received_at: AwareDatetime = Field(default_factory=utcnow)
+    raw: dict[str, Any] | None = Field(default=None, description="Payload as received, for audit.")
+
+
+class K8sEventType(StrEnum):
+    ADDED = "ADDED"
+    MODIFIED = "MODIFIED"
+    DELETED = "DELETED"
+    RELISTED = "RELISTED"
+
+
+class K8sObjectEvent(Message):
+    """A Kubernetes watch event (topic `sentinel.k8s`, key = namespace/name)."""
+
+    schema_version: Literal[1] = 1
+    event_type: K8sEventType
+    kind: str = Field(description="Pod, Job, Service or Event.")
+    api_version: str
+    namespace: str | None = None
+    name: str
+    uid: str
+    resource_version: str
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    owner_refs: list[dict[str, Any]] = Field(default_factory=list)
+    correlation_key: str | None = None
+    cluster: str | None = None
+    object: dict[str, Any] = Field(description="The object with managedFields stripped.")
+    event_time: AwareDatetime
+    received_at: AwareDatetime = Field(default_factory=utcnow)
+
+
+class LogLine(Message):
+    """One container log line (topic `sentinel.logs`, key = namespace/pod/container)."""
+
+    schema_version: Literal[1] = 1
+    namespace: str
+    pod: str
+    container: str
+    line: str
+    truncated: bool = False
+    correlation_key: str | None = None
+    run_id: str | None = None
+    event_time: AwareDatetime
+    received_at: AwareDatetime = Field(default_factory=utcnow)
+
+
+class TestStatus(StrEnum):
+    PASSED = "passed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    ERROR = "error"
+
+
+class TestResult(Message):
+    """One test case outcome (topic `sentinel.tests`, key = run_id)."""
+
+    __test__ = False  # not a pytest test class
+
+    schema_version: Literal[1] = 1
+    run_id: str
+    suite: str | None = None
+    name: str
+    status: TestStatus
+    duration_s: float | None = None
+    attempt: int = 1
+    message: str | None = None
+    source: str = Field(description="Where it was parsed from: junit-xml, pytest-log, go-log...")
+    event_time: AwareDatetime
+    received_at: AwareDatetime = Field(default_factory=utcnow)
+
+
+class StageState(BaseModel):
+    """One stage (workflow job, check run, TaskRun) as tracked on a run."""
+
+    model_config = ConfigDict(extra="allow")
+
+    stage_id: str
+    name: str
+    status: RunStatus
+    conclusion: str | None = None
+    runner_name: str | None = None
+    started_at: AwareDatetime | None = None
+    finished_at: AwareDatetime | None = None
+    duration_s: float | None = None
+    updated_at: AwareDatetime
+    steps: list[StepInfo] = Field(default_factory=list)
+    url: str | None = None
+
+
+class RunState(Message):
+    """Latest known state of a run (topic `sentinel.runs`, compacted, key = `run_id`)."""
+
+    schema_version: Literal[1] = 1
+    run_id: str
+    provider: str
+    provider_run_id: str
+    attempt: int = 1
+    repository: str | None = None
+    pipeline: str | None = None
+    branch: str | None = None
+    commit_sha: str | None = None
+    trigger: str | None = None
+    actor: str | None = None
+    status: RunStatus
+    conclusion: str | None = None
+    url: str | None = None
+    created_at: AwareDatetime | None = None
+    started_at: AwareDatetime | None = None
+    finished_at: AwareDatetime | None = None
+    duration_s: float | None = None
+    stages: list[StageState] = Field(default_factory=list)
+    labels: dict[str, str] = Field(default_factory=dict)
+    first_event_at: AwareDatetime
+    updated_at: AwareDatetime = Field(description="Event time of the latest event applied.")
+    version: int = Field(default=1, description="Increases with every change; newest wins.")
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+    CRITICAL = "critical"
+
+
+class AnomalyCategory(StrEnum):
+    INFRA = "infra"
+    APP = "app"
+    TEST = "test"
+    STRUCTURE = "structure"
+
+
+class Anomaly(Message):
+    """A finding about a run (topic `sentinel.anomalies`, key = run_id)."""
+
+    schema_version: Literal[1] = 1
+    anomaly_id: str = Field(description="Hash of run, type, subject and window.")
+    run_id: str
+    category: AnomalyCategory
+    type: str
+    severity: Severity
+    subject: str
+    summary: str
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    window_start: AwareDatetime
+    window_end: AwareDatetime
+    detected_at: AwareDatetime = Field(default_factory=utcnow)
+
+
+class DeliveryOutcome(StrEnum):
+    SENT = "sent"
+    FAILED = "failed"
+    RETRYING = "retrying"
+    SUPPRESSED = "suppressed"
+
+
+class AlertDelivery(Message):
+    """One attempt to send an alert (topic `sentinel.alert-deliveries`)."""
+
+    schema_version: Literal[1] = 1
+    delivery_id: str
+    channel: str
+    group_key: str
+    anomaly_ids: list[str]
+    attempt: int = 1
+    outcome: DeliveryOutcome
+    status_code: int | None = None
+    error: str | None = None
+    attempted_at: AwareDatetime = Field(default_factory=utcnow)
+
+
+class DeadLetter(Message):
+    """A message that could not be processed, kept whole with the reason (topic `sentinel.dlq`)."""
+
+    schema_version: Literal[1] = 1
+    origin_topic: str
+    origin_partition: int | None = None
+    origin_offset: int | None = None
+    origin_key: bytes | None = None
+    raw_value: bytes
+    error: str
+    error_type: str
+    component: str
+    failed_at: AwareDatetime = Field(default_factory=utcnow)
+
+    @field_serializer("origin_key", "raw_value")
+    def _b64(self, value: bytes | None) -> str | None:
+        # Raw bytes may be anything (invalid UTF-8 included): base64 keeps them exact in JSON.
+        return None if value is None else base64.b64encode(value).decode()
+
+    @field_validator("origin_key", "raw_value", mode="before")
+    @classmethod
+    def _unb64(cls, value: Any) -> Any:
+        # JSON carries them base64-encoded (see the serializer); Python callers pass bytes.
+        return base64.b64decode(value) if isinstance(value, str) else value

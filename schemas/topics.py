@@ -1,0 +1,100 @@
+"""The topic registry: every topic the pipeline uses, with its key, value model and settings.
+
+Names carry a configurable prefix (default ``sentinel.``) so several installations can share one
+Kafka cluster. Partition counts must match between topics that are joined by key (`sentinel.ci`
+and the run tracker's table), so they come from one place: this registry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from schemas.messages import (
+    AlertDelivery,
+    Anomaly,
+    CiEvent,
+    DeadLetter,
+    K8sObjectEvent,
+    LogLine,
+    Message,
+    RunState,
+    TestResult,
+)
+
+DAY_MS = 24 * 60 * 60 * 1000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A topic's suffix (the name without prefix), value model, key meaning and settings."""
+
+    suffix: str
+    model: type[Message]
+    key: str
+    retention_ms: int = 7 * DAY_MS
+    compacted: bool = False
+    extra_config: dict[str, str] = field(default_factory=dict)
+
+    def name(self, prefix: str) -> str:
+        return f"{prefix}{self.suffix}"
+
+    def config(self) -> dict[str, str]:
+        cfg = {"retention.ms": str(self.retention_ms)}
+        if self.compacted:
+            cfg["cleanup.policy"] = "compact"
+        cfg.update(self.extra_config)
+        return cfg
+
+
+CI = TopicSpec("ci", CiEvent, key="run_id")
+K8S = TopicSpec("k8s", K8sObjectEvent, key="namespace/name")
+LOGS = TopicSpec("logs", LogLine, key="namespace/pod/container", retention_ms=3 * DAY_MS)
+TESTS = TopicSpec("tests", TestResult, key="run_id")
+RUNS = TopicSpec("runs", RunState, key="run_id", retention_ms=-1, compacted=True)
+ANOMALIES = TopicSpec("anomalies", Anomaly, key="run_id")
+ALERT_DELIVERIES = TopicSpec("alert-deliveries", AlertDelivery, key="channel/group_key")
+DLQ = TopicSpec("dlq", DeadLetter, key="origin_topic/partition/offset", retention_ms=30 * DAY_MS)
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (CI, K8S, LOGS, TESTS, RUNS, ANOMALIES, ALERT_DELIVERIES, DLQ)
+
+
+@dataclass(frozen=True)
+class TopicNames:
+    """Resolved topic names for one installation."""
+
+    prefix: str = "sentinel."
+
+    @property
+    def ci(self) -> str:
+        return CI.name(self.prefix)
+
+    @property
+    def k8s(self) -> str:
+        return K8S.name(self.prefix)
+
+    @property
+    def logs(self) -> str:
+        return LOGS.name(self.prefix)
+
+    @property
+    def tests(self) -> str:
+        return TESTS.name(self.prefix)
+
+    @property
+    def runs(self) -> str:
+        return RUNS.name(self.prefix)
+
+    @property
+    def anomalies(self) -> str:
+        return ANOMALIES.name(self.prefix)
+
+    @property
+    def alert_deliveries(self) -> str:
+        return ALERT_DELIVERIES.name(self.prefix)
+
+    @property
+    def dlq(self) -> str:
+        return DLQ.name(self.prefix)
+
+    def all(self) -> list[str]:
+        return [spec.name(self.prefix) for spec in ALL_TOPICS]

@@ -1,0 +1,253 @@
+"""Configuration: one YAML file plus ``SENTINEL_``-prefixed environment overrides, validated at start.
+
+Environment variables override the YAML, nested keys joined by ``__``:
+``SENTINEL_KAFKA__BOOTSTRAP_SERVERS=broker:9092`` sets ``kafka.bootstrap_servers``.
+Secrets never come from the YAML: the GitHub webhook secret is read from
+``SENTINEL_GITHUB_WEBHOOK_SECRET`` or from the file named by ``webhooks.github.secret_file``.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from schemas.topics import TopicNames
+
+GITHUB_SECRET_ENV = "SENTINEL_GITHUB_WEBHOOK_SECRET"
+CONFIG_ENV = "SENTINEL_CONFIG"
+FORBIDDEN_SECRET_KEYS = ("secret", "webhook_secret", "password", "token")
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TopicsConfig(Section):
+    prefix: str = Field(default="sentinel.", description="Prefix of every topic name.")
+    partitions: int = Field(default=3, ge=1, le=1024)
+    replication_factor: int = Field(default=1, ge=1, le=16)
+
+
+class KafkaConfig(Section):
+    bootstrap_servers: str | None = Field(
+        default=None, description="host:port[,host:port]; empty = start the embedded broker."
+    )
+    client_id: str = "automation-run-sentinel"
+    delivery_timeout_s: float = Field(
+        default=10.0, gt=0, le=300, description="How long a webhook waits for the broker's ack."
+    )
+    producer: dict[str, str] = Field(
+        default_factory=dict, description="Extra librdkafka producer properties (e.g. SASL)."
+    )
+    consumer: dict[str, str] = Field(
+        default_factory=dict, description="Extra librdkafka consumer properties (e.g. SASL)."
+    )
+
+
+class StoreConfig(Section):
+    dsn: str | None = Field(
+        default=None,
+        description="http(s)://user@host:8123/db for a server; empty = embedded engine in data_dir.",
+    )
+    database: str = Field(default="sentinel", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    password_env: str = Field(
+        default="SENTINEL_CLICKHOUSE_PASSWORD", description="Env var holding the server password."
+    )
+
+
+class BrokerKind(StrEnum):
+    AUTO = "auto"
+    APACHE_KAFKA = "apache-kafka"
+    TANSU = "tansu"
+
+
+class EmbeddedConfig(Section):
+    data_dir: Path = Field(default=Path(".data"), description="Broker, store and spool files.")
+    broker: BrokerKind = BrokerKind.AUTO
+    kafka_version: str = Field(default="4.1.1", pattern=r"^\d+\.\d+\.\d+$")
+    broker_port: int = Field(default=0, ge=0, le=65535, description="0 picks a free port.")
+
+
+class ApiConfig(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    page_size_max: int = Field(default=500, ge=1, le=10000)
+
+
+class GithubWebhookConfig(Section):
+    secret_file: Path | None = Field(
+        default=None, description=f"File holding the webhook secret (else env {GITHUB_SECRET_ENV})."
+    )
+
+
+class WebhooksConfig(Section):
+    max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    spool_dir: Path | None = Field(
+        default=None, description="Where undeliverable webhooks wait; default data_dir/spool."
+    )
+    dedup_ttl_hours: float = Field(default=72.0, gt=0)
+    github: GithubWebhookConfig = Field(default_factory=GithubWebhookConfig)
+
+
+class TrackingConfig(Section):
+    app_id: str = Field(default="sentinel-worker", description="Faust app id / consumer group.")
+    ignore_check_suite_apps: list[str] = Field(
+        default_factory=lambda: ["github-actions"],
+        description="Check suites of these GitHub Apps duplicate workflow_run runs; skip them.",
+    )
+    web_port: int | None = Field(default=None, ge=0, le=65535, description="Faust web UI port.")
+
+
+class SinkConfig(Section):
+    group_id: str = "sentinel-clickhouse-sink"
+    batch_rows: int = Field(default=1000, ge=1, le=1_000_000)
+    batch_seconds: float = Field(default=1.0, gt=0, le=600)
+
+
+class LoggingConfig(Section):
+    level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    format: str = Field(default="json", pattern=r"^(json|text)$")
+
+
+class Settings(BaseSettings):
+    """The whole configuration. Build it with `load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SENTINEL_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    topics: TopicsConfig = Field(default_factory=TopicsConfig)
+    kafka: KafkaConfig = Field(default_factory=KafkaConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    embedded: EmbeddedConfig = Field(default_factory=EmbeddedConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
+    webhooks: WebhooksConfig = Field(default_factory=WebhooksConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    sink: SinkConfig = Field(default_factory=SinkConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The YAML arrives as init kwargs; the environment must win over it.
+        return (env_settings, init_settings)
+
+    @field_validator("embedded")
+    @classmethod
+    def _absolute_data_dir(cls, value: EmbeddedConfig) -> EmbeddedConfig:
+        value.data_dir = value.data_dir.expanduser().resolve()
+        return value
+
+    @property
+    def topic_names(self) -> TopicNames:
+        return TopicNames(self.topics.prefix)
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.webhooks.spool_dir or self.embedded.data_dir / "spool"
+
+    def github_webhook_secret(self) -> SecretStr | None:
+        """The secret from the environment, else from the configured file, else None."""
+        value = os.environ.get(GITHUB_SECRET_ENV)
+        if value:
+            return SecretStr(value)
+        path = self.webhooks.github.secret_file
+        if path is not None:
+            return SecretStr(path.read_text().strip())
+        return None
+
+
+class ConfigError(Exception):
+    """Invalid configuration; `problems` holds one `path: what was expected` line per bad key."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(f"invalid configuration in {source}:\n  " + "\n  ".join(problems))
+
+
+def _env_name(loc: tuple[Any, ...]) -> str:
+    return "SENTINEL_" + "__".join(str(part).upper() for part in loc)
+
+
+def _describe(error: Any) -> str:
+    loc = tuple(error["loc"])
+    path = ".".join(str(part) for part in loc) or "(top level)"
+    message = error["msg"]
+    if error["type"] == "extra_forbidden":
+        message = "unknown key (check the spelling against config.example.yaml)"
+    given = error.get("input")
+    shown = "" if isinstance(given, dict) or given is None else f" (got {given!r})"
+    env = _env_name(loc)
+    hint = f" [or from env {env}]" if env in os.environ else ""
+    return f"{path}: {message}{shown}{hint}"
+
+
+def _secret_keys(data: Any, path: str = "") -> list[str]:
+    found: list[str] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            sub = f"{path}.{key}" if path else str(key)
+            if str(key).lower() in FORBIDDEN_SECRET_KEYS:
+                found.append(
+                    f"{sub}: secrets are not read from the YAML file; set the environment "
+                    f"variable (e.g. {GITHUB_SECRET_ENV}) or a *_file key instead"
+                )
+            found.extend(_secret_keys(value, sub))
+    return found
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) if path.exists() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(path), [f"(file): not valid YAML: {exc}"]) from exc
+    if not path.exists():
+        raise ConfigError(str(path), ["(file): does not exist"])
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(str(path), ["(top level): expected a mapping of sections"])
+    return data
+
+
+def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
+    """Load YAML (if given, else $SENTINEL_CONFIG if set), apply env overrides, validate.
+
+    `overrides` are section dicts merged over the YAML (used by the CLI's flags and tests).
+    Raises `ConfigError` listing every bad key.
+    """
+    if path is None and os.environ.get(CONFIG_ENV):
+        path = os.environ[CONFIG_ENV]
+    data: dict[str, Any] = read_yaml(Path(path)) if path is not None else {}
+    source = str(path) if path is not None else "(defaults and environment)"
+    problems = _secret_keys(data)
+    for section, values in overrides.items():
+        merged = dict(data.get(section) or {})
+        merged.update(values)
+        data[section] = merged
+    try:
+        settings = Settings(**data)
+    except ValidationError as exc:
+        problems.extend(_describe(error) for error in exc.errors())
+        raise ConfigError(source, problems) from exc
+    if problems:
+        raise ConfigError(source, problems)
+    secret_file = settings.webhooks.github.secret_file
+    if secret_file is not None and not secret_file.is_file():
+        raise ConfigError(
+            source, [f"webhooks.github.secret_file: expected a readable file (got {secret_file})"]
+        )
+    return settings

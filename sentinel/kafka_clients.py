@@ -1,0 +1,68 @@
+"""confluent-kafka client settings shared by every producer and consumer of ours.
+
+Producers are idempotent with ``acks=all`` so a retried send never duplicates a message on the
+broker; consumers never auto-commit, so an offset is committed only after its effect is durable.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sentinel.config import Settings
+
+
+class BrokerNotConfigured(RuntimeError):
+    pass
+
+
+def bootstrap_servers(settings: Settings) -> str:
+    servers = settings.kafka.bootstrap_servers
+    if not servers:
+        raise BrokerNotConfigured(
+            "kafka.bootstrap_servers is empty: set it (or SENTINEL_KAFKA__BOOTSTRAP_SERVERS), "
+            "or run `sentinel up`, which starts an embedded broker and sets it"
+        )
+    return servers
+
+
+def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "bootstrap.servers": bootstrap_servers(settings),
+        "client.id": settings.kafka.client_id,
+        "enable.idempotence": True,
+        "acks": "all",
+        "compression.type": "lz4",
+        "linger.ms": 5,
+        # A message the broker has not acknowledged by then is reported as failed, so the
+        # caller can fall back (the webhook receiver spools it) instead of waiting forever.
+        "message.timeout.ms": int(settings.kafka.delivery_timeout_s * 1000),
+        "message.max.bytes": 16 * 1024 * 1024,
+    }
+    config.update(settings.kafka.producer)
+    config.update(extra)
+    return config
+
+
+def consumer_config(settings: Settings, group_id: str, **extra: Any) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "bootstrap.servers": bootstrap_servers(settings),
+        "client.id": settings.kafka.client_id,
+        "group.id": group_id,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "isolation.level": "read_committed",
+        "session.timeout.ms": 10000,
+        "heartbeat.interval.ms": 1000,
+    }
+    config.update(settings.kafka.consumer)
+    config.update(extra)
+    return config
+
+
+def admin_config(settings: Settings) -> dict[str, Any]:
+    config: dict[str, Any] = {"bootstrap.servers": bootstrap_servers(settings)}
+    for key, value in settings.kafka.producer.items():
+        if key.startswith(("security.", "sasl.", "ssl.")):
+            config[key] = value
+    return config

@@ -1,0 +1,1 @@
+"""Sinks: ClickHouse writer and alert channels."""
