@@ -102,7 +102,9 @@ class CiEvent(Message):
     created_at: AwareDatetime | None = None
     started_at: AwareDatetime | None = None
     finished_at: AwareDatetime | None = None
-    event_time: AwareDatetime = Field(description="Event time: when the CI system said this happened.")
+    event_time: AwareDatetime = Field(
+        description="Event time: when the CI system said this happened."
+    )
     received_at: AwareDatetime = Field(default_factory=utcnow)
     raw: dict[str, Any] | None = Field(default=None, description="Payload as received, for audit.")
 
@@ -219,6 +221,14 @@ class RunState(Message):
     first_event_at: AwareDatetime
     updated_at: AwareDatetime = Field(description="Event time of the latest event applied.")
     version: int = Field(default=1, description="Increases with every change; newest wins.")
+    merge_keys: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Run tracker bookkeeping (processors.runs): for each newest-wins field, the order key"
+            " of the event whose value it holds, so late and duplicate events merge the same way"
+            " in any order."
+        ),
+    )
 
 
 class Severity(StrEnum):

@@ -96,7 +96,10 @@ class WebhooksConfig(Section):
 
 
 class TrackingConfig(Section):
-    app_id: str = Field(default="sentinel-worker", description="Faust app id / consumer group.")
+    app_id: str | None = Field(
+        default=None,
+        description="Faust app id = consumer group and changelog prefix; default <prefix>worker.",
+    )
     ignore_check_suite_apps: list[str] = Field(
         default_factory=lambda: ["github-actions"],
         description="Check suites of these GitHub Apps duplicate workflow_run runs; skip them.",
@@ -105,7 +108,9 @@ class TrackingConfig(Section):
 
 
 class SinkConfig(Section):
-    group_id: str = "sentinel-clickhouse-sink"
+    group_id: str | None = Field(
+        default=None, description="Consumer group; default <prefix>clickhouse-sink."
+    )
     batch_rows: int = Field(default=1000, ge=1, le=1_000_000)
     batch_seconds: float = Field(default=1.0, gt=0, le=600)
 
@@ -153,6 +158,16 @@ class Settings(BaseSettings):
     @property
     def topic_names(self) -> TopicNames:
         return TopicNames(self.topics.prefix)
+
+    # Everything an installation names in Kafka carries the topic prefix, so two installations
+    # sharing a cluster never share a consumer group or a table changelog.
+    @property
+    def worker_app_id(self) -> str:
+        return self.tracking.app_id or f"{self.topics.prefix}worker"
+
+    @property
+    def sink_group_id(self) -> str:
+        return self.sink.group_id or f"{self.topics.prefix}clickhouse-sink"
 
     @property
     def spool_dir(self) -> Path:
@@ -241,7 +256,12 @@ def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
     try:
         settings = Settings(**data)
     except ValidationError as exc:
-        problems.extend(_describe(error) for error in exc.errors())
+        secret_paths = {problem.split(":", 1)[0] for problem in problems}
+        problems.extend(
+            _describe(error)
+            for error in exc.errors()
+            if ".".join(str(part) for part in error["loc"]) not in secret_paths
+        )
         raise ConfigError(source, problems) from exc
     if problems:
         raise ConfigError(source, problems)

@@ -1,0 +1,274 @@
+"""Component wiring: the services each `sentinel` subcommand runs, and the embedded stack.
+
+Every component is the same code in production and embedded mode; only the settings differ
+(bootstrap servers and store DSN). The embedded ClickHouse engine can be opened by one process
+only, so the process that owns the store (`StoreOwner`) also runs the ClickHouse sink and the
+HTTP API; the Faust worker runs as a child process, as it would as its own Deployment.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, ConsumerGroupState, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from producers.ledger import DeliveryLedger
+from producers.publisher import KafkaPublisher
+from producers.spool import Spool, SpoolDrainer
+from producers.webhooks import GithubIngest, Intake, github_router
+from sentinel.brokers import Broker, broker_answers, make_broker
+from sentinel.config import BrokerKind, Settings
+from sentinel.kafka_clients import (
+    admin_config,
+    bootstrap_servers,
+    consumer_config,
+    producer_config,
+)
+from sentinel.topic_admin import ensure_topics
+from sinks.clickhouse.migrations import migrate
+from sinks.clickhouse.sink import ClickHouseSink, runs_route
+from sinks.clickhouse.store import Store, open_store
+
+log = logging.getLogger("sentinel.stack")
+
+
+class StoreOwner:
+    """Store + migrations, webhook intake (publisher, spool, ledger), the sink thread, the API."""
+
+    def __init__(self, settings: Settings, run_sink: bool = True) -> None:
+        self.settings = settings
+        self.run_sink = run_sink
+        self.store: Store | None = None
+        self.publisher: KafkaPublisher | None = None
+        self.drainer: SpoolDrainer | None = None
+        self.ledger: DeliveryLedger | None = None
+        self.github: GithubIngest | None = None
+        self.sink: ClickHouseSink | None = None
+        self._sink_stop = threading.Event()
+        self._sink_thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        settings = self.settings
+        self.store = open_store(settings)
+        applied = migrate(self.store)
+        if applied:
+            log.info("applied store migrations %s", ", ".join(applied))
+        self.publisher = KafkaPublisher(producer_config(settings), component="webhooks")
+        spool = Spool(settings.spool_dir)
+        self.drainer = SpoolDrainer(
+            spool, self.publisher, timeout=settings.kafka.delivery_timeout_s
+        )
+        self.drainer.drain_once()
+        self.drainer.start()
+        self.ledger = DeliveryLedger(
+            settings.spool_dir.parent / "deliveries.sqlite", settings.webhooks.dedup_ttl_hours
+        )
+        intake = Intake(self.publisher, spool, settings.topic_names.ci)
+        self.github = GithubIngest(intake, self.ledger)
+        if self.run_sink:
+            self.sink = ClickHouseSink(settings, self.store, [runs_route(settings)])
+            self._sink_thread = threading.Thread(
+                target=self.sink.run_forever,
+                args=(self._sink_stop,),
+                name="clickhouse-sink",
+                daemon=True,
+            )
+            self._sink_thread.start()
+
+    def api(self) -> Any:
+        from sentinel.api import create_api
+
+        assert self.store is not None and self.github is not None
+        secret = self.settings.github_webhook_secret()
+        router = github_router(self.github, secret, self.settings.webhooks.max_body_bytes)
+        bootstrap = bootstrap_servers(self.settings)
+        return create_api(
+            self.store,
+            broker_ready=lambda: broker_answers(bootstrap, timeout=2.0),
+            page_size_max=self.settings.api.page_size_max,
+            extra_routers=[router],
+        )
+
+    def stop(self) -> None:
+        if self._sink_thread is not None:
+            self._sink_stop.set()
+            self._sink_thread.join(30)
+        if self.drainer is not None:
+            self.drainer.stop()
+        if self.publisher is not None:
+            self.publisher.close()
+        if self.ledger is not None:
+            self.ledger.close()
+        if self.store is not None:
+            self.store.close()
+
+
+class WorkerProcess:
+    """The Faust worker as a child process (`sentinel worker`), configured through the env."""
+
+    def __init__(self, settings: Settings, log_path: Path, config_path: Path | None) -> None:
+        self.settings = settings
+        self.log_path = log_path
+        self.config_path = config_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = dict(os.environ)
+        env["SENTINEL_KAFKA__BOOTSTRAP_SERVERS"] = bootstrap_servers(self.settings)
+        env["SENTINEL_TOPICS__PREFIX"] = self.settings.topics.prefix
+        env["SENTINEL_TOPICS__PARTITIONS"] = str(self.settings.topics.partitions)
+        env["SENTINEL_EMBEDDED__DATA_DIR"] = str(self.settings.embedded.data_dir)
+        if self.config_path is not None:
+            env["SENTINEL_CONFIG"] = str(self.config_path)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "sentinel", "worker"],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+            )
+        log.info("started run-tracking worker (pid %d, log %s)", self.proc.pid, self.log_path)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, grace: float = 20.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            log.warning("worker did not stop in %.0fs; killing it", grace)
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+class EmbeddedStack:
+    """Broker process + topics + worker process + store owner, started and stopped in order."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        broker_kind: BrokerKind | None = None,
+        config_path: Path | None = None,
+    ) -> None:
+        self.base_settings = settings
+        data_dir = settings.embedded.data_dir
+        self.broker: Broker | None = None
+        if not settings.kafka.bootstrap_servers:
+            self.broker = make_broker(
+                broker_kind or settings.embedded.broker,
+                data_dir,
+                settings.embedded.kafka_version,
+                settings.embedded.broker_port,
+            )
+        self.settings = settings
+        self.config_path = config_path
+        self.worker: WorkerProcess | None = None
+        self.owner: StoreOwner | None = None
+
+    def start(self) -> None:
+        if self.broker is not None:
+            bootstrap = self.broker.start()
+            kafka = self.base_settings.kafka.model_copy(update={"bootstrap_servers": bootstrap})
+            self.settings = self.base_settings.model_copy(update={"kafka": kafka})
+        ensure_topics(self.settings)
+        self.worker = WorkerProcess(
+            self.settings,
+            self.settings.embedded.data_dir / "logs" / "worker.log",
+            self.config_path,
+        )
+        self.worker.start()
+        self.owner = StoreOwner(self.settings)
+        self.owner.start()
+        # Ready means a webhook posted now is tracked at once, not after the groups settle.
+        wait_groups_joined(
+            self.settings,
+            [self.settings.worker_app_id, self.settings.sink_group_id],
+            alive=self.worker.alive,
+        )
+
+    def stop(self) -> None:
+        if self.owner is not None:
+            self.owner.stop()
+        if self.worker is not None:
+            self.worker.stop()
+        if self.broker is not None:
+            self.broker.stop()
+
+    def wait_consumed(self, timeout: float = 120.0, settle: float = 1.0) -> None:
+        """Block until the worker and the sink have committed everything on their inputs."""
+        groups = [
+            (self.settings.worker_app_id, self.settings.topic_names.ci),
+            (self.settings.sink_group_id, self.settings.topic_names.runs),
+        ]
+        deadline = time.monotonic() + timeout
+        stable_since: float | None = None
+        while time.monotonic() < deadline:
+            if self.worker is not None and not self.worker.alive():
+                raise RuntimeError(f"the worker exited; see {self.worker.log_path}")
+            if all(consumed(self.settings, group, topic) for group, topic in groups):
+                stable_since = stable_since or time.monotonic()
+                if time.monotonic() - stable_since >= settle:
+                    return
+            else:
+                stable_since = None
+            time.sleep(0.2)
+        raise TimeoutError(f"topics not fully consumed within {timeout:.0f}s")
+
+
+def wait_groups_joined(
+    settings: Settings, groups: list[str], alive: Callable[[], bool], timeout: float = 90.0
+) -> None:
+    """Block until every consumer group is stable with members (the worker and sink joined)."""
+    admin = AdminClient(admin_config(settings))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive():
+            raise RuntimeError("the worker exited during start-up; see its log under data_dir/logs")
+        futures = admin.describe_consumer_groups(groups, request_timeout=5)
+        try:
+            described = [future.result(5) for future in futures.values()]
+        except KafkaException:
+            described = []
+        if described and all(group.state == ConsumerGroupState.UNKNOWN for group in described):
+            # Tansu does not report group state; its joins take about 5 s, unobservable here.
+            log.info("broker does not report consumer group state; not waiting for joins")
+            return
+        if described and all(
+            group.state == ConsumerGroupState.STABLE and group.members for group in described
+        ):
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"consumer groups {groups} did not become stable within {timeout:.0f}s")
+
+
+def consumed(settings: Settings, group: str, topic: str) -> bool:
+    """True when `group` has committed up to the end of every partition of `topic`."""
+    consumer = Consumer(consumer_config(settings, group))
+    try:
+        metadata = consumer.list_topics(topic, timeout=5)
+        partitions = [TopicPartition(topic, p) for p in metadata.topics[topic].partitions]
+        committed = consumer.committed(partitions, timeout=5)
+        for tp in committed:
+            _low, high = consumer.get_watermark_offsets(
+                TopicPartition(topic, tp.partition), timeout=5
+            )
+            if high > 0 and tp.offset < high:
+                return False
+        return True
+    finally:
+        consumer.close()

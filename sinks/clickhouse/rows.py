@@ -1,0 +1,170 @@
+"""Pure conversion of topic messages to ClickHouse rows (no client, no broker: unit-testable).
+
+Each table the sink writes has a `TableRoute`: the table name, its column list and a function
+turning one raw Kafka value into one row. A value the function cannot convert raises
+`RowConversionError`; the sink sends it to the dead letter topic with that message.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from schemas.messages import RunState
+
+Row = dict[str, Any]
+
+
+class RowConversionError(ValueError):
+    """A raw message that cannot become a row; the text says why (it ends up in the DLQ)."""
+
+
+@dataclass(frozen=True)
+class TableRoute:
+    """Where one topic's messages go: `table`, with `columns`, each row built by `to_row`."""
+
+    table: str
+    columns: tuple[str, ...]
+    to_row: Callable[[bytes | None], Row]
+
+
+RUN_COLUMNS: tuple[str, ...] = (
+    "run_id",
+    "schema_version",
+    "provider",
+    "provider_run_id",
+    "attempt",
+    "repository",
+    "pipeline",
+    "branch",
+    "commit_sha",
+    "trigger",
+    "actor",
+    "status",
+    "conclusion",
+    "url",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "duration_s",
+    "stages",
+    "stage_count",
+    "labels",
+    "first_event_at",
+    "updated_at",
+    "version",
+    "extra",
+)
+
+
+# RunState fields with no column: tracker bookkeeping, not run history.
+RUN_FIELDS_NOT_STORED = frozenset({"merge_keys"})
+_TIME_COLUMNS = ("created_at", "started_at", "finished_at", "first_event_at", "updated_at")
+
+
+def parse_run_state(raw: bytes | None) -> RunState:
+    """Validate a `sentinel.runs` value; raise `RowConversionError` saying what is wrong."""
+    if raw is None:
+        # A compacted topic's tombstone: there is no state to store.
+        raise RowConversionError("RunState value is empty (tombstone)")
+    try:
+        state: RunState = RunState.model_validate_json(raw)
+    except ValidationError as exc:
+        raise RowConversionError(f"invalid RunState: {_summarise(exc)}") from exc
+    return state
+
+
+def run_state_to_row(state: RunState) -> Row:
+    """One `runs` row: scalars as they are, times in UTC, stages as a JSON string."""
+    stages = [stage.model_dump(mode="json") for stage in state.stages]
+    return {
+        "run_id": state.run_id,
+        "schema_version": state.schema_version,
+        "provider": state.provider,
+        "provider_run_id": state.provider_run_id,
+        "attempt": state.attempt,
+        "repository": state.repository,
+        "pipeline": state.pipeline,
+        "branch": state.branch,
+        "commit_sha": state.commit_sha,
+        "trigger": state.trigger,
+        "actor": state.actor,
+        "status": state.status.value,
+        "conclusion": state.conclusion,
+        "url": state.url,
+        "created_at": _utc(state.created_at),
+        "started_at": _utc(state.started_at),
+        "finished_at": _utc(state.finished_at),
+        "duration_s": state.duration_s,
+        "stages": _json(stages),
+        "stage_count": len(stages),
+        "labels": dict(state.labels),
+        "first_event_at": _utc(state.first_event_at),
+        "updated_at": _utc(state.updated_at),
+        "version": state.version,
+        # Fields from newer producers are kept rather than dropped (see schemas.messages).
+        "extra": _json(state.model_extra or {}),
+    }
+
+
+def row_to_run_state(row: Mapping[str, Any]) -> RunState:
+    """The inverse of `run_state_to_row`: a `runs` row (from a query) back into a `RunState`."""
+    data: dict[str, Any] = json.loads(row.get("extra") or "{}")
+    data.update((name, row[name]) for name in RUN_COLUMNS if name in row and name != "extra")
+    data["stages"] = json.loads(data.get("stages") or "[]")
+    data.pop("stage_count", None)
+    data["labels"] = dict(data.get("labels") or {})
+    for name in _TIME_COLUMNS:
+        data[name] = _aware_utc(data.get(name))
+    return RunState.model_validate(data)
+
+
+def run_row_from_bytes(raw: bytes | None) -> Row:
+    return run_state_to_row(parse_run_state(raw))
+
+
+RUNS_ROUTE = TableRoute(table="runs", columns=RUN_COLUMNS, to_row=run_row_from_bytes)
+
+
+def dedup_token(topic: str, partition: int, first_offset: int, last_offset: int) -> str:
+    """Insert deduplication token for one partition's slice of a batch.
+
+    The same offset range always yields the same token, so re-inserting a batch after a failed
+    or unacknowledged insert is dropped by ClickHouse instead of landing twice.
+    """
+    if first_offset > last_offset:
+        raise ValueError(f"first_offset {first_offset} is after last_offset {last_offset}")
+    return f"{topic}:{partition}:{first_offset}-{last_offset}"
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    # Models only hold aware datetimes; normalising to UTC makes the row independent of the
+    # producer's offset and matches the DateTime64(3, 'UTC') columns.
+    return None if value is None else value.astimezone(UTC)
+
+
+def _aware_utc(value: Any) -> Any:
+    # A client returning naive datetimes (tz_mode="naive_utc") means UTC.
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _summarise(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors(include_url=False)[:5]:
+        location = ".".join(str(part) for part in error["loc"]) or "(value)"
+        parts.append(f"{location}: {error['msg']}")
+    more = exc.error_count() - len(parts)
+    if more > 0:
+        parts.append(f"... and {more} more")
+    return "; ".join(parts)

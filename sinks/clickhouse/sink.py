@@ -1,0 +1,465 @@
+"""The ClickHouse sink: Kafka topics → ClickHouse tables, in batches, exactly once per offset range.
+
+A thin adapter; the row conversion lives in `sinks.clickhouse.rows` (pure). One loop step:
+
+1. consume messages; each becomes a row, or — if it cannot be converted — a dead letter;
+2. when the batch is full (`sink.batch_rows` messages) or old (`sink.batch_seconds`), flush:
+   insert each partition's rows with an insert deduplication token made from its offset range
+   (a retried or replayed batch never lands twice), deliver its dead letters, then commit
+   offset+1 synchronously. Nothing is committed before its rows and dead letters are durable;
+3. if the flush fails (store down, DLQ unreachable), keep the batch, pause every assigned
+   partition (so memory stays bounded: paused partitions fetch nothing) and retry with capped
+   exponential backoff; on success resume.
+
+Rebalances: revoked partitions are flushed once if possible, else their pending messages are
+dropped uncommitted so the new owner re-reads them; lost partitions are dropped uncommitted.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from schemas.messages import DeadLetter
+from sentinel.config import Settings
+from sentinel.kafka_clients import consumer_config, producer_config
+from sinks.clickhouse.rows import RUNS_ROUTE, Row, TableRoute, dedup_token
+from sinks.clickhouse.store import Store, store_errors
+
+log = logging.getLogger("sentinel.sink")
+
+COMPONENT = "clickhouse-sink"
+PartitionKey = tuple[str, int]
+
+
+Routes = Mapping[str, TableRoute] | Iterable[tuple[str, TableRoute]]
+
+
+def runs_route(settings: Settings) -> tuple[str, TableRoute]:
+    """`sentinel.runs` (with the configured prefix) → the `runs` table."""
+    return settings.topic_names.runs, RUNS_ROUTE
+
+
+def default_routes(settings: Settings) -> dict[str, TableRoute]:
+    """The topics this sink writes and where to; later topics plug in here."""
+    return dict([runs_route(settings)])
+
+
+class DeadLetterDeliveryError(RuntimeError):
+    """The DLQ topic did not acknowledge a dead letter; the batch is retried, not committed."""
+
+
+@dataclass
+class PartitionSlice:
+    """One partition's share of a batch: its offset range, rows and dead letters."""
+
+    topic: str
+    partition: int
+    first_offset: int
+    last_offset: int
+    rows: list[Row] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+    # Progress marks, so a retry after a partial failure redoes only what is missing.
+    inserted: bool = False
+    dead_sent: bool = False
+
+    @property
+    def token(self) -> str:
+        return dedup_token(self.topic, self.partition, self.first_offset, self.last_offset)
+
+    def extend_to(self, offset: int) -> None:
+        self.last_offset = offset
+
+
+class Batch:
+    """Messages consumed but not yet committed, grouped by partition."""
+
+    def __init__(self) -> None:
+        self.slices: dict[PartitionKey, PartitionSlice] = {}
+        self.messages = 0
+        self.started_at: float | None = None
+
+    def slice_for(self, topic: str, partition: int, offset: int) -> PartitionSlice:
+        if self.started_at is None:
+            self.started_at = time.monotonic()
+        self.messages += 1
+        key = (topic, partition)
+        current = self.slices.get(key)
+        if current is None:
+            current = self.slices[key] = PartitionSlice(topic, partition, offset, offset)
+        current.extend_to(offset)
+        return current
+
+    def due(self, max_messages: int, max_age_s: float, now: float) -> bool:
+        if self.messages >= max_messages:
+            return True
+        return self.started_at is not None and now - self.started_at >= max_age_s
+
+    def seconds_until_due(self, max_age_s: float, now: float) -> float | None:
+        if self.started_at is None:
+            return None
+        return max(0.0, self.started_at + max_age_s - now)
+
+    def take(self, keys: Iterable[PartitionKey]) -> list[PartitionSlice]:
+        return [self.slices[key] for key in keys if key in self.slices]
+
+    def drop(self, keys: Iterable[PartitionKey]) -> int:
+        dropped = 0
+        for key in keys:
+            removed = self.slices.pop(key, None)
+            if removed is not None:
+                dropped += len(removed.rows) + len(removed.dead)
+        self.messages = sum(len(s.rows) + len(s.dead) for s in self.slices.values())
+        if not self.slices:
+            self.started_at = None
+        return dropped
+
+
+@dataclass
+class Backoff:
+    """Capped exponential backoff between flush retries."""
+
+    initial_s: float = 0.5
+    max_s: float = 30.0
+    attempts: int = 0
+    retry_at: float = 0.0
+
+    @property
+    def active(self) -> bool:
+        return self.attempts > 0
+
+    def failed(self, now: float) -> float:
+        delay = min(self.max_s, self.initial_s * 2.0**self.attempts)
+        self.attempts += 1
+        self.retry_at = now + delay
+        return delay
+
+    def reset(self) -> None:
+        self.attempts = 0
+        self.retry_at = 0.0
+
+
+class ClickHouseSink:
+    """Consumes the routed topics and writes them to the store; see the module docstring.
+
+    `topic_table_map` maps topic name → `TableRoute` (a mapping, or (topic, route) pairs such
+    as `[runs_route(settings)]`); default: `default_routes(settings)`.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        topic_table_map: Routes | None = None,
+        *,
+        poll_timeout_s: float = 0.5,
+        retry_initial_s: float = 0.5,
+        retry_max_s: float = 30.0,
+        consumer_overrides: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._routes = dict(
+            default_routes(settings) if topic_table_map is None else topic_table_map
+        )
+        self._dlq_topic = settings.topic_names.dlq
+        self._poll_timeout_s = poll_timeout_s
+        self._backoff = Backoff(retry_initial_s, retry_max_s)
+        self._retryable: tuple[type[BaseException], ...] = (
+            *store_errors(),
+            KafkaException,
+            DeadLetterDeliveryError,
+        )
+        self._batch = Batch()
+        self._paused: list[TopicPartition] = []
+        self._closed = False
+        self._consumer = Consumer(
+            consumer_config(settings, settings.sink_group_id, **dict(consumer_overrides or {}))
+        )
+        self._producer = Producer(producer_config(settings))
+        self._consumer.subscribe(
+            list(self._routes),
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+
+    # -- state, for callers and tests -------------------------------------------------------
+
+    @property
+    def paused(self) -> bool:
+        """True while a failed flush is waiting for its retry (partitions paused)."""
+        return self._backoff.active
+
+    @property
+    def pending_messages(self) -> int:
+        return self._batch.messages
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def run_forever(self, stop_event: threading.Event) -> None:
+        log.info("sink started", extra={"topics": sorted(self._routes)})
+        try:
+            while not stop_event.is_set():
+                self.poll_once()
+        finally:
+            self.stop()
+
+    def poll_once(self, timeout_s: float | None = None) -> int:
+        """One loop step: consume what is there, flush if due (or retry if backing off).
+
+        Returns the number of messages consumed.
+        """
+        timeout = self._poll_timeout_s if timeout_s is None else timeout_s
+        if self._backoff.active:
+            return self._poll_while_paused(timeout)
+        consumed = self._consume(self._consume_timeout(timeout))
+        if self._batch.due(
+            self._settings.sink.batch_rows, self._settings.sink.batch_seconds, time.monotonic()
+        ):
+            self._flush_or_back_off()
+        return consumed
+
+    def stop(self) -> None:
+        """Flush and commit what is pending (one attempt), then close the clients.
+
+        Call it from the thread that runs the loop (`run_forever` does, on its way out).
+        """
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._final_flush()
+        finally:
+            self._consumer.close()
+            self._producer.flush(self._settings.kafka.delivery_timeout_s)
+            self._producer.close()
+            log.info("sink stopped")
+
+    def _final_flush(self) -> None:
+        if not self._batch.slices:
+            return
+        try:
+            self._flush(list(self._batch.slices))
+        except self._retryable as exc:
+            log.warning(
+                "final flush failed; %d messages stay uncommitted and are re-read on restart",
+                self._batch.messages,
+                extra={"error": str(exc)},
+            )
+
+    # -- consuming --------------------------------------------------------------------------
+
+    def _consume_timeout(self, timeout: float) -> float:
+        until_due = self._batch.seconds_until_due(
+            self._settings.sink.batch_seconds, time.monotonic()
+        )
+        return timeout if until_due is None else min(timeout, until_due)
+
+    def _consume(self, timeout: float) -> int:
+        room = max(1, self._settings.sink.batch_rows - self._batch.messages)
+        messages = self._consumer.consume(num_messages=room, timeout=timeout)
+        for message in messages:
+            self._handle(message)
+        return len(messages)
+
+    def _poll_while_paused(self, timeout: float) -> int:
+        # Polling keeps the group membership alive and runs rebalance callbacks; paused
+        # partitions fetch nothing, so the batch does not grow while the store is down.
+        wait = max(0.0, min(timeout, self._backoff.retry_at - time.monotonic()))
+        consumed = self._consume(wait)
+        self._pause_assigned()  # partitions assigned by a rebalance meanwhile start unpaused
+        if time.monotonic() >= self._backoff.retry_at:
+            self._flush_or_back_off()
+        return consumed
+
+    def _handle(self, message: Message) -> None:
+        error = message.error()
+        if error is not None:
+            self._handle_consumer_error(error)
+            return
+        topic, partition, offset = _origin(message)
+        part = self._batch.slice_for(topic, partition, offset)
+        route = self._routes.get(topic)
+        try:
+            if route is None:
+                raise LookupError(f"no table is routed for topic {topic!r}")
+            row = route.to_row(message.value())
+        except Exception as exc:  # errors as data: any unconvertible message is a dead letter
+            part.dead.append(self._dead_letter(message, exc))
+            log.warning(
+                "dead letter %s[%d]@%d: %s",
+                topic,
+                partition,
+                offset,
+                exc,
+                extra={"topic": topic, "partition": partition, "offset": offset},
+            )
+            return
+        part.rows.append(row)
+
+    def _handle_consumer_error(self, error: KafkaError) -> None:
+        if error.code() == KafkaError._PARTITION_EOF:
+            return
+        if error.fatal():
+            raise KafkaException(error)
+        log.warning("consumer error: %s", error, extra={"error": str(error)})
+
+    def _dead_letter(self, message: Message, exc: Exception) -> DeadLetter:
+        topic, partition, offset = _origin(message)
+        return DeadLetter(
+            origin_topic=topic,
+            origin_partition=partition,
+            origin_offset=offset,
+            origin_key=message.key(),
+            raw_value=message.value() or b"",
+            error=str(exc),
+            error_type=type(exc).__name__,
+            component=COMPONENT,
+        )
+
+    # -- flushing ---------------------------------------------------------------------------
+
+    def _flush_or_back_off(self) -> None:
+        try:
+            self._flush(list(self._batch.slices))
+        except self._retryable as exc:
+            delay = self._backoff.failed(time.monotonic())
+            self._pause_assigned()
+            log.error(
+                "flush failed (attempt %d), %d messages held, paused, retry in %.1fs: %s",
+                self._backoff.attempts,
+                self._batch.messages,
+                delay,
+                exc,
+                extra={"attempt": self._backoff.attempts, "retry_in_s": delay},
+            )
+            return
+        if self._backoff.active:
+            log.info("flush succeeded after %d failed attempts; resuming", self._backoff.attempts)
+            self._backoff.reset()
+            self._resume_paused()
+
+    def _flush(self, keys: list[PartitionKey]) -> None:
+        """Insert, deliver dead letters, commit — for the given partitions of the batch."""
+        slices = self._batch.take(keys)
+        if not slices:
+            return
+        started = time.monotonic()
+        for part in slices:
+            self._insert(part)
+        self._send_dead_letters(slices)
+        self._commit(slices)
+        rows = sum(len(part.rows) for part in slices)
+        dead = sum(len(part.dead) for part in slices)
+        self._batch.drop(keys)
+        log.info(
+            "flushed %d rows, %d dead letters from %d partitions in %.3fs",
+            rows,
+            dead,
+            len(slices),
+            time.monotonic() - started,
+            extra={"rows": rows, "dead_letters": dead, "partitions": len(slices)},
+        )
+
+    def _insert(self, part: PartitionSlice) -> None:
+        if part.inserted or not part.rows:
+            return
+        route = self._routes[part.topic]
+        self._store.insert(route.table, part.rows, route.columns, dedup_token=part.token)
+        part.inserted = True
+
+    def _send_dead_letters(self, slices: list[PartitionSlice]) -> None:
+        waiting = [part for part in slices if part.dead and not part.dead_sent]
+        if not waiting:
+            return
+        failures: list[str] = []
+
+        def on_delivery(error: KafkaError | None, _message: Message) -> None:
+            if error is not None:
+                failures.append(str(error))
+
+        for part in waiting:
+            for letter in part.dead:
+                key = f"{letter.origin_topic}/{letter.origin_partition}/{letter.origin_offset}"
+                self._producer.produce(
+                    self._dlq_topic, value=letter.to_bytes(), key=key, on_delivery=on_delivery
+                )
+        remaining = self._producer.flush(self._settings.kafka.delivery_timeout_s)
+        if failures or remaining:
+            raise DeadLetterDeliveryError(
+                f"{self._dlq_topic}: {len(failures)} failed, {remaining} unacknowledged"
+                + (f" ({failures[0]})" if failures else "")
+            )
+        for part in waiting:
+            part.dead_sent = True
+
+    def _commit(self, slices: list[PartitionSlice]) -> None:
+        offsets = [TopicPartition(p.topic, p.partition, p.last_offset + 1) for p in slices]
+        self._consumer.commit(offsets=offsets, asynchronous=False)
+
+    # -- pause / resume ---------------------------------------------------------------------
+
+    def _pause_assigned(self) -> None:
+        assigned = self._consumer.assignment()
+        if assigned:
+            self._consumer.pause(assigned)
+        self._paused = assigned
+
+    def _resume_paused(self) -> None:
+        assigned = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+        still = [tp for tp in self._paused if (tp.topic, tp.partition) in assigned]
+        if still:
+            self._consumer.resume(still)
+        self._paused = []
+
+    # -- rebalance callbacks (run inside consume) -------------------------------------------
+
+    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        log.info("assigned %s", _names(partitions))
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        keys = [(tp.topic, tp.partition) for tp in partitions]
+        if self._batch.take(keys) and not self._backoff.active:
+            try:
+                self._flush(keys)
+            except self._retryable as exc:
+                log.warning("flush on revoke failed: %s", exc, extra={"error": str(exc)})
+        self._drop(keys, "revoked")
+
+    def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._drop([(tp.topic, tp.partition) for tp in partitions], "lost")
+
+    def _drop(self, keys: list[PartitionKey], why: str) -> None:
+        dropped = self._batch.drop(keys)
+        revoked = set(keys)
+        self._paused = [tp for tp in self._paused if (tp.topic, tp.partition) not in revoked]
+        if dropped:
+            log.warning(
+                "partitions %s: %d uncommitted messages dropped; the next owner re-reads them",
+                why,
+                dropped,
+                extra={"dropped": dropped},
+            )
+        if not self._batch.slices and self._backoff.active:
+            # Nothing left to retry: the revoked partitions were the ones blocking.
+            self._backoff.reset()
+            self._resume_paused()
+
+
+def _origin(message: Message) -> tuple[str, int, int]:
+    topic, partition, offset = message.topic(), message.partition(), message.offset()
+    # Only error events lack these, and those are handled before a message gets here.
+    if topic is None or partition is None or offset is None:
+        raise KafkaException(f"message without topic/partition/offset: {message!r}")
+    return topic, partition, offset
+
+
+def _names(partitions: list[TopicPartition]) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "(none)"

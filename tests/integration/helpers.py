@@ -1,0 +1,99 @@
+"""Test helpers: a real uvicorn server on a loopback port, GitHub signing, reading a topic."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+from sentinel.brokers import free_port
+from sentinel.config import Settings
+from sentinel.kafka_clients import consumer_config
+
+CORPUS = Path(__file__).resolve().parents[1] / "data" / "github-webhooks"
+
+
+def payload(path: str) -> bytes:
+    return (CORPUS / path).read_bytes()
+
+
+def sign(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def github_headers(event: str, delivery: str, body: bytes, secret: str | None) -> dict[str, str]:
+    headers = {
+        "Content-Type": "application/json",
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": delivery,
+    }
+    if secret is not None:
+        headers["X-Hub-Signature-256"] = sign(secret, body)
+    return headers
+
+
+class ServerThread:
+    """uvicorn serving an ASGI app on 127.0.0.1:<free port> in a background thread."""
+
+    def __init__(self, app: Any) -> None:
+        self.port = free_port()
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None)
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise TimeoutError("uvicorn did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+def read_topic(
+    settings: Settings, topic: str, idle: float = 1.5
+) -> list[tuple[bytes | None, bytes]]:
+    """Every message on `topic` from the beginning, read until the end of every partition."""
+    consumer = Consumer(
+        consumer_config(settings, f"reader-{time.monotonic_ns()}", **{"enable.partition.eof": True})
+    )
+    metadata = consumer.list_topics(topic, timeout=10)
+    partitions = list(metadata.topics[topic].partitions)
+    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+    messages: list[tuple[bytes | None, bytes]] = []
+    at_end: set[int] = set()
+    deadline = time.monotonic() + 30
+    while len(at_end) < len(partitions) and time.monotonic() < deadline:
+        message = consumer.poll(idle)
+        if message is None:
+            continue
+        error = message.error()
+        if error is not None:
+            if error.code() == KafkaError._PARTITION_EOF:
+                at_end.add(message.partition())
+                continue
+            raise RuntimeError(error.str())
+        messages.append((message.key(), message.value()))
+    consumer.close()
+    return messages
+
+
+def json_values(messages: list[tuple[bytes | None, bytes]]) -> list[dict[str, Any]]:
+    return [json.loads(value) for _key, value in messages]

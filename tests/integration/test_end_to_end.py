@@ -1,0 +1,85 @@
+"""The walking skeleton end to end on real Apache Kafka: webhook → run tracker → ClickHouse → API."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from sentinel.config import Settings
+from sentinel.stack import EmbeddedStack
+from tests.integration.helpers import ServerThread, github_headers, payload
+
+pytestmark = pytest.mark.integration
+
+SECRET = "e2e-secret"
+RUN_ID = "github:octo-org/octo-repo:289782451:1"
+
+
+@pytest.fixture
+def stack_url(
+    kafka_bootstrap: str, make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[EmbeddedStack, str]]:
+    monkeypatch.setenv("SENTINEL_GITHUB_WEBHOOK_SECRET", SECRET)
+    stack = EmbeddedStack(make_settings(kafka_bootstrap))
+    stack.start()
+    try:
+        assert stack.owner is not None
+        with ServerThread(stack.owner.api()) as server:
+            yield stack, server.url
+    finally:
+        stack.stop()
+
+
+def post_event(url: str, event: str, delivery: str, path: str) -> None:
+    body = payload(path)
+    response = httpx.post(
+        f"{url}/api/webhooks/github",
+        content=body,
+        headers=github_headers(event, delivery, body, SECRET),
+        timeout=30,
+    )
+    assert response.status_code == 202, response.text
+
+
+def wait_for_run(url: str, run_id: str, status: str, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = httpx.get(f"{url}/api/runs", timeout=10)
+        assert response.status_code == 200
+        for run in response.json()["items"]:
+            if run["run_id"] == run_id and run["status"] == status:
+                return dict(run)
+        time.sleep(0.1)
+    raise AssertionError(f"run {run_id} did not reach {status} in {timeout}s")
+
+
+def test_requested_then_completed_shows_a_succeeded_run(
+    stack_url: tuple[EmbeddedStack, str],
+) -> None:
+    stack, url = stack_url
+    assert httpx.get(f"{url}/ready", timeout=10).json() == {"status": "ready"}
+
+    post_event(url, "workflow_run", "e2e-1", "workflow_run/requested.payload.json")
+    pending = wait_for_run(url, RUN_ID, "pending")
+    assert pending["pipeline"] == "test"
+    post_event(url, "workflow_run", "e2e-2", "workflow_run/completed.payload.json")
+    run = wait_for_run(url, RUN_ID, "succeeded")
+    assert run["conclusion"] == "success"
+    assert run["repository"] == "octo-org/octo-repo"
+    assert run["branch"] == "master"
+    assert run["commit_sha"] == "3484a3fb816e0859fd6e1cea078d76385ff50625"
+
+    one = httpx.get(f"{url}/api/runs/{RUN_ID}", timeout=10)
+    assert one.status_code == 200
+    assert one.json()["status"] == "succeeded"
+    missing = httpx.get(f"{url}/api/runs/github:nobody/nothing:1:1", timeout=10)
+    assert missing.status_code == 404
+    assert "no run" in missing.json()["detail"]
+
+    # Exactly one row per run survives, whatever number of snapshots the sink wrote.
+    listing = httpx.get(f"{url}/api/runs", params={"repository": "octo-org/octo-repo"}).json()
+    assert [r["run_id"] for r in listing["items"]] == [RUN_ID]
