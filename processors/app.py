@@ -40,7 +40,9 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
         "broker_commit_interval": 1.0,
         "producer_acks": -1,
         "web_enabled": web_port is not None,
-        "web_port": web_port or 6066,
+        "web_port": 6066 if web_port is None else web_port,
+        # Faust keeps per-app files (table stores) here; never in the current directory.
+        "datadir": str(settings.embedded.data_dir / "worker"),
         "web_bind": "127.0.0.1",
         "table_standby_replicas": 0,
         "worker_redirect_stdouts": False,
@@ -66,7 +68,7 @@ def create_app(settings: Settings) -> faust.App:
     def load_state(run_id: str) -> RunState | None:
         return decode_state(runs_table.get(run_id.encode()))
 
-    async def dead_letter(event: EventT[Any, Any], error: str, error_type: str) -> None:
+    async def dead_letter(event: EventT[Any], error: str, error_type: str) -> None:
         DEAD_LETTERS.labels("run-tracker").inc()
         message = event.message
         letter = DeadLetter(

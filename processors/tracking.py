@@ -1,4 +1,6 @@
-"""One step of run tracking, as pure code: raw `sentinel.ci` bytes in, new `RunState` or a reason out.
+"""One step of run tracking, as pure code.
+
+Raw `sentinel.ci` bytes in, new `RunState` or a reason out.
 
 The Faust agent only moves data: it looks up the current state in its table, calls `track`, and
 writes what comes back (new state to the table and `sentinel.runs`, or a dead letter).

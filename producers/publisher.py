@@ -13,7 +13,7 @@ import logging
 import threading
 from typing import Any
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import OFFSET_INVALID, KafkaError, Message, Producer
 
 from sentinel.metrics import PUBLISH_FAILURES, PUBLISHED
 
@@ -45,13 +45,24 @@ class KafkaPublisher:
     def submit(
         self, topic: str, key: bytes | None, value: bytes, headers: dict[str, bytes] | None = None
     ) -> concurrent.futures.Future[tuple[int, int]]:
-        """Queue a message; the future resolves to (partition, offset) or fails with PublishError."""
+        """Queue a message.
+
+        The future resolves to (partition, offset) or fails with PublishError.
+        """
         future: concurrent.futures.Future[tuple[int, int]] = concurrent.futures.Future()
 
         def on_delivery(error: KafkaError | None, message: Message) -> None:
             if error is None:
                 PUBLISHED.labels(self._component, topic).inc()
-                future.set_result((message.partition(), message.offset()))
+                partition, offset = message.partition(), message.offset()
+                # The binding reports librdkafka's "unknown" values (unassigned partition,
+                # invalid offset) as None; keep them as librdkafka's numbers.
+                future.set_result(
+                    (
+                        partition if partition is not None else -1,
+                        offset if offset is not None else OFFSET_INVALID,
+                    )
+                )
             else:
                 PUBLISH_FAILURES.labels(self._component, topic).inc()
                 # Timeouts and broker outages are worth retrying later; a message the broker
@@ -59,9 +70,13 @@ class KafkaPublisher:
                 permanent = error.fatal() or error.code() == KafkaError.MSG_SIZE_TOO_LARGE
                 future.set_exception(PublishError(f"{topic}: {error.str()}", not permanent))
 
+        # A copy typed as the client expects (its header values may also be str or None).
+        kafka_headers: dict[str, str | bytes | None] | None = (
+            dict(headers) if headers is not None else None
+        )
         try:
             self._producer.produce(
-                topic, key=key, value=value, headers=headers, on_delivery=on_delivery
+                topic, key=key, value=value, headers=kafka_headers, on_delivery=on_delivery
             )
         except BufferError as exc:  # local queue full: the broker is far behind or gone
             PUBLISH_FAILURES.labels(self._component, topic).inc()

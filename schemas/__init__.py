@@ -1,1 +1,4 @@
-"""Message models, topic registry, ClickHouse DDL and capture format: the contracts of the pipeline."""
+"""The contracts of the pipeline.
+
+Message models, topic registry, ClickHouse DDL and capture format.
+"""

@@ -1,4 +1,4 @@
-"""`sentinel analyze CAPTURE`: replay a capture through an ephemeral embedded stack, report findings.
+"""`sentinel analyze CAPTURE`: replay a capture through an ephemeral stack, report findings.
 
 The stack lives in a temporary directory and is the same code as production: broker process,
 topics, Faust worker, ClickHouse sink and the embedded store. The report lists what the read API

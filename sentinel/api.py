@@ -13,12 +13,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
 from schemas.messages import RunState, RunStatus
+from sentinel import metrics as _metrics  # noqa: F401 - registers every collector for /metrics
 from sentinel.run_queries import BadCursor, RunFilters, encode_cursor, get_run_sql, list_runs_sql
 from sinks.clickhouse.rows import row_to_run_state
 
 
 class RunStore(Protocol):
-    database: str
+    @property
+    def database(self) -> str: ...
 
     def query_rows(
         self, sql: str, parameters: dict[str, Any] | None = None
@@ -66,7 +68,9 @@ def runs_router(store: RunStore, page_size_max: int) -> APIRouter:
             datetime | None, Query(description="created at or after (RFC 3339)")
         ] = None,
         until: Annotated[datetime | None, Query(description="created before (RFC 3339)")] = None,
-        limit: Annotated[int, Query(ge=1, le=page_size_max)] = 50,
+        # A default-value Query, not Annotated: the bound is a closure variable, which a
+        # postponed (string) annotation could not resolve.
+        limit: int = Query(50, ge=1, le=page_size_max),
         cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     ) -> RunPage:
         filters = RunFilters(

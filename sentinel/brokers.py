@@ -146,7 +146,8 @@ def _wait_ready(process: _Process, bootstrap: str, timeout: float) -> None:
         time.sleep(0.3)
     process.stop()
     raise BrokerError(
-        f"{process.name} did not answer on {bootstrap} within {timeout:.0f}s; see {process.log_path}"
+        f"{process.name} did not answer on {bootstrap} within {timeout:.0f}s; "
+        f"see {process.log_path}"
     )
 
 

@@ -1,4 +1,4 @@
-"""Configuration: one YAML file plus ``SENTINEL_``-prefixed environment overrides, validated at start.
+"""Configuration: one YAML file plus ``SENTINEL_``-prefixed env overrides, validated at start.
 
 Environment variables override the YAML, nested keys joined by ``__``:
 ``SENTINEL_KAFKA__BOOTSTRAP_SERVERS=broker:9092`` sets ``kafka.bootstrap_servers``.
@@ -53,7 +53,9 @@ class KafkaConfig(Section):
 class StoreConfig(Section):
     dsn: str | None = Field(
         default=None,
-        description="http(s)://user@host:8123/db for a server; empty = embedded engine in data_dir.",
+        description=(
+            "http(s)://user@host:8123/db for a server; empty = embedded engine in data_dir."
+        ),
     )
     database: str = Field(default="sentinel", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     password_env: str = Field(

@@ -1,4 +1,7 @@
-"""The walking skeleton end to end on real Apache Kafka: webhook → run tracker → ClickHouse → API."""
+"""The walking skeleton end to end on real Apache Kafka.
+
+Webhook → run tracker → ClickHouse → API.
+"""
 
 from __future__ import annotations
 
@@ -60,7 +63,7 @@ def wait_for_run(url: str, run_id: str, status: str, timeout: float = 60) -> dic
 def test_requested_then_completed_shows_a_succeeded_run(
     stack_url: tuple[EmbeddedStack, str],
 ) -> None:
-    stack, url = stack_url
+    _stack, url = stack_url
     assert httpx.get(f"{url}/ready", timeout=10).json() == {"status": "ready"}
 
     post_event(url, "workflow_run", "e2e-1", "workflow_run/requested.payload.json")
