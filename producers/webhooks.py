@@ -12,6 +12,7 @@ import json
 import logging
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
@@ -63,7 +64,18 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def parse_json_object(body: bytes) -> dict[str, Any]:
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+
+
+def parse_json_object(body: bytes, content_type: str | None = None) -> dict[str, Any]:
+    """The JSON object of a webhook body, sent as JSON or (GitHub's other content type) as a
+    form whose `payload` field holds the JSON."""
+    if content_type and content_type.split(";")[0].strip().lower() == FORM_CONTENT_TYPE:
+        # Percent-encoded UTF-8; undecodable bytes become U+FFFD and then fail JSON parsing.
+        fields = parse_qs(body.decode("latin-1"), keep_blank_values=True, errors="replace")
+        if "payload" not in fields:
+            raise HTTPException(400, "form-encoded body has no 'payload' field")
+        body = fields["payload"][0].encode("utf-8")
     try:
         payload = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -171,7 +183,7 @@ def github_router(ingest: GithubIngest, secret: SecretStr | None, max_body_bytes
             raise HTTPException(400, "missing X-GitHub-Event header")
         if not x_github_delivery:
             raise HTTPException(400, "missing X-GitHub-Delivery header")
-        payload = parse_json_object(body)
+        payload = parse_json_object(body, request.headers.get("content-type"))
         result = await ingest.handle(x_github_event, x_github_delivery, payload)
         return result.response()
 

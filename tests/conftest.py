@@ -1,9 +1,9 @@
 """Shared fixtures: one real Apache Kafka broker per test session, per-test settings.
 
-The broker is the official Apache Kafka (jars from Maven Central, cached under
-~/.cache/automation-run-sentinel or $SENTINEL_CACHE_DIR), single node in KRaft mode on a free
-loopback port. Set SENTINEL_TEST_KAFKA_BOOTSTRAP=host:port to use a broker that is already running
-instead, and SENTINEL_TEST_KAFKA_VERSION to test another Kafka release.
+The broker is the official Apache Kafka (jars from Maven Central, cached in the git-ignored
+`.cache/` of the repository unless $SENTINEL_CACHE_DIR says otherwise), single node in KRaft mode
+on a free loopback port. Set SENTINEL_TEST_KAFKA_BOOTSTRAP=host:port to use a broker that is
+already running instead, and SENTINEL_TEST_KAFKA_VERSION to test another Kafka release.
 """
 
 from __future__ import annotations
@@ -19,6 +19,9 @@ import pytest
 from sentinel.config import Settings, load_settings
 
 TEST_KAFKA_VERSION = os.environ.get("SENTINEL_TEST_KAFKA_VERSION", "4.1.1")
+REPO = Path(__file__).resolve().parents[1]
+# Set before any broker starts; `sentinel up` subprocesses of the tests inherit it.
+os.environ.setdefault("SENTINEL_CACHE_DIR", str(REPO / ".cache"))
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -149,3 +150,21 @@ def test_broker_outage_spools_then_delivers(
     assert len(Spool(spool_dir)) == 0
     events = json_values(read_topic(reachable, reachable.topic_names.ci))
     assert [e["event_id"] for e in events] == ["d-spooled"]
+
+
+def test_form_encoded_payload_is_accepted(receiver: tuple[Settings, str]) -> None:
+    """GitHub's second content type: the JSON in a `payload` form field, signed as sent."""
+    settings, url = receiver
+    body = urlencode({"payload": payload("workflow_run/requested.payload.json").decode()}).encode()
+    headers = github_headers("workflow_run", "d-form", body, SECRET)
+    headers["Content-Type"] = "application/x-www-form-urlencoded"
+    response = httpx.post(f"{url}/api/webhooks/github", content=body, headers=headers)
+    assert response.status_code == 202, response.text
+    no_field = urlencode({"other": "x"}).encode()
+    headers = github_headers("workflow_run", "d-form-2", no_field, SECRET)
+    headers["Content-Type"] = "application/x-www-form-urlencoded"
+    refused = httpx.post(f"{url}/api/webhooks/github", content=no_field, headers=headers)
+    assert refused.status_code == 400
+    assert "payload" in refused.json()["detail"]
+    events = json_values(read_topic(settings, settings.topic_names.ci))
+    assert [e["event_id"] for e in events] == ["d-form"]
