@@ -1,8 +1,9 @@
 """Capture replay: publish recorded input through the same normalisation code as live input.
 
-Webhook records go through the same `GithubIngest` as the HTTP endpoint (so de-duplication on the
-delivery id and normalisation are identical). `speed=None` replays as fast as possible; otherwise
-the gaps between record timestamps are kept, divided by `speed`.
+Webhook records go through the same ingest as the HTTP endpoint (so de-duplication on the
+delivery id and normalisation are identical); Kubernetes and log records through the handlers in
+`ReplayTargets`, which use the watcher's and log streamer's normalisation. `speed=None` replays
+as fast as possible; otherwise the gaps between record timestamps are kept, divided by `speed`.
 """
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from fastapi import HTTPException
 
-from producers.webhooks import GithubIngest
+from producers.webhooks import WebhookIngest
 from schemas.capture import K8sRecord, LogRecord, WebhookRecord
 
 log = logging.getLogger("sentinel.replay")
@@ -33,9 +35,20 @@ class ReplayStats:
         return f"{self.records} records: " + (", ".join(parts) or "nothing")
 
 
+@dataclass
+class ReplayTargets:
+    """Where each record type goes. Webhooks go to the same ingest as the HTTP endpoint;
+    Kubernetes and log records to handlers that run the producers' normalisation and publish.
+    A missing handler counts its records as unsupported instead of failing the replay."""
+
+    github: WebhookIngest
+    k8s: Callable[[K8sRecord], Awaitable[str]] | None = None
+    logs: Callable[[LogRecord], Awaitable[str]] | None = None
+
+
 async def replay(
     records: Iterable[WebhookRecord | K8sRecord | LogRecord],
-    github: GithubIngest,
+    targets: ReplayTargets,
     speed: float | None = None,
 ) -> ReplayStats:
     stats = ReplayStats()
@@ -48,14 +61,32 @@ async def replay(
                 await asyncio.sleep(gap)
         previous = record.ts
         if isinstance(record, WebhookRecord):
-            await _replay_webhook(record, github, stats)
+            await _replay_webhook(record, targets.github, stats)
+        elif isinstance(record, K8sRecord):
+            await _replay_with(targets.k8s, record, stats)
         else:
-            # Kubernetes and log records come with the producers issue; count, don't fail.
-            stats.outcomes[f"unsupported_{record.type}"] += 1
+            await _replay_with(targets.logs, record, stats)
     return stats
 
 
-async def _replay_webhook(record: WebhookRecord, github: GithubIngest, stats: ReplayStats) -> None:
+async def _replay_with(
+    handler: Callable[[Any], Awaitable[str]] | None,
+    record: K8sRecord | LogRecord,
+    stats: ReplayStats,
+) -> None:
+    if handler is None:
+        stats.outcomes[f"unsupported_{record.type}"] += 1
+        return
+    try:
+        outcome = await handler(record)
+    except ValueError as exc:  # the producers' normalisation refused it, as it would live
+        stats.outcomes["rejected"] += 1
+        stats.rejected.append(f"record {stats.records}: {exc}")
+        return
+    stats.outcomes[f"{record.type}_{outcome}"] += 1
+
+
+async def _replay_webhook(record: WebhookRecord, github: WebhookIngest, stats: ReplayStats) -> None:
     if record.provider != github.provider:
         stats.outcomes[f"unsupported_provider_{record.provider}"] += 1
         return

@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Header, HTTPException, Request
@@ -85,6 +85,16 @@ def parse_json_object(body: bytes, content_type: str | None = None) -> dict[str,
     return payload
 
 
+class WebhookIngest(Protocol):
+    """What the HTTP route hands a verified, parsed webhook to."""
+
+    provider: str
+
+    async def handle(
+        self, event_name: str, delivery: str, payload: dict[str, Any]
+    ) -> IngestResult: ...
+
+
 @dataclass(frozen=True)
 class IngestResult:
     status_code: int
@@ -147,7 +157,9 @@ class GithubIngest:
         return IngestResult(202, body)
 
 
-def github_router(ingest: GithubIngest, secret: SecretStr | None, max_body_bytes: int) -> APIRouter:
+def github_router(
+    ingest: WebhookIngest, secret: SecretStr | None, max_body_bytes: int
+) -> APIRouter:
     router = APIRouter(tags=["webhooks"])
     if secret is None:
         log.warning(

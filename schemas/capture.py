@@ -31,7 +31,8 @@ class WebhookRecord(_Record):
 
 class K8sRecord(_Record):
     type: Literal["k8s"]
-    event: Literal["ADDED", "MODIFIED", "DELETED"]
+    # RELISTED: a state the watcher found by relisting after a 410 (see producers/k8s_watch.py).
+    event: Literal["ADDED", "MODIFIED", "DELETED", "RELISTED"]
     object: dict[str, Any]
 
 
@@ -41,6 +42,7 @@ class LogRecord(_Record):
     pod: str
     container: str
     line: str
+    correlation_key: str | None = None
 
 
 CaptureRecord = Annotated[WebhookRecord | K8sRecord | LogRecord, Field(discriminator="type")]

@@ -19,6 +19,7 @@ from schemas.capture import read_capture
 from schemas.messages import RunState
 from sentinel.api import run_view
 from sentinel.config import BrokerKind, Settings
+from sentinel.replay_wiring import build_replay_targets
 from sentinel.run_queries import RunFilters, list_runs_sql
 from sentinel.stack import EmbeddedStack
 from sinks.clickhouse.rows import row_to_run_state
@@ -40,8 +41,9 @@ def analyze_capture(
         stack = EmbeddedStack(run_settings, broker_kind=broker)
         try:
             stack.start()
-            assert stack.owner is not None and stack.owner.github is not None
-            stats = asyncio.run(replay(records, stack.owner.github))
+            assert stack.owner is not None
+            targets = build_replay_targets(stack.settings, stack.owner.intake)
+            stats = asyncio.run(replay(records, targets))
             log.info("replayed %s", stats.summary())
             stack.wait_consumed(timeout=timeout)
             runs = fetch_all_runs(stack)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import logging
 import signal
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from producers.capture import CaptureWriter
 from sentinel.config import BrokerKind, ConfigError, Settings, load_settings
 from sentinel.logs import setup_logging
 
@@ -51,10 +53,13 @@ def cmd_up(args: argparse.Namespace) -> int:
     settings = _settings(args, **overrides)
     setup_logging(settings.logging.level, settings.logging.format)
     stack = EmbeddedStack(settings, config_path=Path(args.config) if args.config else None)
+    capture: CaptureWriter | None = None
     try:
         stack.start()
         assert stack.owner is not None
-        app = stack.owner.api()
+        if args.capture:
+            capture = CaptureWriter(Path(args.capture))
+        app = stack.owner.api(capture)
         host, port = settings.api.host, settings.api.port
         broker = stack.broker
         log.info(
@@ -71,7 +76,118 @@ def cmd_up(args: argparse.Namespace) -> int:
     finally:
         log.info("stopping the embedded stack")
         stack.stop()
+        if capture is not None:
+            capture.close()
+            log.info("recorded %d records to %s", capture.records, capture.path)
     return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from producers.replay import replay
+    from schemas.capture import CaptureError, read_capture
+    from sentinel.replay_wiring import build_replay_targets
+    from sentinel.stack import WebhookIntake
+
+    settings = _settings(args)
+    setup_logging(settings.logging.level, settings.logging.format)
+    try:
+        records = list(read_capture(Path(args.capture)))  # refuse a bad file before publishing
+    except (CaptureError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    intake = WebhookIntake(settings)
+    intake.start()
+    try:
+        targets = build_replay_targets(settings, intake)
+        stats = asyncio.run(replay(records, targets, speed=args.speed))
+    finally:
+        intake.stop()  # flushes: every record is acknowledged (or spooled) before we exit
+    print(f"replayed {stats.summary()}")
+    for problem in stats.rejected:
+        print(f"rejected: {problem}", file=sys.stderr)
+    return 0
+
+
+def cmd_capture(args: argparse.Namespace) -> int:
+    import uvicorn
+    from fastapi import FastAPI
+
+    from producers.capture import RecordingIngest
+    from producers.webhooks import github_router
+
+    settings = _settings(args)
+    setup_logging(settings.logging.level, settings.logging.format)
+    writer = CaptureWriter(Path(args.out))
+    app = FastAPI(title="Automation Run Sentinel — capture")
+    app.include_router(
+        github_router(
+            RecordingIngest(writer),
+            settings.github_webhook_secret(),
+            settings.webhooks.max_body_bytes,
+        )
+    )
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    stop = threading.Event()
+    threads = _capture_producers(args, settings, writer, stop)
+    log.info(
+        "recording to %s: POST webhooks to http://%s:%d/api/webhooks/github%s; Ctrl-C stops",
+        writer.path,
+        settings.api.host,
+        settings.api.port,
+        "".join(f", {t.name}" for t in threads),
+    )
+    try:
+        _serve(
+            uvicorn.Server(
+                uvicorn.Config(app, host=settings.api.host, port=settings.api.port, log_config=None)
+            )
+        )
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+        writer.close()
+    print(f"recorded {writer.records} records to {writer.path}")
+    return 0
+
+
+def _capture_producers(
+    args: argparse.Namespace, settings: Settings, writer: CaptureWriter, stop: threading.Event
+) -> list[threading.Thread]:
+    """The watcher and log streamer of `sentinel capture --k8s/--logs`: the live code paths,
+    recording what they would publish instead of publishing it."""
+    from producers.capture import NullPublisher
+
+    threads = []
+    if args.k8s:
+        from producers.k8s_watch import run_k8s_watch
+
+        threads.append(
+            threading.Thread(
+                target=run_k8s_watch,
+                name="kubernetes watch",
+                args=(settings, stop, NullPublisher(), [writer.k8s]),
+                daemon=True,
+            )
+        )
+    if args.logs:
+        from producers.log_stream import run_log_stream
+
+        threads.append(
+            threading.Thread(
+                target=run_log_stream,
+                name="pod logs",
+                args=(settings, stop, NullPublisher(), [writer.log]),
+                daemon=True,
+            )
+        )
+    for thread in threads:
+        thread.start()
+    return threads
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -106,20 +222,64 @@ def cmd_api(args: argparse.Namespace) -> int:
 
 def cmd_sink(args: argparse.Namespace) -> int:
     from sinks.clickhouse.migrations import migrate
-    from sinks.clickhouse.sink import ClickHouseSink, runs_route
+    from sinks.clickhouse.sink import ClickHouseSink, default_routes
     from sinks.clickhouse.store import open_store
 
     settings = _settings(args)
     setup_logging(settings.logging.level, settings.logging.format)
     store = open_store(settings)
     migrate(store)
-    sink = ClickHouseSink(settings, store, [runs_route(settings)])
+    sink = ClickHouseSink(settings, store, default_routes(settings))
     stop = threading.Event()
     _on_signals(lambda: stop.set())
     try:
         sink.run_forever(stop)
     finally:
         store.close()
+    return 0
+
+
+def cmd_k8s_watch(args: argparse.Namespace) -> int:
+    from producers.k8s_watch import run_k8s_watch
+
+    settings = _settings(args)
+    setup_logging(settings.logging.level, settings.logging.format)
+    stop = threading.Event()
+    _on_signals(stop.set)
+    run_k8s_watch(settings, stop)  # returns once stopped and the producer is flushed
+    return 0
+
+
+def cmd_log_stream(args: argparse.Namespace) -> int:
+    from producers.log_stream import run_log_stream
+
+    settings = _settings(args)
+    setup_logging(settings.logging.level, settings.logging.format)
+    stop = threading.Event()
+    _on_signals(stop.set)
+    run_log_stream(settings, stop)
+    return 0
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from sentinel.query import OutputFormat, render, run_query
+    from sinks.clickhouse.store import StoreLockedError, store_errors
+
+    if (args.sql is None) == (args.file is None):
+        print("error: give the SQL as an argument or with --file, not both", file=sys.stderr)
+        return EXIT_CONFIG
+    sql = args.sql if args.sql is not None else Path(args.file).read_text()
+    settings = _settings(args)
+    setup_logging("WARNING", "text")
+    try:
+        result = run_query(settings, sql)
+    except StoreLockedError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except store_errors() as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(render(result, OutputFormat(args.format)))
     return 0
 
 
@@ -202,7 +362,33 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--data-dir", help="where broker, store and spool keep their files")
     up.add_argument("--api-port", type=int, help="HTTP port of the API (default 8080)")
     up.add_argument("--broker", choices=[k.value for k in BrokerKind], help="embedded broker")
+    up.add_argument(
+        "--capture", metavar="OUT", help="also record every incoming webhook to this capture file"
+    )
     up.set_defaults(func=cmd_up)
+
+    replay_cmd = sub.add_parser(
+        "replay", help="publish a capture to the configured Kafka, as live input would be"
+    )
+    replay_cmd.add_argument("capture", help="capture file (JSON Lines)")
+    replay_cmd.add_argument(
+        "--speed", type=float, default=None, help="X times real time (default: as fast as possible)"
+    )
+    replay_cmd.set_defaults(func=cmd_replay)
+
+    capture_cmd = sub.add_parser(
+        "capture", help="record live input to a capture file (no broker or store needed)"
+    )
+    capture_cmd.add_argument("out", help="capture file to append to (JSON Lines)")
+    capture_cmd.add_argument(
+        "--k8s",
+        action="store_true",
+        help="also record Kubernetes watch events (config section k8s)",
+    )
+    capture_cmd.add_argument(
+        "--logs", action="store_true", help="also record pod log lines (config section logs)"
+    )
+    capture_cmd.set_defaults(func=cmd_capture)
 
     sub.add_parser("worker", help="the Faust worker (run tracking)").set_defaults(func=cmd_worker)
 
@@ -215,9 +401,20 @@ def build_parser() -> argparse.ArgumentParser:
     api.set_defaults(func=cmd_api)
 
     sub.add_parser("sink", help="the ClickHouse sink").set_defaults(func=cmd_sink)
+    sub.add_parser(
+        "k8s-watch", help="watch Pods, Jobs, Services and Events into the k8s topic"
+    ).set_defaults(func=cmd_k8s_watch)
+    sub.add_parser(
+        "log-stream", help="follow the container logs of run pods into the logs topic"
+    ).set_defaults(func=cmd_log_stream)
     sub.add_parser("migrate", help="apply ClickHouse schema migrations").set_defaults(
         func=cmd_migrate
     )
+    query = sub.add_parser("query", help="run SQL against the store (docs/analyst-queries.md)")
+    query.add_argument("sql", nargs="?", help="one SQL statement")
+    query.add_argument("--file", "-f", help="read the SQL from this file instead")
+    query.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    query.set_defaults(func=cmd_query)
 
     topics = sub.add_parser("topics", help="Kafka topics").add_subparsers(
         dest="action", required=True

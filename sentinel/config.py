@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from schemas.topics import TopicNames
@@ -60,6 +68,29 @@ class StoreConfig(Section):
     database: str = Field(default="sentinel", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     password_env: str = Field(
         default="SENTINEL_CLICKHOUSE_PASSWORD", description="Env var holding the server password."
+    )
+    log_ttl_days: int = Field(
+        default=14, ge=1, le=3650, description="Days log_lines are kept (applied at migration)."
+    )
+    # Server-only knobs (docs/clickhouse.md); the embedded engine refuses cluster/replicated.
+    cluster: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Run the schema DDL ON CLUSTER this cluster (server only).",
+    )
+    replicated: bool = Field(
+        default=False, description="Create Replicated*MergeTree tables (server only)."
+    )
+    compression: str = Field(
+        default="lz4", pattern=r"^(lz4|zstd|gzip|none)$", description="HTTP compression."
+    )
+    async_insert: bool = Field(
+        default=False, description="Server-side async inserts (always waited for before commit)."
+    )
+    connect_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    send_receive_timeout_s: float = Field(default=300.0, gt=0, le=3600)
+    insert_settings: dict[str, str] = Field(
+        default_factory=dict, description="Extra ClickHouse settings sent with every insert."
     )
 
 
@@ -117,6 +148,133 @@ class SinkConfig(Section):
     batch_seconds: float = Field(default=1.0, gt=0, le=600)
 
 
+class CorrelationRule(Section):
+    """One way to read a run correlation key off an object: a label or an annotation.
+
+    The first rule (in list order) whose label/annotation is present and non-empty wins. The
+    key is `template` formatted with ``{value}`` (the label/annotation value), ``{namespace}``
+    and ``{name}`` (the object's), so keys from different CI systems never collide.
+    """
+
+    label: str | None = Field(default=None, description="Label whose value identifies the run.")
+    annotation: str | None = Field(
+        default=None, description="Annotation whose value identifies the run."
+    )
+    template: str = Field(default="{value}", description="Key format: {value} {namespace} {name}.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> CorrelationRule:
+        if (self.label is None) == (self.annotation is None):
+            raise ValueError("set exactly one of label or annotation")
+        try:
+            self.template.format(value="v", namespace="ns", name="n")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(
+                f"template may use only {{value}} {{namespace}} {{name}}: {exc}"
+            ) from exc
+        return self
+
+
+def _default_correlation() -> list[CorrelationRule]:
+    # DESIGN.md "Runs and correlation", in that order. ARC runner pods are named after the
+    # runner, which GitHub reports as runner_name in workflow_job: the key is the pod name.
+    rules = [
+        ("label", "sentinel.io/run-id", "{value}"),
+        ("label", "tekton.dev/pipelineRun", "tekton:{namespace}/{value}"),
+        ("label", "tekton.dev/taskRun", "tekton-taskrun:{namespace}/{value}"),
+        ("label", "workflows.argoproj.io/workflow", "argo:{namespace}/{value}"),
+        ("annotation", "runUrl", "jenkins:{value}"),
+        ("label", "actions.github.com/scale-set-name", "github-runner:{name}"),
+        ("label", "batch.kubernetes.io/job-name", "job:{namespace}/{value}"),
+        ("label", "job-name", "job:{namespace}/{value}"),
+    ]
+    return [CorrelationRule(**{src: key, "template": template}) for src, key, template in rules]
+
+
+class K8sKind(StrEnum):
+    POD = "Pod"
+    JOB = "Job"
+    SERVICE = "Service"
+    EVENT = "Event"
+
+
+class K8sConfig(Section):
+    """The Kubernetes watcher (`sentinel k8s-watch`) and what both producers read objects with."""
+
+    kubeconfig: Path | None = Field(
+        default=None,
+        description="kubeconfig file; null = in-cluster service account if running in a pod, "
+        "else $KUBECONFIG / ~/.kube/config.",
+    )
+    context: str | None = Field(default=None, description="kubeconfig context; null = current.")
+    in_cluster: bool | None = Field(
+        default=None, description="Force (true) or forbid (false) the in-cluster config."
+    )
+    cluster: str | None = Field(default=None, description="Cluster name put on every event.")
+    namespaces: list[str] = Field(
+        default_factory=list, description="Namespaces to watch; empty = all namespaces."
+    )
+    label_selector: str | None = None
+    field_selector: str | None = None
+    kinds: list[K8sKind] = Field(default_factory=lambda: list(K8sKind))
+    correlation: list[CorrelationRule] = Field(default_factory=_default_correlation)
+    job_correlation: str | None = Field(
+        default="job:{namespace}/{name}",
+        description="Key of a Job (and of Events about it) that no rule matched, so it shares "
+        "the key its pods get from the job-name label; null = none.",
+    )
+    list_page_size: int = Field(default=500, ge=1, le=100_000)
+    watch_timeout_s: int = Field(
+        default=300, ge=1, le=3600, description="Server-side timeoutSeconds of one watch call."
+    )
+    silence_limit_s: float = Field(
+        default=120.0, gt=0, le=3600, description="No byte for this long = the stream is dead."
+    )
+    connect_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    backoff_base_s: float = Field(default=0.5, gt=0, le=60)
+    backoff_cap_s: float = Field(default=30.0, gt=0, le=3600)
+    dedup_recent: int = Field(
+        default=10_000, ge=16, le=10_000_000, description="(uid, resourceVersion) pairs remembered."
+    )
+    state_file: Path | None = Field(
+        default=None,
+        description="Where the watcher keeps what it published, so that after a restart it "
+        "publishes only what changed while it was down; null = a restart publishes every "
+        "object again (as RELISTED).",
+    )
+    checkpoint_s: float = Field(
+        default=30.0, gt=0, le=3600, description="How often state_file is written."
+    )
+
+
+class LogsConfig(Section):
+    """The pod log streamer (`sentinel log-stream`)."""
+
+    only_correlated: bool = Field(
+        default=True, description="Follow only pods with a run correlation key."
+    )
+    label_selector: str | None = Field(
+        default=None, description="Server-side selector for the pods whose logs are followed."
+    )
+    field_selector: str | None = None
+    max_streams: int = Field(default=50, ge=1, le=10_000, description="Concurrent log streams.")
+    max_line_bytes: int = Field(default=64 * 1024, ge=256, le=16 * 1024 * 1024)
+    queue_size: int = Field(
+        default=10_000, ge=1, le=1_000_000, description="Lines waiting to be published."
+    )
+    silence_limit_s: float = Field(
+        default=300.0, gt=0, le=86_400, description="A log stream silent this long is reopened."
+    )
+    state_file: Path | None = Field(
+        default=None,
+        description="Where the streamer keeps how far each container's log was published, so "
+        "that after a restart it resumes there; null = a restart reads logs from the start.",
+    )
+    checkpoint_s: float = Field(
+        default=10.0, gt=0, le=3600, description="How often state_file is written."
+    )
+
+
 class LoggingConfig(Section):
     level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     format: str = Field(default="json", pattern=r"^(json|text)$")
@@ -138,6 +296,8 @@ class Settings(BaseSettings):
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     sink: SinkConfig = Field(default_factory=SinkConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    k8s: K8sConfig = Field(default_factory=K8sConfig)
+    logs: LogsConfig = Field(default_factory=LogsConfig)
 
     @classmethod
     def settings_customise_sources(

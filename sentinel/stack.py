@@ -21,10 +21,11 @@ from typing import Any
 from confluent_kafka import Consumer, ConsumerGroupState, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from producers.capture import CaptureWriter, RecordingIngest
 from producers.ledger import DeliveryLedger
 from producers.publisher import KafkaPublisher
 from producers.spool import Spool, SpoolDrainer
-from producers.webhooks import GithubIngest, Intake, github_router
+from producers.webhooks import GithubIngest, Intake, WebhookIngest, github_router
 from sentinel.brokers import Broker, broker_answers, make_broker
 from sentinel.config import BrokerKind, Settings
 from sentinel.kafka_clients import (
@@ -35,33 +36,25 @@ from sentinel.kafka_clients import (
 )
 from sentinel.topic_admin import ensure_topics
 from sinks.clickhouse.migrations import migrate
-from sinks.clickhouse.sink import ClickHouseSink, runs_route
+from sinks.clickhouse.sink import ClickHouseSink, default_routes
 from sinks.clickhouse.store import Store, open_store
 
 log = logging.getLogger("sentinel.stack")
 
 
-class StoreOwner:
-    """Store + migrations, webhook intake (publisher, spool, ledger), the sink thread, the API."""
+class WebhookIntake:
+    """The webhook path without the store: publisher, spool and its drainer, delivery ledger,
+    and the provider ingests. Used by the HTTP API and by capture replay."""
 
-    def __init__(self, settings: Settings, run_sink: bool = True) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.run_sink = run_sink
-        self.store: Store | None = None
         self.publisher: KafkaPublisher | None = None
         self.drainer: SpoolDrainer | None = None
         self.ledger: DeliveryLedger | None = None
         self.github: GithubIngest | None = None
-        self.sink: ClickHouseSink | None = None
-        self._sink_stop = threading.Event()
-        self._sink_thread: threading.Thread | None = None
 
     def start(self) -> None:
         settings = self.settings
-        self.store = open_store(settings)
-        applied = migrate(self.store)
-        if applied:
-            log.info("applied store migrations %s", ", ".join(applied))
         self.publisher = KafkaPublisher(producer_config(settings), component="webhooks")
         spool = Spool(settings.spool_dir)
         self.drainer = SpoolDrainer(
@@ -74,8 +67,41 @@ class StoreOwner:
         )
         intake = Intake(self.publisher, spool, settings.topic_names.ci)
         self.github = GithubIngest(intake, self.ledger)
+
+    def stop(self) -> None:
+        if self.drainer is not None:
+            self.drainer.stop()
+        if self.publisher is not None:
+            self.publisher.close()
+        if self.ledger is not None:
+            self.ledger.close()
+
+
+class StoreOwner:
+    """Store + migrations, the webhook intake, the sink thread, the API."""
+
+    def __init__(self, settings: Settings, run_sink: bool = True) -> None:
+        self.settings = settings
+        self.run_sink = run_sink
+        self.store: Store | None = None
+        self.intake = WebhookIntake(settings)
+        self.sink: ClickHouseSink | None = None
+        self._sink_stop = threading.Event()
+        self._sink_thread: threading.Thread | None = None
+
+    @property
+    def github(self) -> GithubIngest | None:
+        return self.intake.github
+
+    def start(self) -> None:
+        settings = self.settings
+        self.store = open_store(settings)
+        applied = migrate(self.store)
+        if applied:
+            log.info("applied store migrations %s", ", ".join(applied))
+        self.intake.start()
         if self.run_sink:
-            self.sink = ClickHouseSink(settings, self.store, [runs_route(settings)])
+            self.sink = ClickHouseSink(settings, self.store, default_routes(settings))
             self._sink_thread = threading.Thread(
                 target=self.sink.run_forever,
                 args=(self._sink_stop,),
@@ -84,12 +110,16 @@ class StoreOwner:
             )
             self._sink_thread.start()
 
-    def api(self) -> Any:
+    def api(self, capture: CaptureWriter | None = None) -> Any:
+        """The HTTP app; with `capture`, every verified webhook is also recorded there."""
         from sentinel.api import create_api
 
         assert self.store is not None and self.github is not None
         secret = self.settings.github_webhook_secret()
-        router = github_router(self.github, secret, self.settings.webhooks.max_body_bytes)
+        ingest: WebhookIngest = self.github
+        if capture is not None:
+            ingest = RecordingIngest(capture, inner=ingest)
+        router = github_router(ingest, secret, self.settings.webhooks.max_body_bytes)
         bootstrap = bootstrap_servers(self.settings)
         return create_api(
             self.store,
@@ -102,12 +132,7 @@ class StoreOwner:
         if self._sink_thread is not None:
             self._sink_stop.set()
             self._sink_thread.join(30)
-        if self.drainer is not None:
-            self.drainer.stop()
-        if self.publisher is not None:
-            self.publisher.close()
-        if self.ledger is not None:
-            self.ledger.close()
+        self.intake.stop()
         if self.store is not None:
             self.store.close()
 

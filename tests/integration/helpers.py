@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import uvicorn
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
@@ -37,6 +38,19 @@ def github_headers(event: str, delivery: str, body: bytes, secret: str | None) -
     if secret is not None:
         headers["X-Hub-Signature-256"] = sign(secret, body)
     return headers
+
+
+def post_webhook(
+    url: str, event: str, delivery: str, path: str, secret: str | None
+) -> httpx.Response:
+    """POST a corpus payload to the GitHub webhook endpoint, signed with `secret`."""
+    body = payload(path)
+    return httpx.post(
+        f"{url}/api/webhooks/github",
+        content=body,
+        headers=github_headers(event, delivery, body, secret),
+        timeout=30,
+    )
 
 
 class ServerThread:

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from sentinel.brokers import free_port
-from tests.integration.helpers import github_headers, payload
+from tests.integration.helpers import github_headers, payload, post_webhook
 
 pytestmark = pytest.mark.integration
 
@@ -83,13 +83,7 @@ def processes_using(data_dir: Path) -> list[int]:
 
 
 def post(url: str, event: str, delivery: str, path: str) -> None:
-    body = payload(path)
-    response = httpx.post(
-        f"{url}/api/webhooks/github",
-        content=body,
-        headers=github_headers(event, delivery, body, SECRET),
-        timeout=30,
-    )
+    response = post_webhook(url, event, delivery, path, SECRET)
     assert response.status_code == 202, response.text
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from sentinel.config import Settings
 from sentinel.stack import EmbeddedStack
-from tests.integration.helpers import ServerThread, github_headers, payload
+from tests.integration.helpers import ServerThread, post_webhook
 
 pytestmark = pytest.mark.integration
 
@@ -38,13 +38,7 @@ def stack_url(
 
 
 def post_event(url: str, event: str, delivery: str, path: str) -> None:
-    body = payload(path)
-    response = httpx.post(
-        f"{url}/api/webhooks/github",
-        content=body,
-        headers=github_headers(event, delivery, body, SECRET),
-        timeout=30,
-    )
+    response = post_webhook(url, event, delivery, path, SECRET)
     assert response.status_code == 202, response.text
 
 

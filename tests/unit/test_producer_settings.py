@@ -1,0 +1,44 @@
+"""Producer settings of every producer: idempotent, acks=all, compressed; sends never block and
+failed deliveries are counted in metrics."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from producers.publisher import KafkaPublisher, PublishError
+from sentinel.config import load_settings
+from sentinel.kafka_clients import producer_config
+from sentinel.metrics import PUBLISH_FAILURES
+
+
+def test_producer_config_is_idempotent_acks_all_and_compressed() -> None:
+    settings = load_settings(None, kafka={"bootstrap_servers": "kafka:9092"})
+    config = producer_config(settings)
+    assert config["enable.idempotence"] is True
+    assert config["acks"] == "all"
+    assert config["compression.type"] == "lz4"
+    tuned = load_settings(
+        None, kafka={"bootstrap_servers": "k:9092", "producer": {"compression.type": "zstd"}}
+    )
+    assert producer_config(tuned)["compression.type"] == "zstd"
+
+
+def test_submit_returns_at_once_and_a_failed_delivery_is_counted() -> None:
+    settings = load_settings(
+        None, kafka={"bootstrap_servers": "127.0.0.1:1", "delivery_timeout_s": 0.5}
+    )
+    publisher = KafkaPublisher(producer_config(settings), component="unit-unreachable")
+    before = PUBLISH_FAILURES.labels("unit-unreachable", "t")._value.get()
+    try:
+        started = time.monotonic()
+        futures = [publisher.submit("t", b"k", b"v") for _ in range(100)]
+        assert time.monotonic() - started < 0.5  # queued, not sent: the caller never waits
+        with pytest.raises(PublishError):
+            futures[0].result(timeout=10)
+        for future in futures:
+            future.exception(timeout=10)
+    finally:
+        publisher.close(timeout=1)
+    assert PUBLISH_FAILURES.labels("unit-unreachable", "t")._value.get() - before == 100
