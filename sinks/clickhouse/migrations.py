@@ -2,8 +2,9 @@
 
 Files are named ``NNNN_name.sql`` and applied in version order. Each applied file is recorded in
 ``schema_migrations`` with its checksum; a later run applies only the new files and refuses to
-continue if an applied file was edited (add a new file instead). ``{database}`` in a file is
-replaced by the store's database name.
+continue if an applied file was edited (add a new file instead). ``{database}`` and
+``{log_ttl_days}`` in a file are replaced, and ON CLUSTER / Replicated engines added when
+configured, by `sinks.clickhouse.ddl.render` with the store's `DdlOptions`.
 
 A file may hold several statements, each ending with ``;`` at the end of a line; ``--`` comment
 lines are dropped. Statements should be idempotent (``IF NOT EXISTS``): a file that failed half
@@ -20,6 +21,7 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
+from sinks.clickhouse.ddl import DdlOptions, render
 from sinks.clickhouse.store import Store
 
 log = logging.getLogger("sentinel.store.migrations")
@@ -44,8 +46,10 @@ class Migration:
     def checksum(self) -> str:
         return hashlib.sha256(self.sql.encode()).hexdigest()
 
-    def statements(self, database: str) -> list[str]:
-        return split_statements(self.sql.replace(DATABASE_PLACEHOLDER, database))
+    def statements(self, options: DdlOptions | str) -> list[str]:
+        if isinstance(options, str):
+            options = DdlOptions(database=options)
+        return split_statements(render(self.sql, options))
 
 
 def migrate(store: Store, source: Traversable | Path | None = None) -> list[str]:
@@ -58,7 +62,7 @@ def migrate(store: Store, source: Traversable | Path | None = None) -> list[str]
     for migration in migrations:
         if migration.version in applied:
             continue
-        _apply(store, migration)
+        _apply(store, migration, store.ddl_options)
         done.append(migration.version)
     return done
 
@@ -103,8 +107,7 @@ def split_statements(sql: str) -> list[str]:
 def _ensure_history_table(store: Store) -> None:
     # ReplacingMergeTree: two processes migrating at once may both record a version; one row
     # survives, and reads use FINAL anyway.
-    store.command(
-        f"""
+    sql = f"""
         CREATE TABLE IF NOT EXISTS {store.database}.{MIGRATIONS_TABLE}
         (
             version String COMMENT 'Version prefix of the migration file (NNNN).',
@@ -116,7 +119,7 @@ def _ensure_history_table(store: Store) -> None:
         ORDER BY version
         COMMENT 'Schema migrations applied to this database (see sinks.clickhouse.migrations).'
         """
-    )
+    store.command(render(sql, store.ddl_options))
 
 
 def _applied_checksums(store: Store) -> dict[str, tuple[str, str]]:
@@ -140,9 +143,9 @@ def _check_unchanged(migrations: list[Migration], applied: dict[str, tuple[str, 
             )
 
 
-def _apply(store: Store, migration: Migration) -> None:
+def _apply(store: Store, migration: Migration, options: DdlOptions) -> None:
     log.info("applying migration %s", migration.filename)
-    for statement in migration.statements(store.database):
+    for statement in migration.statements(options):
         try:
             store.command(statement)
         except Exception as exc:

@@ -1,8 +1,10 @@
 """Pure conversion of topic messages to ClickHouse rows (no client, no broker: unit-testable).
 
 Each table the sink writes has a `TableRoute`: the table name, its column list and a function
-turning one raw Kafka value into one row. A value the function cannot convert raises
-`RowConversionError`; the sink sends it to the dead letter topic with that message.
+turning one raw Kafka value into one row (`to_row`) or into any number of rows (`to_rows`, e.g.
+the stages of a run snapshot). A value the function cannot convert raises `RowConversionError`;
+the sink sends it to the dead letter topic with that message. The routes of the other topics
+are in `sinks.clickhouse.topic_rows`.
 """
 
 from __future__ import annotations
@@ -26,11 +28,24 @@ class RowConversionError(ValueError):
 
 @dataclass(frozen=True)
 class TableRoute:
-    """Where one topic's messages go: `table`, with `columns`, each row built by `to_row`."""
+    """Where one topic's messages go: `table`, with `columns`; rows built by `to_row` (exactly
+    one per message) or `to_rows` (zero or more per message). Set exactly one of the two."""
 
     table: str
     columns: tuple[str, ...]
-    to_row: Callable[[bytes | None], Row]
+    to_row: Callable[[bytes | None], Row] | None = None
+    to_rows: Callable[[bytes | None], list[Row]] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.to_row is None) == (self.to_rows is None):
+            raise ValueError(f"route to {self.table}: set exactly one of to_row and to_rows")
+
+    def convert(self, raw: bytes | None) -> list[Row]:
+        """The rows for one raw message value; raises what the converter raises."""
+        if self.to_row is not None:
+            return [self.to_row(raw)]
+        assert self.to_rows is not None
+        return self.to_rows(raw)
 
 
 RUN_COLUMNS: tuple[str, ...] = (
@@ -131,15 +146,20 @@ def run_row_from_bytes(raw: bytes | None) -> Row:
 RUNS_ROUTE = TableRoute(table="runs", columns=RUN_COLUMNS, to_row=run_row_from_bytes)
 
 
-def dedup_token(topic: str, partition: int, first_offset: int, last_offset: int) -> str:
-    """Insert deduplication token for one partition's slice of a batch.
+def dedup_token(
+    topic: str, partition: int, first_offset: int, last_offset: int, table: str | None = None
+) -> str:
+    """Insert deduplication token for one partition's slice of a batch (into `table`).
 
     The same offset range always yields the same token, so re-inserting a batch after a failed
-    or unacknowledged insert is dropped by ClickHouse instead of landing twice.
+    or unacknowledged insert is dropped by ClickHouse instead of landing twice. ClickHouse keeps
+    deduplication per table; naming the table anyway keeps one topic's two tables (runs and
+    stages) apart in logs and in `system.part_log`.
     """
     if first_offset > last_offset:
         raise ValueError(f"first_offset {first_offset} is after last_offset {last_offset}")
-    return f"{topic}:{partition}:{first_offset}-{last_offset}"
+    token = f"{topic}:{partition}:{first_offset}-{last_offset}"
+    return f"{token}:{table}" if table else token
 
 
 def _utc(value: datetime | None) -> datetime | None:

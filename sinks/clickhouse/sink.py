@@ -2,14 +2,21 @@
 
 A thin adapter; the row conversion lives in `sinks.clickhouse.rows` (pure). One loop step:
 
-1. consume messages; each becomes a row, or — if it cannot be converted — a dead letter;
+1. consume messages; each becomes rows for the table(s) its topic is routed to (`sentinel.runs`
+   feeds `runs` and `stages`), or — if it cannot be converted — a dead letter;
 2. when the batch is full (`sink.batch_rows` messages) or old (`sink.batch_seconds`), flush:
-   insert each partition's rows with an insert deduplication token made from its offset range
-   (a retried or replayed batch never lands twice), deliver its dead letters, then commit
-   offset+1 synchronously. Nothing is committed before its rows and dead letters are durable;
+   commit each partition slice's plan (its offset range, as commit metadata: see
+   `sinks.clickhouse.policy`), insert its rows per table with an insert deduplication token made
+   from that range and the table (a retried or replayed batch never lands twice, even after a
+   crash), bisect an insert the server rejects for its data so that only the bad rows become
+   dead letters (with the server's reason), deliver the dead letters, then commit offset+1
+   synchronously. Nothing is committed before its rows and dead letters are durable;
 3. if the flush fails (store down, DLQ unreachable), keep the batch, pause every assigned
    partition (so memory stays bounded: paused partitions fetch nothing) and retry with capped
    exponential backoff; on success resume.
+
+Dead letters are delivered at least once: a crash after the DLQ ack and before the commit sends
+them again on restart (each carries its origin topic, partition and offset to de-duplicate on).
 
 Rebalances: revoked partitions are flushed once if possible, else their pending messages are
 dropped uncommitted so the new owner re-reads them; lost partitions are dropped uncommitted.
@@ -20,7 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,8 +36,10 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from schemas.messages import DeadLetter
 from sentinel.config import Settings
 from sentinel.kafka_clients import consumer_config, producer_config
+from sinks.clickhouse.policy import parse_plan, plan_metadata, rejection_reason
 from sinks.clickhouse.rows import RUNS_ROUTE, Row, TableRoute, dedup_token
 from sinks.clickhouse.store import Store, store_errors
+from sinks.clickhouse.topic_rows import routes_for
 
 log = logging.getLogger("sentinel.sink")
 
@@ -38,43 +47,97 @@ COMPONENT = "clickhouse-sink"
 PartitionKey = tuple[str, int]
 
 
-Routes = Mapping[str, TableRoute] | Iterable[tuple[str, TableRoute]]
+RouteSpec = TableRoute | Sequence[TableRoute]
+Routes = Mapping[str, RouteSpec] | Iterable[tuple[str, RouteSpec]]
+REJECTED_ERROR_TYPE = "RejectedByStore"
 
 
 def runs_route(settings: Settings) -> tuple[str, TableRoute]:
-    """`sentinel.runs` (with the configured prefix) → the `runs` table."""
+    """`sentinel.runs` (with the configured prefix) → the `runs` table only."""
     return settings.topic_names.runs, RUNS_ROUTE
 
 
-def default_routes(settings: Settings) -> dict[str, TableRoute]:
-    """The topics this sink writes and where to; later topics plug in here."""
-    return dict([runs_route(settings)])
+def default_routes(settings: Settings) -> dict[str, tuple[TableRoute, ...]]:
+    """Every topic that lands in ClickHouse and the table(s) it feeds (`topic_rows.routes_for`)."""
+    return routes_for(settings.topic_names)
+
+
+def normalise_routes(routes: Routes) -> dict[str, tuple[TableRoute, ...]]:
+    """topic → its routes; a topic given twice (pairs) feeds every table it was given."""
+    pairs = routes.items() if isinstance(routes, Mapping) else routes
+    merged: dict[str, tuple[TableRoute, ...]] = {}
+    for topic, spec in pairs:
+        more = (spec,) if isinstance(spec, TableRoute) else tuple(spec)
+        merged[topic] = (*merged.get(topic, ()), *more)
+        tables = [route.table for route in merged[topic]]
+        if len(set(tables)) != len(tables):
+            raise ValueError(f"topic {topic!r} is routed to the same table twice: {tables}")
+    return merged
 
 
 class DeadLetterDeliveryError(RuntimeError):
     """The DLQ topic did not acknowledge a dead letter; the batch is retried, not committed."""
 
 
+@dataclass(frozen=True)
+class Origin:
+    """A consumed message as the DLQ needs it, should the store reject one of its rows."""
+
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass
+class TableRows:
+    """The rows one partition slice sends to one table; `origins[i]` is row i's message."""
+
+    route: TableRoute
+    rows: list[Row] = field(default_factory=list)
+    origins: list[int] = field(default_factory=list)
+    inserted: bool = False
+
+
 @dataclass
 class PartitionSlice:
-    """One partition's share of a batch: its offset range, rows and dead letters."""
+    """One partition's share of a batch: its offset range, rows per table and dead letters."""
 
     topic: str
     partition: int
     first_offset: int
     last_offset: int
-    rows: list[Row] = field(default_factory=list)
+    messages: list[Origin] = field(default_factory=list)
+    tables: dict[str, TableRows] = field(default_factory=dict)
     dead: list[DeadLetter] = field(default_factory=list)
+    # A plan fixes the range: the slice must end exactly at `planned_last` (a re-read after a
+    # crash), or it was committed as a plan and must not grow any more.
+    planned_last: int | None = None
+    plan_committed: bool = False
+    sealed: bool = False
     # Progress marks, so a retry after a partial failure redoes only what is missing.
-    inserted: bool = False
     dead_sent: bool = False
 
     @property
-    def token(self) -> str:
-        return dedup_token(self.topic, self.partition, self.first_offset, self.last_offset)
+    def rows(self) -> list[Row]:
+        return [row for table in self.tables.values() for row in table.rows]
+
+    @property
+    def frozen(self) -> bool:
+        """No more messages may join: its range is complete (or committed as a plan)."""
+        return self.sealed
+
+    @property
+    def ready(self) -> bool:
+        """May be flushed now: not waiting for the rest of a planned range."""
+        return self.planned_last is None or self.sealed
+
+    def token(self, table: str | None = None) -> str:
+        return dedup_token(self.topic, self.partition, self.first_offset, self.last_offset, table)
 
     def extend_to(self, offset: int) -> None:
         self.last_offset = offset
+        if self.planned_last is not None and offset >= self.planned_last:
+            self.sealed = True
 
 
 class Batch:
@@ -114,8 +177,8 @@ class Batch:
         for key in keys:
             removed = self.slices.pop(key, None)
             if removed is not None:
-                dropped += len(removed.rows) + len(removed.dead)
-        self.messages = sum(len(s.rows) + len(s.dead) for s in self.slices.values())
+                dropped += len(removed.messages)
+        self.messages = sum(len(s.messages) for s in self.slices.values())
         if not self.slices:
             self.started_at = None
         return dropped
@@ -148,8 +211,9 @@ class Backoff:
 class ClickHouseSink:
     """Consumes the routed topics and writes them to the store; see the module docstring.
 
-    `topic_table_map` maps topic name → `TableRoute` (a mapping, or (topic, route) pairs such
-    as `[runs_route(settings)]`); default: `default_routes(settings)`.
+    `topic_table_map` maps topic name → `TableRoute` or a sequence of them (one topic may feed
+    several tables); a mapping, or (topic, route) pairs such as `[runs_route(settings)]`.
+    Default: `default_routes(settings)`, every topic that lands in ClickHouse.
     """
 
     def __init__(
@@ -165,7 +229,7 @@ class ClickHouseSink:
     ) -> None:
         self._settings = settings
         self._store = store
-        self._routes = dict(
+        self._routes = normalise_routes(
             default_routes(settings) if topic_table_map is None else topic_table_map
         )
         self._dlq_topic = settings.topic_names.dlq
@@ -177,6 +241,10 @@ class ClickHouseSink:
             DeadLetterDeliveryError,
         )
         self._batch = Batch()
+        # Plans found in the committed offsets of newly assigned partitions: (first, last).
+        self._plans: dict[PartitionKey, tuple[int, int]] = {}
+        # Messages that arrived for a partition whose slice is frozen; handled after its flush.
+        self._held: list[Message] = []
         self._paused: list[TopicPartition] = []
         self._closed = False
         self._consumer = Consumer(
@@ -199,7 +267,7 @@ class ClickHouseSink:
 
     @property
     def pending_messages(self) -> int:
-        return self._batch.messages
+        return self._batch.messages + len(self._held)
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -257,6 +325,8 @@ class ClickHouseSink:
     # -- consuming --------------------------------------------------------------------------
 
     def _consume_timeout(self, timeout: float) -> float:
+        if not any(part.ready for part in self._batch.slices.values()):
+            return timeout  # only the rest of a planned range can make progress: wait for it
         until_due = self._batch.seconds_until_due(
             self._settings.sink.batch_seconds, time.monotonic()
         )
@@ -264,6 +334,9 @@ class ClickHouseSink:
 
     def _consume(self, timeout: float) -> int:
         room = max(1, self._settings.sink.batch_rows - self._batch.messages)
+        for part in self._batch.slices.values():
+            if not part.ready and part.planned_last is not None:
+                room = max(room, part.planned_last - part.last_offset)
         messages = self._consumer.consume(num_messages=room, timeout=timeout)
         for message in messages:
             self._handle(message)
@@ -285,12 +358,15 @@ class ClickHouseSink:
             self._handle_consumer_error(error)
             return
         topic, partition, offset = _origin(message)
-        part = self._batch.slice_for(topic, partition, offset)
-        route = self._routes.get(topic)
+        part = self._slice_for(message, topic, partition, offset)
+        if part is None:
+            self._held.append(message)
+            return
+        routes = self._routes.get(topic, ())
         try:
-            if route is None:
+            if not routes:
                 raise LookupError(f"no table is routed for topic {topic!r}")
-            row = route.to_row(message.value())
+            converted = [(route, route.convert(message.value())) for route in routes]
         except Exception as exc:  # errors as data: any unconvertible message is a dead letter
             part.dead.append(self._dead_letter(message, exc))
             log.warning(
@@ -302,7 +378,37 @@ class ClickHouseSink:
                 extra={"topic": topic, "partition": partition, "offset": offset},
             )
             return
-        part.rows.append(row)
+        for route, rows in converted:
+            table = part.tables.setdefault(route.table, TableRows(route))
+            table.rows.extend(rows)
+            table.origins.extend([len(part.messages) - 1] * len(rows))
+
+    def _slice_for(
+        self, message: Message, topic: str, partition: int, offset: int
+    ) -> PartitionSlice | None:
+        """The slice this message joins, or None if it must wait for a frozen slice's flush."""
+        key = (topic, partition)
+        current = self._batch.slices.get(key)
+        if current is not None and (
+            current.frozen or (current.planned_last is not None and offset > current.planned_last)
+        ):
+            current.sealed = True  # a later offset exists: a planned range is complete
+            return None
+        if (
+            current is None
+            and self._held
+            and any((m.topic(), m.partition()) == key for m in self._held)
+        ):
+            return None  # keep the partition's order: older messages are still waiting
+        plan = self._plans.pop(key, None) if current is None else None
+        if plan is not None and offset > plan[1]:
+            plan = None  # the planned offsets are gone (compaction); nothing left to match
+        part = self._batch.slice_for(topic, partition, offset)
+        if plan is not None:
+            part.first_offset, part.planned_last, part.plan_committed = plan[0], plan[1], True
+            part.extend_to(offset)
+        part.messages.append(Origin(offset, message.key(), message.value()))
+        return part
 
     def _handle_consumer_error(self, error: KafkaError) -> None:
         if error.code() == KafkaError._PARTITION_EOF:
@@ -321,6 +427,18 @@ class ClickHouseSink:
             raw_value=message.value() or b"",
             error=str(exc),
             error_type=type(exc).__name__,
+            component=COMPONENT,
+        )
+
+    def _rejected_letter(self, part: PartitionSlice, origin: Origin, reason: str) -> DeadLetter:
+        return DeadLetter(
+            origin_topic=part.topic,
+            origin_partition=part.partition,
+            origin_offset=origin.offset,
+            origin_key=origin.key,
+            raw_value=origin.value or b"",
+            error=reason,
+            error_type=REJECTED_ERROR_TYPE,
             component=COMPONENT,
         )
 
@@ -347,18 +465,23 @@ class ClickHouseSink:
             self._resume_paused()
 
     def _flush(self, keys: list[PartitionKey]) -> None:
-        """Insert, deliver dead letters, commit — for the given partitions of the batch."""
-        slices = self._batch.take(keys)
+        """Plan, insert, deliver dead letters, commit — for the ready slices among `keys`."""
+        self._seal_at_partition_end(keys)
+        slices = [part for part in self._batch.take(keys) if part.ready]
         if not slices:
             return
         started = time.monotonic()
+        self._commit_plans(slices)
         for part in slices:
             self._insert(part)
         self._send_dead_letters(slices)
         self._commit(slices)
-        rows = sum(len(part.rows) for part in slices)
+        rows = sum(len(table.rows) for part in slices for table in part.tables.values())
         dead = sum(len(part.dead) for part in slices)
-        self._batch.drop(keys)
+        self._batch.drop([(part.topic, part.partition) for part in slices])
+        if self._batch.slices:
+            self._batch.started_at = time.monotonic()
+        self._release_held()
         log.info(
             "flushed %d rows, %d dead letters from %d partitions in %.3fs",
             rows,
@@ -368,12 +491,85 @@ class ClickHouseSink:
             extra={"rows": rows, "dead_letters": dead, "partitions": len(slices)},
         )
 
-    def _insert(self, part: PartitionSlice) -> None:
-        if part.inserted or not part.rows:
+    def _seal_at_partition_end(self, keys: list[PartitionKey]) -> None:
+        # A planned range whose tail was compacted away never reaches its last offset; once the
+        # slice holds everything up to the partition's end, it is as complete as it can be.
+        for part in self._batch.take(keys):
+            if part.ready:
+                continue
+            tp = TopicPartition(part.topic, part.partition)
+            _low, high = self._consumer.get_watermark_offsets(tp, cached=True) or (-1, -1)
+            if high >= 0 and part.last_offset >= high - 1:
+                part.sealed = True
+
+    def _commit_plans(self, slices: list[PartitionSlice]) -> None:
+        fresh = [part for part in slices if not part.plan_committed]
+        if not fresh:
             return
-        route = self._routes[part.topic]
-        self._store.insert(route.table, part.rows, route.columns, dedup_token=part.token)
-        part.inserted = True
+        plans = [
+            TopicPartition(
+                p.topic,
+                p.partition,
+                p.first_offset,
+                metadata=plan_metadata(p.first_offset, p.last_offset),
+            )
+            for p in fresh
+        ]
+        self._consumer.commit(offsets=plans, asynchronous=False)
+        for part in fresh:
+            # From now on the range is fixed: a retry or a restarted sink inserts exactly it.
+            part.plan_committed, part.planned_last, part.sealed = True, part.last_offset, True
+
+    def _insert(self, part: PartitionSlice) -> None:
+        for table in part.tables.values():
+            if table.inserted or not table.rows:
+                continue
+            rejected: dict[int, str] = {}
+            self._insert_rows(part, table, 0, len(table.rows), rejected)
+            for index, reason in sorted(rejected.items()):
+                origin = part.messages[index]
+                part.dead.append(
+                    self._rejected_letter(part, origin, f"{table.route.table}: {reason}")
+                )
+                log.warning(
+                    "row rejected by the store %s[%d]@%d: %s",
+                    part.topic,
+                    part.partition,
+                    origin.offset,
+                    reason,
+                    extra={"table": table.route.table, "offset": origin.offset},
+                )
+            table.inserted = True
+
+    def _insert_rows(
+        self, part: PartitionSlice, table: TableRows, lo: int, hi: int, rejected: dict[int, str]
+    ) -> None:
+        """Insert rows[lo:hi]; if the server rejects their data, bisect down to the bad rows.
+
+        Every sub-range has its own deterministic token, so a retry after a later failure lands
+        nothing twice. Errors that are not about the data propagate (pause and retry).
+        """
+        route = table.route
+        token = part.token(route.table)
+        if (lo, hi) != (0, len(table.rows)):
+            token = f"{token}/rows:{lo}-{hi - 1}"
+        try:
+            self._store.insert(route.table, table.rows[lo:hi], route.columns, dedup_token=token)
+        except Exception as exc:
+            reason = rejection_reason(exc)
+            if reason is None:
+                raise
+            if hi - lo == 1:
+                rejected.setdefault(table.origins[lo], reason)
+                return
+            mid = (lo + hi) // 2
+            self._insert_rows(part, table, lo, mid, rejected)
+            self._insert_rows(part, table, mid, hi, rejected)
+
+    def _release_held(self) -> None:
+        held, self._held = self._held, []
+        for message in held:
+            self._handle(message)
 
     def _send_dead_letters(self, slices: list[PartitionSlice]) -> None:
         waiting = [part for part in slices if part.dead and not part.dead_sent]
@@ -421,8 +617,21 @@ class ClickHouseSink:
 
     # -- rebalance callbacks (run inside consume) -------------------------------------------
 
-    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.info("assigned %s", _names(partitions))
+        if not partitions:
+            return
+        try:
+            committed = consumer.committed(partitions, timeout=10)
+        except KafkaException as exc:
+            # Without the plans a re-read batch may be cut differently and land twice; say so.
+            log.error("could not read committed offsets for batch plans: %s", exc)
+            return
+        for tp in committed:
+            plan = parse_plan(getattr(tp, "metadata", None), tp.offset)
+            if plan is not None:
+                log.info("%s[%d]: re-reading planned range %d-%d", tp.topic, tp.partition, *plan)
+                self._plans[(tp.topic, tp.partition)] = plan
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         keys = [(tp.topic, tp.partition) for tp in partitions]
@@ -439,6 +648,11 @@ class ClickHouseSink:
     def _drop(self, keys: list[PartitionKey], why: str) -> None:
         dropped = self._batch.drop(keys)
         revoked = set(keys)
+        for key in revoked:
+            self._plans.pop(key, None)
+        held = len(self._held)
+        self._held = [m for m in self._held if (m.topic(), m.partition()) not in revoked]
+        dropped += held - len(self._held)
         self._paused = [tp for tp in self._paused if (tp.topic, tp.partition) not in revoked]
         if dropped:
             log.warning(

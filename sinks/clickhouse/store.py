@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse, urlunparse
 
 from sentinel.config import Settings
+from sinks.clickhouse.ddl import DdlOptions, render
 
 log = logging.getLogger("sentinel.store")
 
@@ -38,9 +39,19 @@ class Store:
     (no session id), so it runs calls concurrently.
     """
 
-    def __init__(self, client: Any, database: str, *, serialize: bool) -> None:
+    def __init__(
+        self,
+        client: Any,
+        database: str,
+        *,
+        serialize: bool,
+        ddl_options: DdlOptions | None = None,
+        insert_settings: Mapping[str, Any] | None = None,
+    ) -> None:
         self._client = client
         self._database = database
+        self.ddl_options = ddl_options or DdlOptions(database=database)
+        self._insert_settings = dict(insert_settings or {})
         self._lock: contextlib.AbstractContextManager[Any] = (
             threading.Lock() if serialize else contextlib.nullcontext()
         )
@@ -85,9 +96,15 @@ class Store:
             return 0
         data = _as_sequences(rows, column_names) if not column_oriented else rows
         count = len(rows[0]) if column_oriented else len(rows)
-        settings: dict[str, Any] = {}
+        settings: dict[str, Any] = dict(self._insert_settings)
         if dedup_token is not None:
-            settings = {"insert_deduplicate": 1, "insert_deduplication_token": dedup_token}
+            settings.update(
+                insert_deduplicate=1,
+                insert_deduplication_token=dedup_token,
+                # A retry whose source block is dropped as a duplicate must not feed the
+                # materialized views twice either.
+                deduplicate_blocks_in_dependent_materialized_views=1,
+            )
         with self._lock:
             self._client.insert(
                 table,
@@ -111,6 +128,10 @@ class Store:
             self._client.close()
 
 
+class StoreLockedError(RuntimeError):
+    """The embedded engine's data directory is owned by another process."""
+
+
 def store_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean "the store did not take this call" (retry later, do not drop data)."""
     from clickhouse_connect.driver.exceptions import ClickHouseError
@@ -118,24 +139,60 @@ def store_errors() -> tuple[type[BaseException], ...]:
     return (ClickHouseError, OSError)
 
 
-def open_store(settings: Settings) -> Store:
-    """Connect to the configured server, or open the embedded engine; create the database."""
+def open_store(settings: Settings, *, create_database: bool = True) -> Store:
+    """Connect to the configured server, or open the embedded engine; create the database
+    (unless `create_database` is False: a read-only user, such as an analyst's, may not)."""
     database = settings.store.database
     if not _IDENTIFIER.match(database):
         raise ValueError(f"store.database {database!r} is not a plain identifier")
+    options = ddl_options(settings)
     if settings.store.dsn:
-        client = _http_client(settings.store.dsn, database, settings.store.password_env)
+        client = _http_client(settings)
         serialize = False
     else:
-        client = _embedded_client(settings.embedded.data_dir / EMBEDDED_SUBDIR)
+        if options.cluster or options.replicated:
+            raise ValueError(
+                "store.cluster and store.replicated need a ClickHouse server (store.dsn); "
+                "the embedded engine is a single node"
+            )
+        client = _embedded_client(embedded_path(settings))
         serialize = True
     try:
-        client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
+        if create_database:
+            client.command(render(f"CREATE DATABASE IF NOT EXISTS {database}", options))
         client.database = database
     except BaseException:
         client.close()
         raise
-    return Store(client, database, serialize=serialize)
+    return Store(
+        client,
+        database,
+        serialize=serialize,
+        ddl_options=options,
+        insert_settings=insert_settings(settings),
+    )
+
+
+def ddl_options(settings: Settings) -> DdlOptions:
+    store = settings.store
+    return DdlOptions(
+        database=store.database,
+        log_ttl_days=store.log_ttl_days,
+        cluster=store.cluster,
+        replicated=store.replicated,
+    )
+
+
+def insert_settings(settings: Settings) -> dict[str, Any]:
+    """Settings sent with every insert: the configured extras, plus async inserts if enabled.
+
+    Async inserts are always waited for (wait_for_async_insert=1): the sink commits offsets only
+    after the insert returned, so it must return only once the data is written.
+    """
+    values: dict[str, Any] = dict(settings.store.insert_settings)
+    if settings.store.async_insert:
+        values.update(async_insert=1, wait_for_async_insert=1, async_insert_deduplicate=1)
+    return values
 
 
 def embedded_path(settings: Settings) -> Path:
@@ -148,13 +205,41 @@ def _embedded_client(path: Path) -> Any:
     path = path.expanduser().resolve()
     path.mkdir(parents=True, exist_ok=True)
     log.info("opening embedded ClickHouse engine at %s", path)
-    # tz_mode="aware": DateTime64('UTC') columns come back as aware UTC datetimes, like the models.
-    return clickhouse_connect.get_client(interface="chdb", path=str(path), tz_mode="aware")
+    try:
+        # tz_mode="aware": DateTime64('UTC') columns come back as aware UTC datetimes.
+        return clickhouse_connect.get_client(interface="chdb", path=str(path), tz_mode="aware")
+    except Exception as exc:
+        # chdb prints "Cannot lock file .../status" to stderr but raises a generic error, so
+        # ask the lock itself whether another process holds it.
+        if "Cannot lock file" in str(exc) or _locked_by_another_process(path / "status"):
+            raise StoreLockedError(
+                f"the embedded ClickHouse store at {path} is in use by another process "
+                "(a running `sentinel up`, `sentinel api --with-sink` or `sentinel sink`); "
+                "stop that process first, or point store.dsn at a ClickHouse server"
+            ) from exc
+        raise
 
 
-def _http_client(dsn: str, database: str, password_env: str) -> Any:
+def _locked_by_another_process(status_file: Path) -> bool:
+    import fcntl
+
+    try:
+        with status_file.open("rb") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    except OSError:
+        return False
+    return False
+
+
+def _http_client(settings: Settings) -> Any:
     import clickhouse_connect
 
+    store = settings.store
+    dsn, database, password_env = store.dsn or "", store.database, store.password_env
     parsed = urlparse(dsn)
     named = unquote(parsed.path.strip("/").split("/")[0]) if parsed.path else ""
     if named and named != database:
@@ -169,6 +254,9 @@ def _http_client(dsn: str, database: str, password_env: str) -> Any:
         dsn=bare,
         password=os.environ.get(password_env, ""),
         tz_mode="aware",
+        compress=False if store.compression == "none" else store.compression,
+        connect_timeout=store.connect_timeout_s,
+        send_receive_timeout=store.send_receive_timeout_s,
         # Without a session id the client can be shared by threads (a session allows one
         # query at a time).
         autogenerate_session_id=False,

@@ -50,7 +50,7 @@ def settings(kafka_bootstrap: str, make_settings: Callable[..., Settings]) -> Se
         kafka_bootstrap,
         sink={"group_id": f"{made.topics.prefix}sink", "batch_rows": 50, "batch_seconds": 0.2},
     )
-    create_topics(made, [made.topic_names.runs, made.topic_names.dlq])
+    create_topics(made, made.topic_names.all())  # the sink subscribes to every stored topic
     return made
 
 

@@ -84,10 +84,14 @@ def test_open_store_creates_the_database_in_the_data_dir(
 
 
 def test_migrations_apply_once(store: Store) -> None:
-    assert migrate(store) == ["0001"]
+    assert migrate(store) == ["0001", "0002", "0003"]
     assert migrate(store) == []
-    history = store.query_rows("SELECT version, name FROM schema_migrations FINAL")
-    assert history == [{"version": "0001", "name": "runs"}]
+    history = store.query_rows("SELECT version, name FROM schema_migrations FINAL ORDER BY 1")
+    assert history == [
+        {"version": "0001", "name": "runs"},
+        {"version": "0002", "name": "pipeline_tables"},
+        {"version": "0003", "name": "trends"},
+    ]
 
 
 def test_runs_table_has_every_column_commented(store: Store) -> None:
@@ -116,13 +120,13 @@ def test_changed_migration_is_refused(store: Store, sql_dir: Path) -> None:
 
 def test_only_new_files_apply_with_several_statements(store: Store, sql_dir: Path) -> None:
     migrate(store, sql_dir)
-    (sql_dir / "0002_extra.sql").write_text(
+    (sql_dir / "0100_extra.sql").write_text(
         "-- two statements, one comment\n"
         "CREATE TABLE IF NOT EXISTS {database}.a (x UInt8) ENGINE = MergeTree ORDER BY x;\n"
         "-- between\n"
         "CREATE TABLE IF NOT EXISTS {database}.b (x UInt8) ENGINE = MergeTree ORDER BY x;\n"
     )
-    assert migrate(store, sql_dir) == ["0002"]
+    assert migrate(store, sql_dir) == ["0100"]
     assert migrate(store, sql_dir) == []
     tables = store.query_rows("SHOW TABLES")
     assert {"a", "b", "runs", "schema_migrations"} <= {t["name"] for t in tables}
