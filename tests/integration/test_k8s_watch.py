@@ -163,11 +163,11 @@ def test_a_silent_stream_is_treated_as_dead_and_reopened(
     fake.silence_watches()
     changed = time.monotonic()
     fake.modify("pods", "ci", "a", label("step", "1"))
-    wait_for(lambda: running.published("MODIFIED") == 1, timeout=5, what="event after silence")
+    wait_for(lambda: running.published("MODIFIED") == 1, timeout=10, what="event after silence")
     took = time.monotonic() - changed
     values = running.stop_and_read()
     assert running.reflector.restarts["silent"] == 1
-    assert 0.7 < took < 3.0
+    assert 0.7 < took < 8.0  # not before the silence limit; the upper bound has slack for CI load
     assert [v["event_type"] for v in values] == ["RELISTED", "MODIFIED"]
 
 

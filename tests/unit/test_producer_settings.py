@@ -34,7 +34,7 @@ def test_submit_returns_at_once_and_a_failed_delivery_is_counted() -> None:
     try:
         started = time.monotonic()
         futures = [publisher.submit("t", b"k", b"v") for _ in range(100)]
-        assert time.monotonic() - started < 0.5  # queued, not sent: the caller never waits
+        assert time.monotonic() - started < 2.0  # queued: waiting for each would take 0.5 s apiece
         with pytest.raises(PublishError):
             futures[0].result(timeout=10)
         for future in futures:
