@@ -292,6 +292,9 @@ def test_a_restart_with_a_state_file_publishes_only_what_changed_while_down(
 
     second = start(state_file=str(state), checkpoint_s=0.2, kinds=["Pod", "Event"])
     wait_for(lambda: second.published("DELETED") == 1, what="relist differences")
+    # Both reflectors (Pod, Event) watching: an Event added now comes as ADDED on the watch,
+    # not in the Event reflector's initial list (which would make it RELISTED).
+    wait_for(lambda: fake.open_watches == 2, what="both watches open")
     a_uid = pods[0]["metadata"]["uid"]
     fake.add(
         "events",
