@@ -90,14 +90,20 @@ class RecordingIngest:
     normal ingest, under `sentinel up --capture`) or answers 202 itself (under
     `sentinel capture`, which needs no broker)."""
 
-    provider = "github"
-
-    def __init__(self, writer: CaptureWriter, inner: WebhookIngest | None = None) -> None:
+    def __init__(
+        self, writer: CaptureWriter, inner: WebhookIngest | None = None, provider: str = "github"
+    ) -> None:
         self.writer = writer
         self.inner = inner
+        self.provider = provider
 
     async def handle(self, event_name: str, delivery: str, payload: dict[str, Any]) -> IngestResult:
-        headers = {"X-GitHub-Event": event_name, "X-GitHub-Delivery": delivery}
+        # Jenkins and generic posts carry their identity in the body; only GitHub's is in headers.
+        headers = (
+            {"X-GitHub-Event": event_name, "X-GitHub-Delivery": delivery}
+            if self.provider == "github"
+            else {}
+        )
         self.writer.webhook(self.provider, headers, payload)
         if self.inner is not None:
             return await self.inner.handle(event_name, delivery, payload)

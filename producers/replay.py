@@ -44,6 +44,8 @@ class ReplayTargets:
     github: WebhookIngest
     k8s: Callable[[K8sRecord], Awaitable[str]] | None = None
     logs: Callable[[LogRecord], Awaitable[str]] | None = None
+    jenkins: WebhookIngest | None = None
+    generic: WebhookIngest | None = None
 
 
 async def replay(
@@ -60,7 +62,10 @@ async def replay(
             if gap > 0:
                 await asyncio.sleep(gap)
         previous = record.ts
-        if isinstance(record, WebhookRecord):
+        if isinstance(record, WebhookRecord) and record.provider in ("jenkins", "generic"):
+            ingest = targets.jenkins if record.provider == "jenkins" else targets.generic
+            await _replay_token_webhook(record, ingest, stats)
+        elif isinstance(record, WebhookRecord):
             await _replay_webhook(record, targets.github, stats)
         elif isinstance(record, K8sRecord):
             await _replay_with(targets.k8s, record, stats)
@@ -98,6 +103,24 @@ async def _replay_webhook(record: WebhookRecord, github: WebhookIngest, stats: R
         return
     try:
         result = await github.handle(event, delivery, record.body)
+    except HTTPException as exc:
+        stats.outcomes["rejected"] += 1
+        stats.rejected.append(f"record {stats.records}: {exc.detail}")
+        return
+    stats.outcomes[str(result.body.get("status"))] += 1
+    if result.status_code >= 500:
+        stats.rejected.append(f"record {stats.records}: {result.body.get('detail')}")
+
+
+async def _replay_token_webhook(
+    record: WebhookRecord, ingest: WebhookIngest | None, stats: ReplayStats
+) -> None:
+    """Jenkins and generic records: the body is the whole delivery (ids are derived from it)."""
+    if ingest is None:
+        stats.outcomes[f"unsupported_provider_{record.provider}"] += 1
+        return
+    try:
+        result = await ingest.handle(record.provider, "", record.body)
     except HTTPException as exc:
         stats.outcomes["rejected"] += 1
         stats.rejected.append(f"record {stats.records}: {exc.detail}")

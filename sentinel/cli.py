@@ -63,8 +63,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         host, port = settings.api.host, settings.api.port
         broker = stack.broker
         log.info(
-            "sentinel is up: API http://%s:%d (OpenAPI at /docs), GitHub webhooks at "
-            "POST /api/webhooks/github; broker %s at %s; data in %s",
+            "sentinel is up: API http://%s:%d (OpenAPI at /docs), webhooks at "
+            "POST /api/webhooks/{github,jenkins,generic}; broker %s at %s; data in %s",
             host,
             port,
             broker.kind if broker else "external",
@@ -114,6 +114,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
 
     from producers.capture import RecordingIngest
     from producers.webhooks import github_router
+    from sentinel.stack import token_routers
 
     settings = _settings(args)
     setup_logging(settings.logging.level, settings.logging.format)
@@ -126,6 +127,8 @@ def cmd_capture(args: argparse.Namespace) -> int:
             settings.webhooks.max_body_bytes,
         )
     )
+    for router in token_routers(settings, None, writer):  # POST /api/webhooks/{jenkins,generic}
+        app.include_router(router)
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -134,7 +137,8 @@ def cmd_capture(args: argparse.Namespace) -> int:
     stop = threading.Event()
     threads = _capture_producers(args, settings, writer, stop)
     log.info(
-        "recording to %s: POST webhooks to http://%s:%d/api/webhooks/github%s; Ctrl-C stops",
+        "recording to %s: POST webhooks to http://%s:%d/api/webhooks/{github,jenkins,generic}"
+        "%s; Ctrl-C stops",
         writer.path,
         settings.api.host,
         settings.api.port,

@@ -3,7 +3,9 @@
 Environment variables override the YAML, nested keys joined by ``__``:
 ``SENTINEL_KAFKA__BOOTSTRAP_SERVERS=broker:9092`` sets ``kafka.bootstrap_servers``.
 Secrets never come from the YAML: the GitHub webhook secret is read from
-``SENTINEL_GITHUB_WEBHOOK_SECRET`` or from the file named by ``webhooks.github.secret_file``.
+``SENTINEL_GITHUB_WEBHOOK_SECRET`` or from the file named by ``webhooks.github.secret_file``, the
+Jenkins and generic bearer tokens from ``SENTINEL_{JENKINS,GENERIC}_WEBHOOK_TOKEN`` or
+``webhooks.{jenkins,generic}.token_file``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from schemas.topics import TopicNames
 
 GITHUB_SECRET_ENV = "SENTINEL_GITHUB_WEBHOOK_SECRET"
+JENKINS_TOKEN_ENV = "SENTINEL_JENKINS_WEBHOOK_TOKEN"
+GENERIC_TOKEN_ENV = "SENTINEL_GENERIC_WEBHOOK_TOKEN"
 CONFIG_ENV = "SENTINEL_CONFIG"
 FORBIDDEN_SECRET_KEYS = ("secret", "webhook_secret", "password", "token")
 
@@ -119,6 +123,28 @@ class GithubWebhookConfig(Section):
     )
 
 
+class TokenWebhookConfig(Section):
+    """A webhook authenticated by a bearer token (Jenkins, generic; docs/webhooks.md)."""
+
+    token_file: Path | None = Field(
+        default=None, description="File holding the bearer token (else the env variable)."
+    )
+    allow_unauthenticated: bool = Field(
+        default=False,
+        description="Accept requests without a token when none is configured (trusted "
+        "networks only); otherwise the endpoint answers 401 until a token is set.",
+    )
+
+
+class JenkinsWebhookConfig(TokenWebhookConfig):
+    instance: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Name of the Jenkins controller, put in run ids (jenkins:<instance>:<job>:"
+        "<number>) so that several controllers posting here never share a run id.",
+    )
+
+
 class WebhooksConfig(Section):
     max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     spool_dir: Path | None = Field(
@@ -126,6 +152,8 @@ class WebhooksConfig(Section):
     )
     dedup_ttl_hours: float = Field(default=72.0, gt=0)
     github: GithubWebhookConfig = Field(default_factory=GithubWebhookConfig)
+    jenkins: JenkinsWebhookConfig = Field(default_factory=JenkinsWebhookConfig)
+    generic: TokenWebhookConfig = Field(default_factory=TokenWebhookConfig)
 
 
 class TrackingConfig(Section):
@@ -345,6 +373,18 @@ class Settings(BaseSettings):
             return SecretStr(path.read_text().strip())
         return None
 
+    def jenkins_webhook_token(self) -> SecretStr | None:
+        return _secret(JENKINS_TOKEN_ENV, self.webhooks.jenkins.token_file)
+
+    def generic_webhook_token(self) -> SecretStr | None:
+        return _secret(GENERIC_TOKEN_ENV, self.webhooks.generic.token_file)
+
+
+def _secret(env: str, path: Path | None) -> SecretStr | None:
+    """A secret from the environment, else from the file, else None (empty counts as unset)."""
+    value = os.environ.get(env) or (path.read_text().strip() if path is not None else "")
+    return SecretStr(value) if value else None
+
 
 class ConfigError(Exception):
     """Invalid configuration; `problems` holds one `path: what was expected` line per bad key."""
@@ -432,4 +472,10 @@ def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
         raise ConfigError(
             source, [f"webhooks.github.secret_file: expected a readable file (got {secret_file})"]
         )
+    for name in ("jenkins", "generic"):
+        token_file = getattr(settings.webhooks, name).token_file
+        if token_file is not None and not token_file.is_file():
+            raise ConfigError(
+                source, [f"webhooks.{name}.token_file: expected a readable file (got {token_file})"]
+            )
     return settings

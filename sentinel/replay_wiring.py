@@ -47,4 +47,6 @@ def build_replay_targets(settings: Settings, intake: WebhookIntake) -> ReplayTar
         await publisher.publish(topics.logs, log_key(line).encode(), line.to_bytes())
         return "published"
 
-    return ReplayTargets(github=github, k8s=k8s, logs=logs)
+    return ReplayTargets(
+        github=github, k8s=k8s, logs=logs, jenkins=intake.jenkins, generic=intake.generic
+    )

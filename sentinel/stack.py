@@ -20,12 +20,22 @@ from typing import Any
 
 from confluent_kafka import Consumer, ConsumerGroupState, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
+from fastapi import APIRouter
 
+from producers import generic, jenkins
 from producers.capture import CaptureWriter, RecordingIngest
 from producers.ledger import DeliveryLedger
 from producers.publisher import KafkaPublisher
 from producers.spool import Spool, SpoolDrainer
-from producers.webhooks import GithubIngest, Intake, WebhookIngest, github_router
+from producers.webhooks import (
+    GithubIngest,
+    Intake,
+    TokenIngest,
+    WebhookIngest,
+    generic_router,
+    github_router,
+    jenkins_router,
+)
 from sentinel.brokers import Broker, broker_answers, make_broker
 from sentinel.config import BrokerKind, Settings
 from sentinel.kafka_clients import (
@@ -52,6 +62,8 @@ class WebhookIntake:
         self.drainer: SpoolDrainer | None = None
         self.ledger: DeliveryLedger | None = None
         self.github: GithubIngest | None = None
+        self.jenkins: TokenIngest | None = None
+        self.generic: TokenIngest | None = None
 
     def start(self) -> None:
         settings = self.settings
@@ -67,6 +79,14 @@ class WebhookIntake:
         )
         intake = Intake(self.publisher, spool, settings.topic_names.ci)
         self.github = GithubIngest(intake, self.ledger)
+        instance = settings.webhooks.jenkins.instance
+        self.jenkins = TokenIngest(
+            jenkins.PROVIDER,
+            lambda payload, received: jenkins.normalize(payload, received, instance),
+            intake,
+            self.ledger,
+        )
+        self.generic = TokenIngest(generic.PROVIDER, generic.normalize, intake, self.ledger)
 
     def stop(self) -> None:
         if self.drainer is not None:
@@ -125,7 +145,7 @@ class StoreOwner:
             self.store,
             broker_ready=lambda: broker_answers(bootstrap, timeout=2.0),
             page_size_max=self.settings.api.page_size_max,
-            extra_routers=[router],
+            extra_routers=[router, *token_routers(self.settings, self.intake, capture)],
         )
 
     def stop(self) -> None:
@@ -135,6 +155,30 @@ class StoreOwner:
         self.intake.stop()
         if self.store is not None:
             self.store.close()
+
+
+def token_routers(
+    settings: Settings,
+    intake: WebhookIntake | None,
+    capture: CaptureWriter | None,
+) -> list[APIRouter]:
+    """The Jenkins and generic webhook routes. Without `intake` (`sentinel capture`) the posts
+    are only recorded to `capture`; with both, recorded and then ingested."""
+    hooks = settings.webhooks
+    routers = []
+    for provider, make_router, token, allow in (
+        ("jenkins", jenkins_router, settings.jenkins_webhook_token(), hooks.jenkins),
+        ("generic", generic_router, settings.generic_webhook_token(), hooks.generic),
+    ):
+        inner: WebhookIngest | None = getattr(intake, provider) if intake is not None else None
+        ingest: WebhookIngest | None = inner
+        if capture is not None:
+            ingest = RecordingIngest(capture, inner=inner, provider=provider)
+        assert ingest is not None, "the webhook intake is not started"
+        routers.append(
+            make_router(ingest, token, hooks.max_body_bytes, allow.allow_unauthenticated)
+        )
+    return routers
 
 
 class WorkerProcess:
