@@ -145,7 +145,25 @@ class StoreOwner:
             self.store,
             broker_ready=lambda: broker_answers(bootstrap, timeout=2.0),
             page_size_max=self.settings.api.page_size_max,
-            extra_routers=[router, *token_routers(self.settings, self.intake, capture)],
+            extra_routers=[
+                router,
+                *token_routers(self.settings, self.intake, capture),
+                self._junit_router(),
+            ],
+        )
+
+    def _junit_router(self) -> APIRouter:
+        from producers.junit_upload import junit_router
+
+        intake, hooks = self.intake, self.settings.webhooks
+        assert intake.publisher is not None and intake.ledger is not None
+        return junit_router(
+            intake.publisher,
+            intake.ledger,
+            self.settings.topic_names.tests,
+            self.settings.generic_webhook_token(),
+            hooks.max_body_bytes,
+            hooks.generic.allow_unauthenticated,
         )
 
     def stop(self) -> None:
