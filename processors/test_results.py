@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -130,11 +131,11 @@ class _Attempts:
 # Per-framework state machines. Each takes cleaned lines and returns finished `_Case`s.
 
 
-class _FormatParser:
+class _FormatParser(ABC):
     framework: Framework
 
-    def feed(self, line: str, at: datetime) -> list[_Case]:
-        raise NotImplementedError
+    @abstractmethod
+    def feed(self, line: str, at: datetime) -> list[_Case]: ...
 
     def finish(self) -> list[_Case]:
         return []

@@ -470,20 +470,12 @@ def run_k8s_watch(
 
     `sentinel capture` passes a publisher that publishes nothing and an observer that records.
     """
-    from producers.kube_client import api_client
-    from producers.publisher import KafkaPublisher
-    from sentinel.kafka_clients import producer_config
+    from producers.kube_client import producer_session
 
-    if publisher is None:
-        publisher = KafkaPublisher(producer_config(settings), component="k8s-watch")
-    api = api_client(settings.k8s)
-    try:
-        watcher = K8sWatcher(settings, publisher, api, observers)
+    with producer_session(settings, "k8s-watch", publisher) as (session_publisher, api):
+        watcher = K8sWatcher(settings, session_publisher, api, observers)
         log.info(
             "watching %s",
             ", ".join(str(r.collection) for r in watcher.reflectors) or "nothing",
         )
         watcher.run(stop)
-    finally:
-        publisher.close()
-        api.close()

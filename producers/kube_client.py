@@ -6,9 +6,14 @@ Shared by the watcher and the log streamer. Nothing connects at import time.
 from __future__ import annotations
 
 import os
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
-from sentinel.config import K8sConfig
+from sentinel.config import K8sConfig, Settings
+
+if TYPE_CHECKING:
+    from producers.k8s_watch import Publisher
 
 IN_CLUSTER_ENV = "KUBERNETES_SERVICE_HOST"
 
@@ -37,3 +42,22 @@ def api_client(config: K8sConfig) -> Any:
             client_configuration=configuration,
         )
     return client.ApiClient(configuration)
+
+
+@contextmanager
+def producer_session(
+    settings: Settings, component: str, publisher: Publisher | None = None
+) -> Iterator[tuple[Publisher, Any]]:
+    """A publisher (Kafka unless one is given, e.g. `sentinel capture`'s null publisher) and an
+    API client for a producer process, both flushed and closed on the way out."""
+    from producers.publisher import KafkaPublisher
+    from sentinel.kafka_clients import producer_config
+
+    if publisher is None:
+        publisher = KafkaPublisher(producer_config(settings), component=component)
+    api = api_client(settings.k8s)
+    try:
+        yield publisher, api
+    finally:
+        publisher.close()
+        api.close()

@@ -536,15 +536,7 @@ def run_log_stream(
 
     `sentinel capture` passes a publisher that publishes nothing and an observer that records.
     """
-    from producers.kube_client import api_client
-    from producers.publisher import KafkaPublisher
-    from sentinel.kafka_clients import producer_config
+    from producers.kube_client import producer_session
 
-    if publisher is None:
-        publisher = KafkaPublisher(producer_config(settings), component="log-stream")
-    api = api_client(settings.k8s)
-    try:
-        LogStreamer(settings, publisher, api, observers).run(stop)
-    finally:
-        publisher.close()
-        api.close()
+    with producer_session(settings, "log-stream", publisher) as (session_publisher, api):
+        LogStreamer(settings, session_publisher, api, observers).run(stop)
