@@ -298,23 +298,32 @@ class EmbeddedStack:
 
     def wait_consumed(self, timeout: float = 120.0, settle: float = 1.0) -> None:
         """Block until the worker and the sink have committed everything on their inputs."""
-        groups = [
-            (self.settings.worker_app_id, self.settings.topic_names.ci),
-            (self.settings.sink_group_id, self.settings.topic_names.runs),
+        # One probe consumer per group, opened once: it never subscribes, so it does not join
+        # the group; it only reads the group's committed offsets.
+        probes = [
+            (Consumer(consumer_config(self.settings, group)), topic)
+            for group, topic in (
+                (self.settings.worker_app_id, self.settings.topic_names.ci),
+                (self.settings.sink_group_id, self.settings.topic_names.runs),
+            )
         ]
-        deadline = time.monotonic() + timeout
-        stable_since: float | None = None
-        while time.monotonic() < deadline:
-            if self.worker is not None and not self.worker.alive():
-                raise RuntimeError(f"the worker exited; see {self.worker.log_path}")
-            if all(consumed(self.settings, group, topic) for group, topic in groups):
-                stable_since = stable_since or time.monotonic()
-                if time.monotonic() - stable_since >= settle:
-                    return
-            else:
-                stable_since = None
-            time.sleep(0.2)
-        raise TimeoutError(f"topics not fully consumed within {timeout:.0f}s")
+        try:
+            deadline = time.monotonic() + timeout
+            stable_since: float | None = None
+            while time.monotonic() < deadline:
+                if self.worker is not None and not self.worker.alive():
+                    raise RuntimeError(f"the worker exited; see {self.worker.log_path}")
+                if all(consumed(probe, topic) for probe, topic in probes):
+                    stable_since = stable_since or time.monotonic()
+                    if time.monotonic() - stable_since >= settle:
+                        return
+                else:
+                    stable_since = None
+                time.sleep(0.2)
+            raise TimeoutError(f"topics not fully consumed within {timeout:.0f}s")
+        finally:
+            for probe, _topic in probes:
+                probe.close()
 
 
 def wait_groups_joined(
@@ -343,19 +352,12 @@ def wait_groups_joined(
     raise TimeoutError(f"consumer groups {groups} did not become stable within {timeout:.0f}s")
 
 
-def consumed(settings: Settings, group: str, topic: str) -> bool:
-    """True when `group` has committed up to the end of every partition of `topic`."""
-    consumer = Consumer(consumer_config(settings, group))
-    try:
-        metadata = consumer.list_topics(topic, timeout=5)
-        partitions = [TopicPartition(topic, p) for p in metadata.topics[topic].partitions]
-        committed = consumer.committed(partitions, timeout=5)
-        for tp in committed:
-            _low, high = consumer.get_watermark_offsets(
-                TopicPartition(topic, tp.partition), timeout=5
-            )
-            if high > 0 and tp.offset < high:
-                return False
-        return True
-    finally:
-        consumer.close()
+def consumed(probe: Consumer, topic: str) -> bool:
+    """True when the probe's group has committed up to the end of every partition of `topic`."""
+    metadata = probe.list_topics(topic, timeout=5)
+    partitions = [TopicPartition(topic, p) for p in metadata.topics[topic].partitions]
+    for tp in probe.committed(partitions, timeout=5):
+        _low, high = probe.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=5)
+        if high > 0 and tp.offset < high:
+            return False
+    return True
