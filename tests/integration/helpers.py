@@ -7,6 +7,8 @@ import hmac
 import json
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 from sentinel.brokers import free_port
 from sentinel.config import Settings
 from sentinel.kafka_clients import consumer_config
+from sentinel.stack import EmbeddedStack
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "github-webhooks"
 
@@ -79,6 +82,32 @@ class ServerThread:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(10)
+
+
+@contextmanager
+def served_stack(settings: Settings) -> Iterator[tuple[EmbeddedStack, str]]:
+    """An embedded stack on `settings` (worker, sink, store) with its API served on loopback."""
+    stack = EmbeddedStack(settings)
+    stack.start()
+    try:
+        assert stack.owner is not None
+        with ServerThread(stack.owner.api()) as server:
+            yield stack, server.url
+    finally:
+        stack.stop()
+
+
+def wait_for_run(url: str, run_id: str, status: str, timeout: float = 90) -> dict[str, Any]:
+    """Poll GET /api/runs until `run_id` shows `status`; the run as the API returned it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = httpx.get(f"{url}/api/runs", params={"limit": 500}, timeout=10)
+        assert response.status_code == 200
+        for run in response.json()["items"]:
+            if run["run_id"] == run_id and run["status"] == status:
+                return dict(run)
+        time.sleep(0.1)
+    raise AssertionError(f"run {run_id} did not reach {status} in {timeout}s")
 
 
 def read_topic(

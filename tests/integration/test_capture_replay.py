@@ -77,6 +77,47 @@ def capture_of_deliveries() -> str:
     )
 
 
+def replay_into_other_topics(
+    capture: Path,
+    live: Settings,
+    make_settings: Callable[..., Settings],
+    bootstrap: str,
+    tmp_path: Path,
+) -> tuple[Settings, subprocess.CompletedProcess[str]]:
+    """`sentinel replay` of `capture` into fresh topics beside `live`'s (prefix + "replay.")."""
+    replayed = make_settings(
+        bootstrap,
+        topics={"prefix": live.topics.prefix + "replay."},
+        embedded={"data_dir": str(tmp_path / "replay-data")},
+    )
+    ensure_topics(replayed)
+    done = subprocess.run(
+        [sys.executable, "-m", "sentinel", "replay", str(capture)],
+        env={
+            **os.environ,
+            "SENTINEL_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
+            "SENTINEL_TOPICS__PREFIX": replayed.topics.prefix,
+            "SENTINEL_EMBEDDED__DATA_DIR": str(replayed.embedded.data_dir),
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return replayed, done
+
+
+def topic_messages(settings: Settings, topic: str) -> list[tuple[bytes | None, dict[str, Any]]]:
+    """(key, value) of every message on `topic`, without `received_at`: ingestion time is the
+    only thing allowed to differ between live input and its replay."""
+    found = []
+    for key, value in read_topic(settings, topic):
+        message = json.loads(value)
+        message.pop("received_at")
+        found.append((key, message))
+    return found
+
+
 def analyze_runs(capture: Path) -> list[dict[str, Any]]:
     done = subprocess.run(
         [sys.executable, "-m", "sentinel", "analyze", str(capture), "--json"],
@@ -146,36 +187,16 @@ def test_replay_publishes_what_live_input_publishes(
     finally:
         owner.stop()
 
-    replayed = make_settings(
-        kafka_bootstrap,
-        topics={"prefix": live.topics.prefix + "replay."},
-        embedded={"data_dir": str(tmp_path / "replay-data")},
-    )
-    ensure_topics(replayed)
     capture = tmp_path / "input.jsonl"
     capture.write_text(capture_of_deliveries())
-    done = subprocess.run(
-        [sys.executable, "-m", "sentinel", "replay", str(capture)],
-        env={
-            **os.environ,
-            "SENTINEL_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
-            "SENTINEL_TOPICS__PREFIX": replayed.topics.prefix,
-            "SENTINEL_EMBEDDED__DATA_DIR": str(replayed.embedded.data_dir),
-        },
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    replayed, done = replay_into_other_topics(
+        capture, live, make_settings, kafka_bootstrap, tmp_path
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "6 records" in done.stdout
 
     def messages(settings: Settings) -> list[tuple[bytes | None, dict[str, Any]]]:
-        found = []
-        for key, value in read_topic(settings, settings.topic_names.ci):
-            event = json.loads(value)
-            event.pop("received_at")  # ingestion time is the only thing allowed to differ
-            found.append((key, event))
+        found = topic_messages(settings, settings.topic_names.ci)
         return sorted(found, key=lambda item: item[1]["event_id"])
 
     live_messages = messages(live)
@@ -226,33 +247,13 @@ def test_recorded_watch_events_and_log_lines_replay_to_the_same_messages(
             api.close()
             writer.close()
 
-    replayed = make_settings(
-        kafka_bootstrap,
-        topics={"prefix": live.topics.prefix + "replay."},
-        embedded={"data_dir": str(tmp_path / "replay-data")},
-    )
-    ensure_topics(replayed)
-    done = subprocess.run(
-        [sys.executable, "-m", "sentinel", "replay", str(capture)],
-        env={
-            **os.environ,
-            "SENTINEL_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
-            "SENTINEL_TOPICS__PREFIX": replayed.topics.prefix,
-            "SENTINEL_EMBEDDED__DATA_DIR": str(replayed.embedded.data_dir),
-        },
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    replayed, done = replay_into_other_topics(
+        capture, live, make_settings, kafka_bootstrap, tmp_path
     )
     assert done.returncode == 0, done.stderr[-3000:]
 
     def messages(settings: Settings, topic: str) -> list[tuple[bytes | None, dict[str, Any]]]:
-        found = []
-        for key, value in read_topic(settings, topic):
-            message = json.loads(value)
-            message.pop("received_at")
-            found.append((key, message))
+        found = topic_messages(settings, topic)
         return sorted(found, key=lambda item: json.dumps(item[1], sort_keys=True))
 
     live_k8s = messages(live, live.topic_names.k8s)

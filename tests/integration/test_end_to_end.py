@@ -5,16 +5,14 @@ Webhook → run tracker → ClickHouse → API.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import httpx
 import pytest
 
 from sentinel.config import Settings
 from sentinel.stack import EmbeddedStack
-from tests.integration.helpers import ServerThread, post_webhook
+from tests.integration.helpers import post_webhook, served_stack, wait_for_run
 
 pytestmark = pytest.mark.integration
 
@@ -27,31 +25,13 @@ def stack_url(
     kafka_bootstrap: str, make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[EmbeddedStack, str]]:
     monkeypatch.setenv("SENTINEL_GITHUB_WEBHOOK_SECRET", SECRET)
-    stack = EmbeddedStack(make_settings(kafka_bootstrap))
-    stack.start()
-    try:
-        assert stack.owner is not None
-        with ServerThread(stack.owner.api()) as server:
-            yield stack, server.url
-    finally:
-        stack.stop()
+    with served_stack(make_settings(kafka_bootstrap)) as served:
+        yield served
 
 
 def post_event(url: str, event: str, delivery: str, path: str) -> None:
     response = post_webhook(url, event, delivery, path, SECRET)
     assert response.status_code == 202, response.text
-
-
-def wait_for_run(url: str, run_id: str, status: str, timeout: float = 60) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        response = httpx.get(f"{url}/api/runs", timeout=10)
-        assert response.status_code == 200
-        for run in response.json()["items"]:
-            if run["run_id"] == run_id and run["status"] == status:
-                return dict(run)
-        time.sleep(0.1)
-    raise AssertionError(f"run {run_id} did not reach {status} in {timeout}s")
 
 
 def test_requested_then_completed_shows_a_succeeded_run(

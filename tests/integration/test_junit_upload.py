@@ -12,7 +12,7 @@ import pytest
 
 from sentinel.config import Settings
 from sentinel.stack import EmbeddedStack
-from tests.integration.helpers import ServerThread, read_topic
+from tests.integration.helpers import read_topic, served_stack
 
 pytestmark = pytest.mark.integration
 
@@ -26,14 +26,8 @@ def served(
     kafka_bootstrap: str, make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[EmbeddedStack, str]]:
     monkeypatch.setenv("SENTINEL_GENERIC_WEBHOOK_TOKEN", TOKEN)
-    stack = EmbeddedStack(make_settings(kafka_bootstrap))
-    stack.start()
-    try:
-        assert stack.owner is not None
-        with ServerThread(stack.owner.api()) as server:
-            yield stack, server.url
-    finally:
-        stack.stop()
+    with served_stack(make_settings(kafka_bootstrap)) as stack_and_url:
+        yield stack_and_url
 
 
 def upload(url: str, name: str, token: str | None = TOKEN, run: str = RUN) -> httpx.Response:

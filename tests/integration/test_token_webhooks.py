@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,9 +19,15 @@ from producers.replay import replay
 from schemas.capture import read_capture
 from sentinel.config import Settings
 from sentinel.replay_wiring import build_replay_targets
-from sentinel.stack import EmbeddedStack, StoreOwner, WebhookIntake, token_routers
+from sentinel.stack import StoreOwner, WebhookIntake, token_routers
 from sentinel.topic_admin import ensure_topics
-from tests.integration.helpers import ServerThread, json_values, read_topic
+from tests.integration.helpers import (
+    ServerThread,
+    json_values,
+    read_topic,
+    served_stack,
+    wait_for_run,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -274,54 +279,35 @@ def test_capture_records_and_replay_publishes_the_same_events(
 # --- through the real worker ------------------------------------------------------------------
 
 
-def wait_for_run(url: str, run_id: str, status: str, timeout: float = 90) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        response = httpx.get(f"{url}/api/runs", params={"limit": 100}, timeout=10)
-        assert response.status_code == 200
-        for run in response.json()["items"]:
-            if run["run_id"] == run_id and run["status"] == status:
-                return dict(run)
-        time.sleep(0.2)
-    raise AssertionError(f"run {run_id} did not reach {status} in {timeout}s")
-
-
 def test_jenkins_and_generic_builds_end_as_runs_through_the_worker(
     kafka_bootstrap: str, make_settings: Callable[..., Settings], tokens: None
 ) -> None:
-    stack = EmbeddedStack(make_settings(kafka_bootstrap))
-    stack.start()
-    try:
-        assert stack.owner is not None
-        with ServerThread(stack.owner.api()) as server:
-            url = server.url
-            started = jenkins_body("STARTED", timestamp=1764230400000)
-            assert post(url, "jenkins", started, JENKINS_TOKEN).status_code == 202
-            running = wait_for_run(url, RUN_ID, "running")
-            assert running["pipeline"] == "shop/api/feature%2Flogin"
-            completed = jenkins_body("COMPLETED", "SUCCESS")
-            assert post(url, "jenkins", completed, JENKINS_TOKEN).status_code == 202
-            finalized = jenkins_body("FINALIZED", "SUCCESS", timestamp=1764230702500)
-            assert post(url, "jenkins", finalized, JENKINS_TOKEN).status_code == 202
-            run = wait_for_run(url, RUN_ID, "succeeded")
-            assert run["conclusion"] == "SUCCESS"
-            assert run["provider"] == "jenkins"
-            assert run["branch"] == "feature/login"
-            assert run["commit_sha"] == "9fceb02d0ae598e95dc970b74767f19372d61af8"
-            # FINALIZED (2.5 s after COMPLETED) is the newest terminal event: the run ends when
-            # Jenkins finished its post-build work (documented in producers/jenkins.py).
-            assert run["duration_s"] == pytest.approx(302.5)
+    with served_stack(make_settings(kafka_bootstrap)) as (_stack, url):
+        started = jenkins_body("STARTED", timestamp=1764230400000)
+        assert post(url, "jenkins", started, JENKINS_TOKEN).status_code == 202
+        running = wait_for_run(url, RUN_ID, "running")
+        assert running["pipeline"] == "shop/api/feature%2Flogin"
+        completed = jenkins_body("COMPLETED", "SUCCESS")
+        assert post(url, "jenkins", completed, JENKINS_TOKEN).status_code == 202
+        finalized = jenkins_body("FINALIZED", "SUCCESS", timestamp=1764230702500)
+        assert post(url, "jenkins", finalized, JENKINS_TOKEN).status_code == 202
+        run = wait_for_run(url, RUN_ID, "succeeded")
+        assert run["conclusion"] == "SUCCESS"
+        assert run["provider"] == "jenkins"
+        assert run["branch"] == "feature/login"
+        assert run["commit_sha"] == "9fceb02d0ae598e95dc970b74767f19372d61af8"
+        # FINALIZED (2.5 s after COMPLETED) is the newest terminal event: the run ends when
+        # Jenkins finished its post-build work (documented in producers/jenkins.py).
+        assert run["duration_s"] == pytest.approx(302.5)
 
-            generic_failed = {
-                "pipeline": "nightly",
-                "run_number": 311,
-                "status": "failed",
-                "event_time": "2026-11-27T10:05:00Z",
-                "started_at": "2026-11-27T10:00:00Z",
-                "finished_at": "2026-11-27T10:05:00Z",
-            }
-            assert post(url, "generic", generic_failed, GENERIC_TOKEN).status_code == 202
-            failed = wait_for_run(url, "nightly#311", "failed")
-            assert failed["duration_s"] == pytest.approx(300.0)
-    finally:
-        stack.stop()
+        generic_failed = {
+            "pipeline": "nightly",
+            "run_number": 311,
+            "status": "failed",
+            "event_time": "2026-11-27T10:05:00Z",
+            "started_at": "2026-11-27T10:00:00Z",
+            "finished_at": "2026-11-27T10:05:00Z",
+        }
+        assert post(url, "generic", generic_failed, GENERIC_TOKEN).status_code == 202
+        failed = wait_for_run(url, "nightly#311", "failed")
+        assert failed["duration_s"] == pytest.approx(300.0)
