@@ -1,0 +1,325 @@
+"""Log template mining with Drain (pure: no Faust, no Kafka, no I/O).
+
+`LogTemplateMiner` groups log messages into templates with the Drain algorithm (He et al.,
+ICWS 2017) as implemented by the ``drain3`` library, after two generic, dataset-independent
+preprocessing steps:
+
+1. `strip_header` removes a common log header from a raw line: leading timestamps and dates
+   (ISO 8601, syslog ``Dec 10 06:55:46``, ``[Sun Dec 04 04:47:44 2005]``, ``081109 203615``,
+   ``17/06/09 20:10:40``), a severity word (``INFO``, ``[warn]``, ``E0102`` klog), pid / thread
+   fields (``148``, ``[main]``, ``sshd[24200]:``) and a logger name ending in ``:`` or `` -``
+   (``org.apache.hadoop.mapred.Task:``, ``dfs.DataNode$PacketResponder:``). Lines whose start does
+   not look like a header are left alone. Disable with ``strip_headers=False`` when the input is
+   already the message body.
+2. `mask` replaces variable parts with named placeholders (``<IP>``, ``<NUM>``, ...): URLs,
+   e-mail addresses, UUIDs, timestamps and dates, IPv4 / IPv6 addresses (with ports), MAC
+   addresses, Kubernetes pod-name suffixes, hex numbers and ids, file paths that contain digits,
+   and finally any remaining token that contains a digit. Placeholders are ordinary tokens for
+   Drain: two lines with ``<IP>`` at the same position agree there.
+
+Configuration (one for every log source; users do not tune per source): see `MinerConfig`
+and `DEFAULT_CONFIG`.
+
+Template ids
+    A template id is ``"T"`` plus the first 12 hex digits of the SHA-1 of the masked message that
+    founded the Drain cluster. It is fixed for the life of the cluster even though the cluster's
+    template text may still generalise (a token becomes ``<*>``) as more lines arrive. It is
+    deterministic: the same lines in the same order give the same ids, and two miners that see
+    the same founding message for a cluster (say, two runs of one job) give it the same id, which
+    a per-miner counter would not. Two live clusters founded by the same masked message (possible
+    when the first one's template generalised a lot) get ``-2``, ``-3``... suffixes.
+
+`LogTemplateMiner.add` is streaming: it returns the template of the line's cluster as it is
+after that line. `LogTemplateMiner.mine` reads all lines first and then reports, for each line,
+the final template of its cluster (two passes; this is how Loghub grouping accuracy is computed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from drain3.masking import AbstractMaskingInstruction, LogMasker, MaskingInstruction
+from drain3.template_miner import TemplateMiner
+from drain3.template_miner_config import TemplateMinerConfig
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "DEFAULT_MASKS",
+    "LogTemplateMiner",
+    "MinerConfig",
+    "mask",
+    "masking_instructions",
+    "strip_header",
+]
+
+# Token boundaries for masks: not inside a longer word (letters, digits, underscore).
+_L = r"(?<![\w.\-])"
+_R = r"(?![\w\-]|\.\w)"
+
+_MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*"
+_DAY = r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*"
+_TIME = r"\d{1,2}:\d{2}(?::\d{2})?(?:[.,:]\d{1,9})?"
+_ISO_DATE = r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}"
+_TZ = r"(?:Z|[+-]\d{2}:?\d{2}|\s?UTC)?"
+
+_IPV4 = r"(?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3}"
+_H16 = r"[0-9A-Fa-f]{1,4}"
+# IPv6: full or ::-compressed forms (at least two colons), optionally bracketed with a port.
+_IPV6 = (
+    rf"(?:(?:{_H16}:){{7}}{_H16}"
+    rf"|(?:{_H16}:){{1,7}}:(?:{_H16}(?::{_H16}){{0,6}})?"
+    rf"|::(?:{_H16}(?::{_H16}){{0,6}})?)"
+)
+# Kubernetes random suffixes use the alphabet of k8s.io/apimachinery/pkg/util/rand (no vowels,
+# no 0, 1, 3), so ``web-7d9f8c6b5-x2kzq`` and ``job-x2kzq`` are caught but ``check-state`` is not.
+_K8S = r"[bcdfghjklmnpqrstvwxz2456789]"
+
+DEFAULT_MASKS: tuple[tuple[str, str], ...] = (
+    # URL first: it may contain IPs, paths, numbers.
+    (r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s\"'<>]+", "URL"),
+    (r"\b[\w.+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+\b", "EMAIL"),
+    # Paths with at least one digit in them.
+    (
+        r"(?<![\w/])(?:[A-Za-z]:)?(?:[/\\][\w.@%+~\-]*)+(?<=\d)[\w.@%+~\-]*(?:[/\\][\w.@%+~\-]*)*",
+        "PATH",
+    ),
+    (
+        r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b",
+        "UUID",
+    ),
+    # Timestamps and dates.
+    (rf"{_L}{_ISO_DATE}(?:[T\s]{_TIME}{_TZ})?{_R}", "TS"),
+    (rf"\b{_DAY},?\s+{_MONTH}\s+\d{{1,2}}\s+{_TIME}(?:\s+\d{{4}})?\b", "TS"),
+    (rf"\b{_MONTH}\s+\d{{1,2}},?\s+(?:\d{{4}}\s+)?{_TIME}\b", "TS"),
+    (rf"{_L}\d{{1,2}}/\d{{1,2}}/\d{{2,4}}(?:[\s:]{_TIME})?{_R}", "TS"),
+    (rf"{_L}{_TIME}{_TZ}(?![\w\-])", "TS"),
+    # Addresses (IPv6 before MAC and hex, IPv4 before numbers). Ports ride along.
+    (rf"\[{_IPV6}\](?::\d+)?|{_L}{_IPV6}(?![\w:])", "IP"),
+    (rf"{_L}{_IPV4}(?::\d{{1,5}})?(?![\w.])", "IP"),
+    (r"\b[0-9A-Fa-f]{2}(?:[:\-][0-9A-Fa-f]{2}){5}\b", "MAC"),
+    # Kubernetes pod names: keep the workload name, mask the generated suffix.
+    (rf"(?<=[a-z0-9]-)(?:{_K8S}{{6,10}}|\d{{6,10}})-{_K8S}{{5}}\b(?!-)", "POD"),
+    (rf"(?<=[a-z0-9]-){_K8S}{{5}}\b(?!-)", "POD"),
+    # Hex numbers and hex ids (at least one digit, so plain words stay).
+    (r"\b0[xX][0-9a-fA-F]+\b", "NUM"),
+    (r"\b(?=[0-9a-fA-F]*[a-fA-F])(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{8,}\b", "NUM"),
+    # Identifiers mixing letters and digits (blk_-123, job_1_0001, node-246), then numbers.
+    (r"(?<![\w<>])(?=[\w\-$#@]*[A-Za-z_])[\w\-$#@]*\d[\w\-$#@]*", "NUM"),
+    (r"(?<![\w<>])[-+]?\d+(?:\.\d+)*(?![\w<>])", "NUM"),
+)
+
+
+@dataclass(frozen=True)
+class MinerConfig:
+    """Drain parameters and masks. `DEFAULT_CONFIG` is meant for every log source."""
+
+    sim_th: float = 0.7
+    depth: int = 5
+    max_children: int = 100
+    max_clusters: int | None = None
+    extra_delimiters: tuple[str, ...] = ()
+    masks: tuple[tuple[str, str], ...] = field(default=DEFAULT_MASKS)
+
+
+DEFAULT_CONFIG = MinerConfig()
+
+
+class _CollapseLists(AbstractMaskingInstruction):  # type: ignore[misc]
+    """Last masking step: a list of like values inside one token (``<IP>,<IP>``) is one value."""
+
+    _REGEX = re.compile(r"<(\w+)>(?:[,;|]<\1>)+")
+
+    def __init__(self) -> None:
+        super().__init__("LIST")
+
+    def mask(self, content: str, mask_prefix: str, mask_suffix: str) -> str:
+        return self._REGEX.sub(r"<\1>", content)
+
+
+def masking_instructions(
+    masks: Sequence[tuple[str, str]] = DEFAULT_MASKS,
+) -> list[AbstractMaskingInstruction]:
+    """drain3 masking instructions for ``masks`` (applied in order), list collapsing last."""
+    out: list[AbstractMaskingInstruction] = [MaskingInstruction(p, n) for p, n in masks]
+    out.append(_CollapseLists())
+    return out
+
+
+_DEFAULT_MASKER = LogMasker(masking_instructions(), "<", ">")
+
+
+def mask(line: str, masks: Sequence[tuple[str, str]] = DEFAULT_MASKS) -> str:
+    """Replace the variable parts of ``line`` with ``<NAME>`` placeholders."""
+    masker = (
+        _DEFAULT_MASKER
+        if masks is DEFAULT_MASKS
+        else LogMasker(masking_instructions(masks), "<", ">")
+    )
+    return str(masker.mask(line))
+
+
+_LEVEL_WORDS = (
+    r"(?:TRACE|DEBUG|INFO|INFORMATION|NOTICE|WARN|WARNING|ERROR|ERR|SEVERE|FATAL|CRITICAL|CRIT"
+    r"|ALERT|EMERG|EMERGENCY|FINE|FINER|FINEST|CONFIG|VERBOSE|PANIC)"
+)
+_TS_HEADER = (
+    # [Sun Dec 04 04:47:44 2005]  /  [10.30 16:49:06]  /  [2023-01-02T03:04:05Z]
+    r"\[[^\]]*\d{1,2}:\d{2}[^\]]*\]",
+    rf"{_ISO_DATE}(?:[T\s]{_TIME}{_TZ})?",
+    rf"\d{{2,4}}/\d{{1,2}}/\d{{1,4}}(?:\s+{_TIME})?",
+    rf"\d{{2}}-\d{{2}}\s+{_TIME}",  # logcat: 03-17 16:13:38.811
+    rf"{_MONTH}\s+\d{{1,2}}(?:\s+\d{{4}})?\s+{_TIME}",
+    rf"{_DAY}\s+{_MONTH}\s+\d{{1,2}}\s+{_TIME}(?:\s+\d{{4}})?",
+    r"\d{6}\s+\d{6}",  # 081109 203615
+    _TIME,
+)
+_TS_PREFIX = re.compile(r"^(?:" + "|".join(_TS_HEADER) + r")[,:]?(?:\s+|$)")
+# A bracketed field, one level of nested brackets allowed: [main], [QuorumPeer[myid=1]/...@774]
+_BRACKET = r"\[[^\[\]]{0,200}(?:\[[^\[\]]*\][^\[\]]{0,200})*\]"
+_LEVEL_PREFIX = re.compile(
+    rf"^(?:\[\s*{_LEVEL_WORDS}\s*\]|<{_LEVEL_WORDS}>|{_LEVEL_WORDS}(?=[\s:\]|]))"
+    rf"(?::?\s+|$)",
+    re.IGNORECASE,
+)
+# logcat single-letter level, only when a "Tag:" follows.
+_LOGCAT_LEVEL = re.compile(r"^[VDIWEFA]\s+(?=[\w.$/\-]+\s*:)")
+_KLOG_PREFIX = re.compile(r"^[IWEF]\d{4}\s+" + _TIME + r"\s+\d+\s+[\w.\-]+:\d+\]\s+")
+_PID_PREFIX = re.compile(rf"^(?:\d+|\(\d+\)|{_BRACKET}|[-|])(?:\s+|$)")
+# A logger / program name: dotted or $-nested identifiers, or prog[pid], ending in ':' or ' -'.
+_LOGGER_PREFIX = re.compile(
+    r"^(?:[A-Za-z_][\w$]*(?:[.$][\w$]+)+|[A-Za-z_][\w\-./()]*\[\d+\])(?::\s+|\s+-\s+|:$)"
+)
+# After a level: a dotted logger (two dots or more) without colon, then an optional
+# [request context] (oslo.log style).
+_BARE_LOGGER = re.compile(rf"^[A-Za-z_]\w*(?:\.\w+){{2,}}\s+(?:{_BRACKET}\s+)?")
+_SYSLOG_HOST = re.compile(r"^[\w.\-]+\s+(?=[\w\-./()]+\[\d+\]:)")
+_SOURCE_TOKEN = re.compile(r"^\S+\s+")
+
+
+def strip_header(line: str) -> str:
+    """Remove a common log header (timestamp, level, pid, thread, logger) from a raw line.
+
+    Best effort and dataset-independent; returns the line unchanged (minus surrounding
+    whitespace) when no header is recognised. One leading token before the timestamp is
+    dropped too (``kubectl logs --prefix``, ``grep -H`` and file-name prefixes).
+    """
+    rest = line.strip()
+    m = _KLOG_PREFIX.match(rest)
+    if m:
+        return rest[m.end() :] or rest
+    m = _TS_PREFIX.match(rest)
+    if not m:
+        src = _SOURCE_TOKEN.match(rest)
+        if src:
+            m2 = _TS_PREFIX.match(rest[src.end() :])
+            if m2:
+                rest = rest[src.end() :]
+                m = m2
+    had_header = False
+    for _ in range(2):  # timestamp may come in two fields (date, then time)
+        if not m:
+            break
+        rest = rest[m.end() :]
+        had_header = True
+        m = _TS_PREFIX.match(rest)
+    m = _SYSLOG_HOST.match(rest)
+    if m and had_header:
+        rest = rest[m.end() :]
+    saw_level = False
+    for _ in range(5):  # pid, level, [thread], "-" separators in any order
+        m = _LEVEL_PREFIX.match(rest)
+        if m:
+            saw_level = True
+        elif had_header or saw_level:
+            m = _PID_PREFIX.match(rest) or _LOGCAT_LEVEL.match(rest)
+        if not m:
+            break
+        rest = rest[m.end() :]
+    m = _LOGGER_PREFIX.match(rest)
+    if m:
+        rest = rest[m.end() :]
+    elif saw_level:
+        m = _BARE_LOGGER.match(rest)
+        if m:
+            rest = rest[m.end() :]
+    if saw_level or had_header:
+        m = _PID_PREFIX.match(rest)
+        if m and rest[: m.end()].strip() in ("-", "|"):
+            rest = rest[m.end() :]
+    return rest or line.strip()
+
+
+class LogTemplateMiner:
+    """Drain template miner with generic header stripping and masking.
+
+    ``add(line)`` returns ``(template_id, template)`` for one line as soon as it is seen;
+    ``mine(lines)`` returns, for every line, its cluster's template after all lines were seen.
+    """
+
+    def __init__(self, config: MinerConfig = DEFAULT_CONFIG, *, strip_headers: bool = True):
+        self.config = config
+        self.strip_headers = strip_headers
+        tm_config = TemplateMinerConfig()
+        tm_config.drain_sim_th = config.sim_th
+        tm_config.drain_depth = config.depth
+        tm_config.drain_max_children = config.max_children
+        tm_config.drain_max_clusters = config.max_clusters
+        tm_config.drain_extra_delimiters = list(config.extra_delimiters)
+        tm_config.masking_instructions = masking_instructions(config.masks)
+        tm_config.parametrize_numeric_tokens = True
+        self._miner = TemplateMiner(config=tm_config)
+        self._ids: dict[int, str] = {}  # drain cluster id -> template id
+        self._owner: dict[str, int] = {}  # template id -> drain cluster id
+
+    def preprocess(self, line: str) -> str:
+        """The text Drain sees for ``line``: header stripped (if enabled), then masked."""
+        body = strip_header(line) if self.strip_headers else line.strip()
+        return str(self._miner.masker.mask(body))
+
+    def _template_id(self, cluster_id: int, founder: str) -> str:
+        tid = self._ids.get(cluster_id)
+        if tid is not None:
+            return tid
+        base = "T" + hashlib.sha1(founder.encode("utf-8")).hexdigest()[:12]
+        tid, n = base, 1
+        live = self._miner.drain.id_to_cluster
+        while tid in self._owner and self._owner[tid] in live:
+            n += 1
+            tid = f"{base}-{n}"
+        self._ids[cluster_id] = tid
+        self._owner[tid] = cluster_id
+        return tid
+
+    def _add_masked(self, masked: str) -> tuple[int, str]:
+        cluster, _change = self._miner.drain.add_log_message(masked)
+        cid: int = cluster.cluster_id
+        founder = " ".join(masked.split())
+        self._template_id(cid, founder)
+        return cid, str(cluster.get_template())
+
+    def add(self, line: str) -> tuple[str, str]:
+        """Add one line; return its template id and its cluster's template as of now."""
+        cid, template = self._add_masked(self.preprocess(line))
+        return self._ids[cid], template
+
+    def template(self, template_id: str) -> str | None:
+        """Current template text of ``template_id`` (None if unknown or evicted)."""
+        cid = self._owner.get(template_id)
+        if cid is None:
+            return None
+        cluster = self._miner.drain.id_to_cluster.get(cid)
+        return None if cluster is None else str(cluster.get_template())
+
+    @property
+    def templates(self) -> dict[str, str]:
+        """Every live template: id -> current template text."""
+        return {self._ids[c.cluster_id]: str(c.get_template()) for c in self._miner.drain.clusters}
+
+    def mine(self, lines: Iterable[str]) -> list[tuple[str, str]]:
+        """Add all ``lines``, then return each line's final ``(template_id, template)``."""
+        cids = [self._add_masked(self.preprocess(line))[0] for line in lines]
+        final = {c.cluster_id: str(c.get_template()) for c in self._miner.drain.clusters}
+        return [(self._ids[cid], final.get(cid, "")) for cid in cids]
