@@ -177,6 +177,116 @@ class TestResult(Message):
     received_at: AwareDatetime = Field(default_factory=utcnow)
 
 
+class ContainerState(BaseModel):
+    """One container of a pod as the kubelet last reported it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    init: bool = False
+    state: Literal["waiting", "running", "terminated"] | None = None
+    reason: str | None = Field(default=None, description="OOMKilled, Error, CrashLoopBackOff...")
+    exit_code: int | None = None
+    restarts: int = 0
+    last_reason: str | None = Field(
+        default=None, description="Why the previous instance ended (lastState), e.g. OOMKilled."
+    )
+    started_at: AwareDatetime | None = None
+    finished_at: AwareDatetime | None = None
+
+
+class PodState(BaseModel):
+    """A pod that ran part of a run, as last seen (newest event time wins)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    uid: str
+    namespace: str | None = None
+    name: str
+    phase: str | None = Field(default=None, description="Pending, Running, Succeeded, Failed.")
+    reason: str | None = Field(default=None, description="Pod-level reason, e.g. Evicted.")
+    node: str | None = None
+    stage_id: str | None = Field(default=None, description="Stage this pod ran, if known.")
+    created_at: AwareDatetime | None = None
+    started_at: AwareDatetime | None = None
+    finished_at: AwareDatetime | None = None
+    deleted: bool = False
+    resource_version: str | None = None
+    containers: list[ContainerState] = Field(default_factory=list)
+    updated_at: AwareDatetime
+
+    @property
+    def terminated(self) -> bool:
+        return self.phase in ("Succeeded", "Failed") or self.deleted
+
+
+class TestCounts(BaseModel):
+    """How many test results a run has, per status."""
+
+    __test__ = False  # not a pytest test class
+    model_config = ConfigDict(extra="allow")
+
+    total: int = 0
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    error: int = 0
+
+
+class SignalKind(StrEnum):
+    """What a `RunSignal` tells the run tracker."""
+
+    POD = "pod"  # a correlated pod's state
+    JOB = "job"  # a Kubernetes Job's status (opens/closes runs with no CI system)
+    STAGE = "stage"  # a stage from a Tekton TaskRun pod, a Jenkins log line or a log marker
+    MARKER = "marker"  # a configured log marker was seen (may start or end the run)
+    TESTS = "tests"  # a batch of test results
+    ACTIVITY = "activity"  # log lines were written in this time bucket (the run is alive)
+    BIND = "bind"  # correlation key -> run id, from a CI event (links topic only)
+    WATERMARK = "watermark"  # event time has reached `event_time` (end of input if `final`)
+
+
+class RunSignal(Message):
+    """Input to the run tracker other than CI webhooks: derived from `sentinel.k8s`,
+    `sentinel.logs` and JUnit uploads (internal topics `run-signals`, key = run id, and
+    `run-links`, key = correlation key, while the run id is not known yet).
+
+    `signal_id` is deterministic (same input, same id), so a signal delivered twice is applied
+    once.
+    """
+
+    schema_version: Literal[1] = 1
+    signal_id: str
+    kind: SignalKind
+    run_id: str | None = Field(default=None, description="None while routed by correlation key.")
+    correlation_key: str | None = None
+    source: str = Field(description="k8s, logs, junit, ci, replay.")
+    event_time: AwareDatetime
+    # How to describe a run that no CI system reports (a bare Job, a Tekton PipelineRun...).
+    provider: str | None = None
+    pipeline: str | None = None
+    namespace: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    # JOB / STAGE / MARKER
+    status: RunStatus | None = None
+    conclusion: str | None = None
+    stage_id: str | None = None
+    stage_name: str | None = None
+    started_at: AwareDatetime | None = None
+    finished_at: AwareDatetime | None = None
+    marker: str | None = None
+    # POD
+    pod: PodState | None = None
+    # TESTS: counts always; results when the tracker is to publish them to `sentinel.tests`
+    # (log-parsed tests, whose run id is known only after routing). Their run_id is rewritten.
+    tests: TestCounts | None = None
+    test_results: list[TestResult] = Field(default_factory=list)
+    # BIND
+    bind_run_id: str | None = None
+    # WATERMARK
+    final: bool = Field(default=False, description="No more input will come (offline analysis).")
+
+
 class StageState(BaseModel):
     """One stage (workflow job, check run, TaskRun) as tracked on a run."""
 
@@ -193,6 +303,7 @@ class StageState(BaseModel):
     updated_at: AwareDatetime
     steps: list[StepInfo] = Field(default_factory=list)
     url: str | None = None
+    source: str = Field(default="ci", description="What reported the stage: ci, k8s, logs.")
 
 
 class RunState(Message):
@@ -218,8 +329,28 @@ class RunState(Message):
     duration_s: float | None = None
     stages: list[StageState] = Field(default_factory=list)
     labels: dict[str, str] = Field(default_factory=dict)
+    namespace: str | None = None
+    correlation_keys: list[str] = Field(
+        default_factory=list, description="Keys that joined pods and logs to this run."
+    )
+    pods: list[PodState] = Field(default_factory=list)
+    markers: dict[str, AwareDatetime] = Field(
+        default_factory=dict, description="Log markers seen, with when each was first seen."
+    )
+    tests: TestCounts = Field(default_factory=TestCounts)
+    closed_by: str | None = Field(
+        default=None, description="What decided the final status: ci, job, marker, pods, timeout."
+    )
     first_event_at: AwareDatetime
     updated_at: AwareDatetime = Field(description="Event time of the latest event applied.")
+    last_activity_at: AwareDatetime | None = Field(
+        default=None, description="Latest event time of any input, log lines included."
+    )
+    watermark: AwareDatetime | None = Field(
+        default=None,
+        description="Latest deadline event time is known to have passed for this run (decides"
+        " timeouts and quiet periods).",
+    )
     version: int = Field(default=1, description="Increases with every change; newest wins.")
     merge_keys: dict[str, str] = Field(
         default_factory=dict,

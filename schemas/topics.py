@@ -17,6 +17,7 @@ from schemas.messages import (
     K8sObjectEvent,
     LogLine,
     Message,
+    RunSignal,
     RunState,
     TestResult,
 )
@@ -55,7 +56,24 @@ ANOMALIES = TopicSpec("anomalies", Anomaly, key="run_id")
 ALERT_DELIVERIES = TopicSpec("alert-deliveries", AlertDelivery, key="channel/group_key")
 DLQ = TopicSpec("dlq", DeadLetter, key="origin_topic/partition/offset", retention_ms=30 * DAY_MS)
 
-ALL_TOPICS: tuple[TopicSpec, ...] = (CI, K8S, LOGS, TESTS, RUNS, ANOMALIES, ALERT_DELIVERIES, DLQ)
+# Internal to the worker: pods, Jobs, log markers and test batches turned into run input. Keyed
+# by run id (co-partitioned with `ci`, so one tracker table sees both), or by correlation key
+# while a CI event has yet to name the run (ARC runner pods, Jenkins agent pods).
+RUN_SIGNALS = TopicSpec("run-signals", RunSignal, key="run_id", retention_ms=3 * DAY_MS)
+RUN_LINKS = TopicSpec("run-links", RunSignal, key="correlation_key", retention_ms=3 * DAY_MS)
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (
+    CI,
+    K8S,
+    LOGS,
+    TESTS,
+    RUNS,
+    ANOMALIES,
+    ALERT_DELIVERIES,
+    DLQ,
+    RUN_SIGNALS,
+    RUN_LINKS,
+)
 
 
 @dataclass(frozen=True)
@@ -95,6 +113,14 @@ class TopicNames:
     @property
     def dlq(self) -> str:
         return DLQ.name(self.prefix)
+
+    @property
+    def run_signals(self) -> str:
+        return RUN_SIGNALS.name(self.prefix)
+
+    @property
+    def run_links(self) -> str:
+        return RUN_LINKS.name(self.prefix)
 
     def all(self) -> list[str]:
         return [spec.name(self.prefix) for spec in ALL_TOPICS]

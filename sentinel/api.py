@@ -41,7 +41,7 @@ def _aware(value: Any) -> Any:
 
 
 # Run-tracker bookkeeping: part of the topic message, not of what users see.
-HIDDEN_RUN_FIELDS = frozenset({"merge_keys"})
+HIDDEN_RUN_FIELDS = frozenset({"merge_keys", "watermark"})
 
 
 def run_view(run: RunState) -> dict[str, Any]:

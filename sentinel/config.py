@@ -11,6 +11,7 @@ Jenkins and generic bearer tokens from ``SENTINEL_{JENKINS,GENERIC}_WEBHOOK_TOKE
 from __future__ import annotations
 
 import os
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -156,6 +157,79 @@ class WebhooksConfig(Section):
     generic: TokenWebhookConfig = Field(default_factory=TokenWebhookConfig)
 
 
+class MarkerAction(StrEnum):
+    MARK = "mark"
+    RUN_START = "run_start"
+    RUN_END = "run_end"
+    STAGE_START = "stage_start"
+    STAGE_END = "stage_end"
+
+
+class LogMarkerRule(Section):
+    """A log line pattern with a meaning: ``(?P<stage>...)`` names the stage, ``(?P<status>...)``
+    may carry succeeded/failed/passed/success/failure/error words for ends."""
+
+    name: str = Field(min_length=1, description="Marker name (what required_markers refers to).")
+    pattern: str = Field(description="Python regular expression searched in each log line.")
+    action: MarkerAction = MarkerAction.MARK
+    status: str | None = Field(
+        default=None, description="Status for run_end/stage_end when the line carries none."
+    )
+    stage: str | None = Field(default=None, description="Stage name when the pattern has none.")
+    containers: list[str] = Field(default_factory=lambda: ["*"], description="Container globs.")
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from exc
+        return value
+
+    @field_validator("status")
+    @classmethod
+    def _known_status(cls, value: str | None) -> str | None:
+        allowed = {"succeeded", "failed", "cancelled", "timed_out", "unknown"}
+        if value is not None and value not in allowed:
+            raise ValueError(f"expected one of {sorted(allowed)}")
+        return value
+
+
+class RuleMatch(Section):
+    """Which runs a structure rule applies to: every given glob must match (fnmatch)."""
+
+    pipeline: str | None = None
+    namespace: str | None = None
+    provider: str | None = None
+    repository: str | None = None
+    branch: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict, description="Label name -> value glob.")
+
+
+class StructureRule(Section):
+    """What a run must look like. Each violation is an Anomaly of category `structure`."""
+
+    name: str = Field(min_length=1)
+    match: RuleMatch = Field(default_factory=RuleMatch)
+    severity: str = Field(default="warning", pattern=r"^(info|warning|error|critical)$")
+    required_stages: list[str] = Field(default_factory=list, description="Stage name globs.")
+    stage_order: list[str] = Field(
+        default_factory=list, description="Stage name globs that must start in this order."
+    )
+    max_run_duration_s: float | None = Field(default=None, gt=0)
+    max_stage_duration_s: dict[str, float] = Field(
+        default_factory=dict, description="Stage name glob -> longest allowed duration."
+    )
+    min_tests: int | None = Field(default=None, ge=0)
+    required_markers: list[str] = Field(default_factory=list)
+    required_containers: list[str] = Field(default_factory=list, description="Container globs.")
+
+
+class StructureConfig(Section):
+    rules: list[StructureRule] = Field(default_factory=list)
+
+
 class TrackingConfig(Section):
     app_id: str | None = Field(
         default=None,
@@ -166,6 +240,55 @@ class TrackingConfig(Section):
         description="Check suites of these GitHub Apps duplicate workflow_run runs; skip them.",
     )
     web_port: int | None = Field(default=None, ge=0, le=65535, description="Faust web UI port.")
+    inactivity_timeout_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="A run with no input at all (log lines included) for this long, in event "
+        "time, is closed as timed_out.",
+    )
+    pod_quiet_period_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="A run with no CI system and no Job ends this long after all its pods ended.",
+    )
+    allowed_lateness_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="How far behind the newest event time the watermark stays: events up to "
+        "this late still count before a timeout is decided.",
+    )
+    idle_watermark_s: float | None = Field(
+        default=10.0,
+        gt=0,
+        description="Live mode: after this many seconds without input the wall clock advances "
+        "the watermark, so a hung run times out; null = event time only (offline analysis).",
+    )
+    activity_bucket_s: float = Field(
+        default=60.0, gt=0, le=3600, description="Log activity is reported once per bucket."
+    )
+    settle_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="End-of-run structure rules wait this long after the end (event time) for "
+        "late test results and markers.",
+    )
+    max_link_buffer: int = Field(
+        default=2000,
+        ge=1,
+        description="Signals kept per correlation key while no CI event has named its run yet.",
+    )
+    log_recovery_lines: int = Field(
+        default=200_000,
+        ge=0,
+        description="After a restart the worker re-reads up to this many log lines per "
+        "partition to rebuild what it was parsing (open Jenkins stages, test sessions).",
+    )
+    jenkins_stages: bool = Field(
+        default=True, description="Read stages from Jenkins `[Pipeline] stage` log lines."
+    )
+    log_markers: list[LogMarkerRule] = Field(
+        default_factory=list, description="Log lines that start/end runs and stages or mark events."
+    )
 
 
 class SinkConfig(Section):
@@ -326,6 +449,7 @@ class Settings(BaseSettings):
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     k8s: K8sConfig = Field(default_factory=K8sConfig)
     logs: LogsConfig = Field(default_factory=LogsConfig)
+    structure: StructureConfig = Field(default_factory=StructureConfig)
 
     @classmethod
     def settings_customise_sources(

@@ -56,6 +56,7 @@ RUN_COLUMNS: tuple[str, ...] = (
     "attempt",
     "repository",
     "pipeline",
+    "namespace",
     "branch",
     "commit_sha",
     "trigger",
@@ -70,16 +71,36 @@ RUN_COLUMNS: tuple[str, ...] = (
     "stages",
     "stage_count",
     "labels",
+    "correlation_keys",
+    "pods",
+    "markers",
+    "tests_total",
+    "tests_passed",
+    "tests_failed",
+    "tests_skipped",
+    "tests_error",
+    "closed_by",
     "first_event_at",
     "updated_at",
+    "last_activity_at",
     "version",
     "extra",
 )
 
 
 # RunState fields with no column: tracker bookkeeping, not run history.
-RUN_FIELDS_NOT_STORED = frozenset({"merge_keys"})
-_TIME_COLUMNS = ("created_at", "started_at", "finished_at", "first_event_at", "updated_at")
+RUN_FIELDS_NOT_STORED = frozenset({"merge_keys", "watermark"})
+# RunState fields stored in more than one column (or under another name).
+RUN_FIELDS_SPLIT = frozenset({"tests"})
+_TIME_COLUMNS = (
+    "created_at",
+    "started_at",
+    "finished_at",
+    "first_event_at",
+    "updated_at",
+    "last_activity_at",
+)
+_TEST_STATUSES = ("total", "passed", "failed", "skipped", "error")
 
 
 def parse_run_state(raw: bytes | None) -> RunState:
@@ -105,6 +126,7 @@ def run_state_to_row(state: RunState) -> Row:
         "attempt": state.attempt,
         "repository": state.repository,
         "pipeline": state.pipeline,
+        "namespace": state.namespace,
         "branch": state.branch,
         "commit_sha": state.commit_sha,
         "trigger": state.trigger,
@@ -119,8 +141,14 @@ def run_state_to_row(state: RunState) -> Row:
         "stages": _json(stages),
         "stage_count": len(stages),
         "labels": dict(state.labels),
+        "correlation_keys": list(state.correlation_keys),
+        "pods": _json([pod.model_dump(mode="json") for pod in state.pods]),
+        "markers": _json({name: _iso(when) for name, when in state.markers.items()}),
+        **{f"tests_{name}": getattr(state.tests, name) for name in _TEST_STATUSES},
+        "closed_by": state.closed_by,
         "first_event_at": _utc(state.first_event_at),
         "updated_at": _utc(state.updated_at),
+        "last_activity_at": _utc(state.last_activity_at),
         "version": state.version,
         # Fields from newer producers are kept rather than dropped (see schemas.messages).
         "extra": _json(state.model_extra or {}),
@@ -134,6 +162,10 @@ def row_to_run_state(row: Mapping[str, Any]) -> RunState:
     data["stages"] = json.loads(data.get("stages") or "[]")
     data.pop("stage_count", None)
     data["labels"] = dict(data.get("labels") or {})
+    data["pods"] = json.loads(data.get("pods") or "[]")
+    data["markers"] = json.loads(data.get("markers") or "{}")
+    data["correlation_keys"] = list(data.get("correlation_keys") or [])
+    data["tests"] = {name: data.pop(f"tests_{name}", 0) or 0 for name in _TEST_STATUSES}
     for name in _TIME_COLUMNS:
         data[name] = _aware_utc(data.get(name))
     return RunState.model_validate(data)
@@ -173,6 +205,10 @@ def _aware_utc(value: Any) -> Any:
     if isinstance(value, datetime) and value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat()
 
 
 def _json(value: Any) -> str:

@@ -84,13 +84,14 @@ def test_open_store_creates_the_database_in_the_data_dir(
 
 
 def test_migrations_apply_once(store: Store) -> None:
-    assert migrate(store) == ["0001", "0002", "0003"]
+    assert migrate(store) == ["0001", "0002", "0003", "0004"]
     assert migrate(store) == []
     history = store.query_rows("SELECT version, name FROM schema_migrations FINAL ORDER BY 1")
     assert history == [
         {"version": "0001", "name": "runs"},
         {"version": "0002", "name": "pipeline_tables"},
         {"version": "0003", "name": "trends"},
+        {"version": "0004", "name": "run_sources"},
     ]
 
 
