@@ -1,0 +1,41 @@
+"""Raw `sentinel.k8s` / `sentinel.logs` values to run signals, and watermark ticks (pure)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from pydantic import ValidationError
+
+from processors.signals import LogSignals, signals_from_k8s
+from schemas.messages import K8sObjectEvent, LogLine, RunSignal, SignalKind
+
+
+@dataclass
+class SourceOutcome:
+    signals: list[RunSignal] = field(default_factory=list)
+    error: str | None = None
+
+
+def signals_from_source(is_k8s: bool, raw: bytes, logs: LogSignals) -> SourceOutcome:
+    """The signals one k8s object event or log line gives; an unreadable value is an error."""
+    try:
+        if is_k8s:
+            return SourceOutcome(signals_from_k8s(K8sObjectEvent.model_validate_json(raw)))
+        return SourceOutcome(logs.feed(LogLine.model_validate_json(raw)))
+    except ValidationError as exc:
+        kind = "K8sObjectEvent" if is_k8s else "LogLine"
+        return SourceOutcome(error=f"not a valid {kind}: {exc}")
+
+
+def watermark_signal(when: datetime, final: bool) -> RunSignal:
+    """A tick telling the tracker that event time has reached `when` (`final`: end of input)."""
+    digest = hashlib.sha256(f"{when.isoformat()}|{final}".encode()).hexdigest()[:16]
+    return RunSignal(
+        signal_id=f"watermark:{digest}",
+        kind=SignalKind.WATERMARK,
+        source="clock" if not final else "replay",
+        event_time=when,
+        final=final,
+    )
