@@ -8,16 +8,23 @@ its input.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 import faust
+from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
 from faust.types import EventT, StreamT
 
-from processors.tracking import decode_state, track
-from schemas.messages import DeadLetter, RunState
+from processors.linking import LinkState, link
+from processors.signals import LogSignals
+from processors.source_signals import signals_from_source, watermark_signal
+from processors.tracking import RunTracker, TrackerConfig, decode_state
+from schemas.messages import DeadLetter, RunSignal, RunState
 from sentinel.config import Settings
-from sentinel.kafka_clients import bootstrap_servers
+from sentinel.kafka_clients import bootstrap_servers, read_range
 from sentinel.metrics import DEAD_LETTERS
 
 log = logging.getLogger("sentinel.worker")
@@ -50,56 +57,181 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
 
 
 def create_app(settings: Settings) -> faust.App:
+    """The worker: three thin agents around the pure logic (see the module docstring)."""
     names = settings.topic_names
     app = faust.App(settings.worker_app_id, **faust_settings(settings))
+    partitions = settings.topics.partitions
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
-    ci_topic = app.topic(names.ci, partitions=settings.topics.partitions, **raw)
+    tracker_input = app.topic(names.ci, names.run_signals, partitions=partitions, **raw)
+    source_input = app.topic(names.k8s, names.logs, partitions=partitions, **raw)
+    links_topic = app.topic(names.run_links, partitions=partitions, **raw)
+    signals_topic = app.topic(names.run_signals, partitions=partitions, **raw)
     runs_topic = app.topic(names.runs, **raw)
+    tests_topic = app.topic(names.tests, **raw)
+    anomalies_topic = app.topic(names.anomalies, **raw)
     dlq_topic = app.topic(names.dlq, **raw)
+    # bytes in and out: the pure code owns (de)serialisation
     runs_table = app.Table(
-        "run-states",
-        default=None,
-        partitions=settings.topics.partitions,
-        key_type=bytes,  # bytes in and out: the pure code owns (de)serialisation
-        value_type=bytes,
+        "run-states", default=None, partitions=partitions, key_type=bytes, value_type=bytes
     )
-    ignore_apps = frozenset(settings.tracking.ignore_check_suite_apps)
+    links_table = app.Table(
+        "run-links", default=None, partitions=partitions, key_type=bytes, value_type=bytes
+    )
+    tracker = RunTracker(TrackerConfig.from_settings(settings))
+    log_signals = LogSignals(settings.tracking)
+    max_link_buffer = settings.tracking.max_link_buffer
 
     def load_state(run_id: str) -> RunState | None:
         return decode_state(runs_table.get(run_id.encode()))
 
-    async def dead_letter(event: EventT[Any], error: str, error_type: str) -> None:
-        DEAD_LETTERS.labels("run-tracker").inc()
+    async def dead_letter(
+        event: EventT[Any], error: str, error_type: str, component: str, value: bytes | None = None
+    ) -> None:
+        DEAD_LETTERS.labels(component).inc()
         message = event.message
+        if value is None:
+            value = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
         letter = DeadLetter(
             origin_topic=message.topic,
             origin_partition=message.partition,
             origin_offset=message.offset,
             origin_key=event.key,
-            raw_value=event.value if isinstance(event.value, bytes) else bytes(event.value or b""),
+            raw_value=value,
             error=error,
             error_type=error_type,
-            component="run-tracker",
+            component=component,
         )
         key = f"{message.topic}/{message.partition}/{message.offset}".encode()
         await dlq_topic.send(key=key, value=letter.to_bytes())
 
-    @app.agent(ci_topic, name="run-tracker")
+    async def route(signal: RunSignal) -> None:
+        if signal.run_id is not None:
+            await signals_topic.send(key=signal.run_id.encode(), value=signal.to_bytes())
+        elif signal.correlation_key is not None:
+            await links_topic.send(key=signal.correlation_key.encode(), value=signal.to_bytes())
+
+    # Where each log stream's first line is (partition, offset): after a restart the router
+    # re-reads its streams from there, so open Jenkins stages and test sessions carry on as if
+    # the worker had never stopped (keyed like sentinel.logs, so co-partitioned with it).
+    stream_starts = app.Table(
+        "log-stream-starts", default=None, partitions=partitions, key_type=bytes, value_type=bytes
+    )
+    recovered: set[int] = set()
+    recovery_lines = settings.tracking.log_recovery_lines
+
+    async def resume_log_streams(partition: int, offset: int) -> None:
+        starts: dict[bytes, int] = {}
+        for key, value in list(stream_starts.items()):
+            where = json.loads(value)
+            if where["p"] == partition and where["o"] < offset:
+                starts[bytes(key)] = int(where["o"])
+        for key in [k for k, start in starts.items() if start < offset - recovery_lines]:
+            del stream_starts[key]  # too far back: that stream starts over
+            del starts[key]
+        if not starts:
+            return
+        first = min(starts.values())
+        lines = await asyncio.to_thread(read_range, settings, names.logs, partition, first, offset)
+        for key, value, at in lines:
+            if key is not None and value is not None and at >= starts.get(key, offset):
+                signals_from_source(False, value, log_signals)  # sent before the restart
+        log.info(
+            "resumed %d log streams of %s[%d] from %d lines",
+            len(starts),
+            names.logs,
+            partition,
+            len(lines),
+        )
+
+    @app.agent(source_input, name="run-signals")
+    async def signal_router(stream: StreamT[Any]) -> None:
+        async for event in stream.events():
+            message = event.message
+            if message.topic == names.logs:
+                if message.partition not in recovered:
+                    recovered.add(message.partition)
+                    await resume_log_streams(message.partition, message.offset)
+                key = bytes(event.key or b"")
+                if key and stream_starts.get(key) is None:
+                    where = {"p": message.partition, "o": message.offset}
+                    stream_starts[key] = json.dumps(where).encode()
+            outcome = signals_from_source(message.topic == names.k8s, event.value, log_signals)
+            if outcome.error is not None:
+                await dead_letter(event, outcome.error, "ValidationError", "signal-router")
+            for signal in outcome.signals:
+                await route(signal)
+
+    @app.agent(links_topic, name="run-linker")
+    async def run_linker(stream: StreamT[Any]) -> None:
+        async for event in stream.events():
+            key = bytes(event.key or b"")
+            try:
+                signal = RunSignal.model_validate_json(event.value)
+                state = LinkState.from_bytes(links_table.get(key), key.decode())
+                outcome = link(state, signal, max_link_buffer)
+            except ValueError as exc:  # pydantic's ValidationError is a ValueError
+                await dead_letter(event, str(exc), type(exc).__name__, "run-linker")
+                continue
+            if outcome.changed:
+                links_table[key] = outcome.state.to_bytes()
+            for forward in outcome.forward:
+                await route(forward)
+            for dropped in outcome.overflow:
+                reason = (
+                    f"no CI event named the run of {state.key} while "
+                    f"tracking.max_link_buffer={max_link_buffer} signals waited"
+                )
+                await dead_letter(event, reason, "LinkBufferFull", "run-linker", dropped.to_bytes())
+
+    @app.agent(tracker_input, name="run-tracker")
     async def run_tracker(stream: StreamT[Any]) -> None:
         async for event in stream.events():
-            outcome = track(event.value, load_state, ignore_apps)
+            partition = event.message.partition
+            if tracker.needs_rebuild(partition):
+                tracker.rebuild(partition, _states_of(runs_table, partition, partitions))
+            kind = "ci" if event.message.topic == names.ci else "signal"
+            outcome = tracker.on_message(kind, event.value, partition, load_state)
             if outcome.error is not None:
                 log.warning("dead-lettering %s: %s", event.message.offset, outcome.error)
-                await dead_letter(event, outcome.error, outcome.error_type or "Error")
+                await dead_letter(
+                    event, outcome.error, outcome.error_type or "Error", "run-tracker"
+                )
                 continue
-            if outcome.state is None:
-                continue
-            key = outcome.state.run_id.encode()
-            value = outcome.state.to_bytes()
-            runs_table[key] = value
-            await runs_topic.send(key=key, value=value)
+            for state in outcome.states:
+                key = state.run_id.encode()
+                value = state.to_bytes()
+                runs_table[key] = value
+                await runs_topic.send(key=key, value=value)
+            for result in outcome.tests:
+                await tests_topic.send(key=result.run_id.encode(), value=result.to_bytes())
+            for anomaly in outcome.anomalies:
+                await anomalies_topic.send(key=anomaly.run_id.encode(), value=anomaly.to_bytes())
+            for bind in outcome.binds:
+                await route(bind)
+
+    if settings.tracking.idle_watermark_s is not None:
+
+        @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
+        async def wall_clock() -> None:
+            # Ticks go through the tracker's own input, so it changes its table in-stream.
+            now = datetime.now(UTC)
+            for partition in range(partitions):
+                tick = watermark_signal(now, final=False)
+                await signals_topic.send(key=None, value=tick.to_bytes(), partition=partition)
 
     return app
+
+
+def _states_of(table: Any, partition: int, partitions: int) -> list[RunState]:
+    """The runs of one partition in the table (key hashed as the producers hash it)."""
+    states = []
+    for key, value in list(table.items()):
+        if (murmur2(bytes(key)) & 0x7FFFFFFF) % partitions != partition:
+            continue
+        state = decode_state(value)
+        if state is not None:
+            states.append(state)
+    return states
 
 
 def run_worker(settings: Settings, loglevel: str = "info") -> None:

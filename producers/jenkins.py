@@ -55,9 +55,8 @@ Timestamps
     FINALIZED when post-build work finished. It is the event time; 0 or absent falls back to
     ``received_at``. COMPLETED with a ``duration`` also gives the start time.
     Both terminal phases set ``finished_at`` to their timestamp, and the run tracker keeps the
-    newest terminal event: with FINALIZED sent, a run ends when Jenkins finished its post-build
-    work (archiving, notifications), a few seconds after the end Jenkins shows; with COMPLETED
-    only, at the build's own end. (FINALIZED carries no start time to compute that end from.)
+    earliest report of the outcome: the build's own end (COMPLETED), as Jenkins shows it, not
+    the end of its post-build work (FINALIZED, a few seconds later), whatever order they come in.
 
 Delivery id
     The plugin sends no delivery id, and its retries re-send the same phase. The event id is a

@@ -2,7 +2,8 @@
 
 The XML is parsed by the pure `processors.test_results.parse_junit_xml` (DOCTYPE refused, size
 capped); a malformed file gets 400 with the parser's reason (line and column). An upload is
-answered 202 only once every result is acknowledged by the broker, and the same file posted
+answered 202 only once every result (and the counts for the run tracker, on the worker's
+run-signals topic) is acknowledged by the broker, and the same file posted
 twice for a run is accepted once (the delivery ledger keys it by run id and content hash), so a
 CI step may retry safely. Authentication: the generic webhook's bearer token.
 """
@@ -21,17 +22,30 @@ from processors.test_results import JUnitXmlError, count_by_status, parse_junit_
 from producers.ledger import DeliveryLedger
 from producers.publisher import KafkaPublisher, PublishError
 from producers.webhooks import bearer_matches, read_body
-from schemas.messages import utcnow
+from schemas.messages import RunSignal, SignalKind, TestCounts, utcnow
 
 log = logging.getLogger("sentinel.junit")
 
 PROVIDER = "junit"
 
 
+def counts_signal(run_id: str, upload_id: str, counts: dict[str, int]) -> RunSignal:
+    """The test counts of one upload, for the run tracker to count on the run (once per file)."""
+    return RunSignal(
+        signal_id=f"junit:{upload_id}",
+        kind=SignalKind.TESTS,
+        run_id=run_id,
+        source="junit",
+        event_time=utcnow(),
+        tests=TestCounts(total=sum(counts.values()), **counts),
+    )
+
+
 def junit_router(
     publisher: KafkaPublisher,
     ledger: DeliveryLedger,
     topic: str,
+    signals_topic: str,
     token: SecretStr | None,
     max_body_bytes: int,
     allow_unauthenticated: bool = False,
@@ -74,6 +88,8 @@ def junit_router(
             futures = [
                 publisher.submit(topic, run_id.encode(), result.to_bytes()) for result in results
             ]
+            signal = counts_signal(run_id, upload_id, count_by_status(results))
+            futures.append(publisher.submit(signals_topic, run_id.encode(), signal.to_bytes()))
             await asyncio.gather(*(asyncio.wrap_future(future) for future in futures))
         except PublishError as exc:
             ledger.release(PROVIDER, upload_id)

@@ -43,7 +43,12 @@ class KafkaPublisher:
             self._producer.poll(0.1)
 
     def submit(
-        self, topic: str, key: bytes | None, value: bytes, headers: dict[str, bytes] | None = None
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: dict[str, bytes] | None = None,
+        partition: int | None = None,
     ) -> concurrent.futures.Future[tuple[int, int]]:
         """Queue a message.
 
@@ -74,9 +79,16 @@ class KafkaPublisher:
         kafka_headers: dict[str, str | bytes | None] | None = (
             dict(headers) if headers is not None else None
         )
+        # librdkafka's "unassigned" (-1) lets the partitioner choose.
+        target = -1 if partition is None else partition
         try:
             self._producer.produce(
-                topic, key=key, value=value, headers=kafka_headers, on_delivery=on_delivery
+                topic,
+                key=key,
+                value=value,
+                headers=kafka_headers,
+                partition=target,
+                on_delivery=on_delivery,
             )
         except BufferError as exc:  # local queue full: the broker is far behind or gone
             PUBLISH_FAILURES.labels(self._component, topic).inc()

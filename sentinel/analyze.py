@@ -11,32 +11,58 @@ import asyncio
 import json
 import logging
 import tempfile
+import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from processors.source_signals import watermark_signal
+from producers.publisher import KafkaPublisher
 from producers.replay import ReplayStats, replay
 from schemas.capture import read_capture
 from schemas.messages import RunState
 from sentinel.api import run_view
 from sentinel.config import BrokerKind, Settings
+from sentinel.kafka_clients import producer_config
 from sentinel.replay_wiring import build_replay_targets
 from sentinel.run_queries import RunFilters, list_runs_sql
 from sentinel.stack import EmbeddedStack
 from sinks.clickhouse.rows import row_to_run_state
 
 log = logging.getLogger("sentinel.analyze")
+OFFLINE_LATENESS_S = 100 * 365 * 24 * 3600.0  # event time alone never closes a run mid-replay
 
 
 def analyze_capture(
-    capture: Path, settings: Settings, broker: BrokerKind = BrokerKind.TANSU, timeout: float = 180.0
+    capture: Path,
+    settings: Settings,
+    broker: BrokerKind = BrokerKind.AUTO,
+    timeout: float = 180.0,
+    bootstrap: str | None = None,
 ) -> tuple[dict[str, Any], ReplayStats]:
+    """Replay `capture` through an ephemeral stack; with `bootstrap`, on that Kafka cluster
+    under a topic prefix of its own (``sentinel-analyze-<random>.``) instead of a new broker."""
     records = list(read_capture(capture))  # validate the whole file before starting anything
     with tempfile.TemporaryDirectory(prefix="sentinel-analyze-") as tmp:
         embedded = settings.embedded.model_copy(update={"data_dir": Path(tmp)})
-        kafka = settings.kafka.model_copy(update={"bootstrap_servers": None})
+        kafka = settings.kafka.model_copy(update={"bootstrap_servers": bootstrap})
+        topics = settings.topics
+        if bootstrap:
+            topics = topics.model_copy(
+                update={"prefix": f"sentinel-analyze-{uuid.uuid4().hex[:12]}."}
+            )
         webhooks = settings.webhooks.model_copy(update={"spool_dir": None})
+        # Time-driven decisions wait for the end of the capture (see processors.tracking).
+        tracking = settings.tracking.model_copy(
+            update={"idle_watermark_s": None, "allowed_lateness_s": OFFLINE_LATENESS_S}
+        )
         run_settings = settings.model_copy(
-            update={"embedded": embedded, "kafka": kafka, "webhooks": webhooks}
+            update={
+                "embedded": embedded,
+                "kafka": kafka,
+                "webhooks": webhooks,
+                "tracking": tracking,
+            }
         )
         stack = EmbeddedStack(run_settings, broker_kind=broker)
         try:
@@ -46,15 +72,45 @@ def analyze_capture(
             stats = asyncio.run(replay(records, targets))
             log.info("replayed %s", stats.summary())
             stack.wait_consumed(timeout=timeout)
+            if records:
+                end_of_input(stack.settings, max(record.ts for record in records))
+                stack.wait_consumed(timeout=timeout)
             runs = fetch_all_runs(stack)
+            anomalies = fetch_anomalies(stack)
         finally:
             stack.stop()
     report = {
         "runs": [run_view(run) for run in runs],
-        "anomalies": [],
+        "anomalies": anomalies,
         "alerts": [],
     }
     return report, stats
+
+
+def end_of_input(settings: Settings, at: datetime) -> None:
+    """Tell every tracker partition that event time reached `at` and no input will follow."""
+    tick = watermark_signal(at, final=True).to_bytes()
+    publisher = KafkaPublisher(producer_config(settings), component="analyze")
+    try:
+        topic = settings.topic_names.run_signals
+        for partition in range(settings.topics.partitions):
+            publisher.submit(topic, None, tick, partition=partition).result(30)
+    finally:
+        publisher.close()
+
+
+def fetch_anomalies(stack: EmbeddedStack) -> list[dict[str, Any]]:
+    assert stack.owner is not None and stack.owner.store is not None
+    store = stack.owner.store
+    sql = (
+        "SELECT anomaly_id, run_id, category, type, severity, subject, summary, evidence"
+        f" FROM {store.database}.anomalies FINAL ORDER BY run_id, type, subject"
+    )
+    rows = store.query_rows(sql, {})
+    for row in rows:
+        if isinstance(row.get("evidence"), str):
+            row["evidence"] = json.loads(row["evidence"])
+    return [dict(row) for row in rows]
 
 
 def fetch_all_runs(stack: EmbeddedStack) -> list[RunState]:

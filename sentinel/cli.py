@@ -16,6 +16,7 @@ from typing import Any
 from producers.capture import CaptureWriter
 from sentinel.config import BrokerKind, ConfigError, Settings, load_settings
 from sentinel.logs import setup_logging
+from sentinel.logs_cli import add_parser as add_logs_parser
 
 log = logging.getLogger("sentinel.cli")
 
@@ -319,7 +320,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     settings = _settings(args)
     setup_logging("WARNING" if args.json else settings.logging.level, "text")
     try:
-        report, stats = analyze_capture(Path(args.capture), settings, BrokerKind(args.broker))
+        report, stats = analyze_capture(
+            Path(args.capture), settings, BrokerKind(args.broker), bootstrap=args.bootstrap
+        )
     except CaptureError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -430,9 +433,15 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--json", action="store_true", help="one JSON document on stdout")
     analyze.add_argument(
         "--broker",
-        default=BrokerKind.TANSU.value,
+        default=BrokerKind.AUTO.value,
         choices=[k.value for k in BrokerKind],
-        help="broker for the ephemeral stack (default tansu: fastest start)",
+        help="broker for the ephemeral stack (default auto: Apache Kafka when Java is "
+        "present; with tansu the worker's internal topics never read as fully consumed)",
+    )
+    analyze.add_argument(
+        "--bootstrap",
+        default=None,
+        help="use this Kafka cluster (own topic prefix) instead of starting a broker",
     )
     analyze.set_defaults(func=cmd_analyze)
 
@@ -442,6 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = config.add_parser("check", help="validate a config file; exit 2 listing bad keys")
     check.add_argument("file")
     check.set_defaults(func=cmd_config_check)
+    add_logs_parser(sub)
     return parser
 
 

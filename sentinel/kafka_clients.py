@@ -6,7 +6,10 @@ broker; consumers never auto-commit, so an offset is committed only after its ef
 
 from __future__ import annotations
 
+import time
 from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from sentinel.config import Settings
 
@@ -37,6 +40,10 @@ def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
         # caller can fall back (the webhook receiver spools it) instead of waiting forever.
         "message.timeout.ms": int(settings.kafka.delivery_timeout_s * 1000),
         "message.max.bytes": 16 * 1024 * 1024,
+        # The Java client's partitioner (librdkafka's default hashes with CRC32): the worker
+        # (aiokafka) writes run-signals with it, and `sentinel.ci` must put a run id in the
+        # same partition number for the tracker's table to see both (co-partitioning).
+        "partitioner": "murmur2_random",
     }
     config.update(settings.kafka.producer)
     config.update(extra)
@@ -66,3 +73,32 @@ def admin_config(settings: Settings) -> dict[str, Any]:
         if key.startswith(("security.", "sasl.", "ssl.")):
             config[key] = value
     return config
+
+
+def read_range(
+    settings: Settings, topic: str, partition: int, start: int, end: int, timeout: float = 30.0
+) -> list[tuple[bytes | None, bytes | None, int]]:
+    """(key, value, offset) of the messages of one partition with start <= offset < end."""
+    # Assigned, never subscribed: the group id is required but never joined or committed.
+    consumer = Consumer(consumer_config(settings, f"{settings.worker_app_id}-recovery"))
+    found: list[tuple[bytes | None, bytes | None, int]] = []
+    try:
+        consumer.assign([TopicPartition(topic, partition, start)])
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            message = consumer.poll(1.0)
+            if message is None:
+                continue
+            if message.error() is not None:
+                raise KafkaException(message.error())
+            offset = message.offset() or 0
+            if offset >= end:
+                break
+            found.append((message.key(), message.value(), offset))
+            if offset + 1 >= end:
+                break
+        else:
+            raise TimeoutError(f"{topic}[{partition}] {start}..{end} not read within {timeout}s")
+    finally:
+        consumer.close()
+    return found

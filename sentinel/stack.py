@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import yaml
 from confluent_kafka import Consumer, ConsumerGroupState, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 from fastapi import APIRouter
@@ -161,6 +162,7 @@ class StoreOwner:
             intake.publisher,
             intake.ledger,
             self.settings.topic_names.tests,
+            self.settings.topic_names.run_signals,
             self.settings.generic_webhook_token(),
             hooks.max_body_bytes,
             hooks.generic.allow_unauthenticated,
@@ -214,8 +216,12 @@ class WorkerProcess:
         env["SENTINEL_TOPICS__PREFIX"] = self.settings.topics.prefix
         env["SENTINEL_TOPICS__PARTITIONS"] = str(self.settings.topics.partitions)
         env["SENTINEL_EMBEDDED__DATA_DIR"] = str(self.settings.embedded.data_dir)
-        if self.config_path is not None:
-            env["SENTINEL_CONFIG"] = str(self.config_path)
+        # The child gets the parent's effective settings, adjustments made in code included
+        # (`sentinel analyze` changes how event time advances), not only the file's.
+        effective = self.settings.embedded.data_dir / "worker-settings.yaml"
+        effective.parent.mkdir(parents=True, exist_ok=True)
+        effective.write_text(yaml.safe_dump(self.settings.model_dump(mode="json")))
+        env["SENTINEL_CONFIG"] = str(effective)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as out:
             self.proc = subprocess.Popen(
@@ -300,27 +306,36 @@ class EmbeddedStack:
         """Block until the worker and the sink have committed everything on their inputs."""
         # One probe consumer per group, opened once: it never subscribes, so it does not join
         # the group; it only reads the group's committed offsets.
+        names = self.settings.topic_names
+        worker_inputs = (names.ci, names.k8s, names.logs, names.run_signals, names.run_links)
+        sink_inputs = (names.runs, names.k8s, names.logs, names.tests, names.anomalies)
         probes = [
             (Consumer(consumer_config(self.settings, group)), topic)
-            for group, topic in (
-                (self.settings.worker_app_id, self.settings.topic_names.ci),
-                (self.settings.sink_group_id, self.settings.topic_names.runs),
+            for group, topics in (
+                (self.settings.worker_app_id, worker_inputs),
+                (self.settings.sink_group_id, sink_inputs),
             )
+            for topic in topics
         ]
         try:
             deadline = time.monotonic() + timeout
             stable_since: float | None = None
+            behind: list[str] = []
             while time.monotonic() < deadline:
                 if self.worker is not None and not self.worker.alive():
                     raise RuntimeError(f"the worker exited; see {self.worker.log_path}")
-                if all(consumed(probe, topic) for probe, topic in probes):
+                behind = [topic for probe, topic in probes if not consumed(probe, topic)]
+                if not behind:
                     stable_since = stable_since or time.monotonic()
                     if time.monotonic() - stable_since >= settle:
                         return
                 else:
                     stable_since = None
                 time.sleep(0.2)
-            raise TimeoutError(f"topics not fully consumed within {timeout:.0f}s")
+            raise TimeoutError(
+                f"topics not fully consumed within {timeout:.0f}s: {', '.join(behind)}"
+                + (f" (worker log: {self.worker.log_path})" if self.worker else "")
+            )
         finally:
             for probe, _topic in probes:
                 probe.close()

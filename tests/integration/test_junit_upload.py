@@ -12,7 +12,7 @@ import pytest
 
 from sentinel.config import Settings
 from sentinel.stack import EmbeddedStack
-from tests.integration.helpers import read_topic, served_stack
+from tests.integration.helpers import read_topic, served_stack, wait_for_run
 
 pytestmark = pytest.mark.integration
 
@@ -75,6 +75,13 @@ def test_upload_publishes_each_test_case_once_and_the_sink_stores_them(
         "passed": 3,
         "skipped": 2,
     }
+    # The run counts the upload once (the retried post was not published again).
+    run = wait_for_run(url, RUN, "pending")
+    deadline = time.monotonic() + 60
+    while run["tests"]["total"] < 7 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        run = httpx.get(f"{url}/api/runs/{RUN}", timeout=10).json()
+    assert run["tests"] == {"total": 7, "passed": 3, "failed": 1, "skipped": 2, "error": 1}
 
 
 def test_bad_uploads_are_refused_with_the_reason(served: tuple[EmbeddedStack, str]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -95,3 +95,62 @@ def test_restarted_worker_recovers_run_state_from_its_changelog(stack: EmbeddedS
     assert final.status == "succeeded"
     assert final.version == 2  # continued from the recovered state, not a fresh run
     assert final.created_at == requested.created_at
+
+
+def test_unreadable_kubernetes_and_log_messages_are_dead_lettered(stack: EmbeddedStack) -> None:
+    settings = stack.settings
+    names = settings.topic_names
+    publisher = KafkaPublisher(producer_config(settings))
+    publisher.publish_sync(names.k8s, b"ci/pod-a", b'{"kind": "Pod"}', timeout=10)
+    publisher.publish_sync(names.logs, b"ci/pod-a/main", b"\x00 not json", timeout=10)
+    publisher.close()
+    stack.wait_consumed(timeout=60)
+    letters = [DeadLetter.from_bytes(v) for _k, v in read_topic(settings, names.dlq)]
+    # Both consumers of these topics give up on them, each saying so: the worker and the sink.
+    assert {(letter.origin_topic, letter.component) for letter in letters} == {
+        (names.k8s, "signal-router"),
+        (names.logs, "signal-router"),
+        (names.k8s, "clickhouse-sink"),
+        (names.logs, "clickhouse-sink"),
+    }
+    router = [letter for letter in letters if letter.component == "signal-router"]
+    assert any("not a valid K8sObjectEvent" in letter.error for letter in router)
+    assert any("not a valid LogLine" in letter.error for letter in router)
+
+
+def test_live_a_run_nobody_reports_on_times_out_by_the_wall_clock(
+    kafka_bootstrap: str, make_settings: Callable[..., Settings]
+) -> None:
+    """Nothing else arrives after the run started: the idle worker's clock times it out."""
+    tracking = {"idle_watermark_s": 1.0, "inactivity_timeout_s": 4.0, "allowed_lateness_s": 1.0}
+    embedded = EmbeddedStack(make_settings(kafka_bootstrap, tracking=tracking))
+    embedded.start()
+    try:
+        settings = embedded.settings
+        now = datetime.now(UTC)
+        event = CiEvent(
+            event_id="live-1",
+            provider="generic",
+            event_type="generic",
+            kind="run",
+            run_id="nightly#1",
+            provider_run_id="nightly#1",
+            status="running",
+            event_time=now,
+            started_at=now,
+        )
+        publisher = KafkaPublisher(producer_config(settings))
+        publisher.publish_sync(settings.topic_names.ci, b"nightly#1", event.to_bytes(), timeout=10)
+        publisher.close()
+        deadline = time.monotonic() + 60
+        state = None
+        while time.monotonic() < deadline:
+            state = latest_states(settings).get("nightly#1")
+            if state is not None and state.status == "timed_out":
+                break
+            time.sleep(1.0)
+        assert state is not None and state.status == "timed_out", state
+        assert state.closed_by == "timeout"
+        assert state.finished_at == now + timedelta(seconds=4)  # the deadline, in event time
+    finally:
+        embedded.stop()
