@@ -52,6 +52,7 @@ from datetime import UTC, datetime, timedelta
 from schemas.messages import (
     CiEvent,
     CiEventKind,
+    K8sEventInfo,
     PodState,
     RunSignal,
     RunState,
@@ -234,6 +235,7 @@ def _copy(state: RunState) -> RunState:
         update={
             "stages": [stage.model_copy() for stage in state.stages],
             "pods": [pod.model_copy() for pod in state.pods],
+            "k8s_events": list(state.k8s_events),
             "labels": dict(state.labels),
             "markers": dict(state.markers),
             "correlation_keys": list(state.correlation_keys),
@@ -314,6 +316,8 @@ def _merge_signal(run: RunState, signal: RunSignal) -> None:
         _merge_marker(run, signal)
     elif signal.kind is SignalKind.TESTS and signal.tests is not None:
         _merge_tests(run, signal.signal_id, signal.tests)
+    elif signal.kind is SignalKind.K8S_EVENT and signal.k8s_event is not None:
+        _merge_k8s_event(run, signal, signal.k8s_event)
 
 
 def _merge_signal_fields(run: RunState, signal: RunSignal) -> None:
@@ -339,6 +343,21 @@ def _merge_pod(run: RunState, signal: RunSignal, pod: PodState) -> None:
     run.pods = sorted(kept, key=lambda p: (_sort_time(p.created_at), p.name, p.uid))
     run.started_at = _earliest(run.started_at, pod.started_at)
     run.created_at = _earliest(run.created_at, pod.created_at)
+
+
+MAX_K8S_EVENTS = 200
+
+
+def _merge_k8s_event(run: RunState, signal: RunSignal, info: K8sEventInfo) -> None:
+    # An Event object is updated in place as it repeats (count, lastTimestamp): newest wins.
+    order = f"{_stamp(info.last_seen)}|{info.count:012d}|{signal.signal_id}"
+    if not _claim(run.merge_keys, f"event:{info.uid}", order):
+        return
+    kept = [existing for existing in run.k8s_events if existing.uid != info.uid]
+    kept.append(info.model_copy())
+    kept.sort(key=lambda e: (_sort_time(e.first_seen or e.last_seen), e.uid))
+    # Bounded: the earliest Events of a run explain it best (what went wrong first).
+    run.k8s_events = kept[:MAX_K8S_EVENTS]
 
 
 def _merge_job(run: RunState, signal: RunSignal) -> None:

@@ -91,6 +91,7 @@ from typing import Any, Literal
 from processors.test_results import TestLogParser, clean_line
 from schemas.messages import (
     ContainerState,
+    K8sEventInfo,
     K8sEventType,
     K8sObjectEvent,
     LogLine,
@@ -233,6 +234,9 @@ def signals_from_k8s(event: K8sObjectEvent) -> list[RunSignal]:
         return _pod_signals(event, key, base_id)
     if event.kind == "Job":
         return [_job_signal(event, key, base_id)]
+    if event.kind == "Event":
+        found = _event_signal(event, key, base_id)
+        return [found] if found is not None else []
     return []
 
 
@@ -830,3 +834,60 @@ class LogSignals:
                 test_results=results,
             )
         ]
+
+
+# Normal Events are routine (Scheduled, Pulled, Started); these few Normal ones are not.
+_NOTABLE_NORMAL_REASONS = frozenset({"NodeNotReady", "Evicted", "Preempted"})
+_MAX_EVENT_MESSAGE = 1000
+
+
+def _event_signal(event: K8sObjectEvent, key: str, signal_id: str) -> RunSignal | None:
+    """A Warning core/v1 Event about one of the run's objects (a deleted Event is not news)."""
+    obj = event.object
+    kind = _str(obj.get("type"))
+    reason = _str(obj.get("reason"))
+    if event.event_type.value == "DELETED":
+        return None
+    if kind != "Warning" and reason not in _NOTABLE_NORMAL_REASONS:
+        return None
+    involved = _map(obj.get("involvedObject") or obj.get("regarding"))
+    source = _map(obj.get("source"))
+    series = _map(obj.get("series"))
+    first = parse_time(obj.get("firstTimestamp")) or parse_time(obj.get("eventTime"))
+    last = (
+        parse_time(series.get("lastObservedTime"))
+        or parse_time(obj.get("lastTimestamp"))
+        or first
+        or event.event_time
+    )
+    count = obj.get("count") or series.get("count") or 1
+    message = _str(obj.get("message") or obj.get("note"))
+    info = K8sEventInfo(
+        uid=event.uid,
+        type=kind,
+        reason=reason,
+        message=message[:_MAX_EVENT_MESSAGE] if message else None,
+        involved_kind=_str(involved.get("kind")),
+        involved_name=_str(involved.get("name")),
+        node=_str(source.get("host")) or _node_of(involved),
+        count=int(count) if isinstance(count, int | str) and str(count).isdigit() else 1,
+        first_seen=first,
+        last_seen=last,
+    )
+    run_id, _ = route(key)
+    return RunSignal(
+        signal_id=signal_id,
+        kind=SignalKind.K8S_EVENT,
+        run_id=run_id,
+        correlation_key=key,
+        source=K8S_SOURCE,
+        event_time=event.event_time,
+        namespace=event.namespace,
+        k8s_event=info,
+    )
+
+
+def _node_of(involved: Mapping[str, Any]) -> str | None:
+    if _str(involved.get("kind")) == "Node":
+        return _str(involved.get("name"))
+    return None

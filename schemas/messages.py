@@ -220,6 +220,34 @@ class PodState(BaseModel):
         return self.phase in ("Succeeded", "Failed") or self.deleted
 
 
+class K8sEventInfo(BaseModel):
+    """A core/v1 Event about one of a run's objects (Warnings, and NodeNotReady)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    uid: str
+    type: str | None = Field(default=None, description="Normal or Warning.")
+    reason: str | None = Field(default=None, description="OOMKilling, FailedScheduling, BackOff...")
+    message: str | None = None
+    involved_kind: str | None = None
+    involved_name: str | None = None
+    node: str | None = Field(default=None, description="The node it concerns, when known.")
+    count: int = 1
+    first_seen: AwareDatetime | None = None
+    last_seen: AwareDatetime
+
+
+class RunAttribution(BaseModel):
+    """Why a run failed, when it was not the code under test (e.g. the node ran out of memory)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    cause: str = Field(description="infrastructure")
+    types: list[str] = Field(default_factory=list, description="oom_killed, evicted...")
+    anomaly_ids: list[str] = Field(default_factory=list, description="The evidence.")
+    summary: str
+
+
 class TestCounts(BaseModel):
     """How many test results a run has, per status."""
 
@@ -243,6 +271,7 @@ class SignalKind(StrEnum):
     TESTS = "tests"  # a batch of test results
     ACTIVITY = "activity"  # log lines were written in this time bucket (the run is alive)
     BIND = "bind"  # correlation key -> run id, from a CI event (links topic only)
+    K8S_EVENT = "k8s_event"  # a Warning Event about one of the run's pods or Jobs
     WATERMARK = "watermark"  # event time has reached `event_time` (end of input if `final`)
 
 
@@ -277,6 +306,8 @@ class RunSignal(Message):
     marker: str | None = None
     # POD
     pod: PodState | None = None
+    # K8S_EVENT
+    k8s_event: K8sEventInfo | None = None
     # TESTS: counts always; results when the tracker is to publish them to `sentinel.tests`
     # (log-parsed tests, whose run id is known only after routing). Their run_id is rewritten.
     tests: TestCounts | None = None
@@ -334,10 +365,16 @@ class RunState(Message):
         default_factory=list, description="Keys that joined pods and logs to this run."
     )
     pods: list[PodState] = Field(default_factory=list)
+    k8s_events: list[K8sEventInfo] = Field(
+        default_factory=list, description="Warning Events about the run's pods and Jobs."
+    )
     markers: dict[str, AwareDatetime] = Field(
         default_factory=dict, description="Log markers seen, with when each was first seen."
     )
     tests: TestCounts = Field(default_factory=TestCounts)
+    attribution: RunAttribution | None = Field(
+        default=None, description="Set when infrastructure, not the tests, made the run fail."
+    )
     closed_by: str | None = Field(
         default=None, description="What decided the final status: ci, job, marker, pods, timeout."
     )

@@ -226,6 +226,72 @@ class StructureRule(Section):
     required_containers: list[str] = Field(default_factory=list, description="Container globs.")
 
 
+class InfraDetectorsConfig(Section):
+    """Thresholds of the infrastructure detectors (issue 5); pod facts come from sentinel.k8s."""
+
+    enabled: bool = True
+    pending_limit_s: float = Field(
+        default=300.0, gt=0, description="A pod Pending (unscheduled or pulling) longer than this."
+    )
+    restart_burst: int = Field(
+        default=3, ge=1, description="This many container restarts within restart_window_s."
+    )
+    restart_window_s: float = Field(default=600.0, gt=0)
+    severity: dict[str, str] = Field(
+        default_factory=dict,
+        description="Detector type -> severity (info/warning/error/critical) overrides.",
+    )
+
+
+class TestDetectorsConfig(Section):
+    """Thresholds of the test detectors (issue 5): baselines per pipeline and branch."""
+
+    __test__ = False  # not a pytest test class
+
+    history_runs: int = Field(default=20, ge=2, description="Runs kept per pipeline and branch.")
+    min_samples: int = Field(
+        default=5, ge=2, description="Detectors that need history stay silent until this many runs."
+    )
+    duration_ratio: float = Field(
+        default=2.0, gt=1, description="Slower than median x this (ratio guard)..."
+    )
+    duration_min_delta_s: float = Field(
+        default=5.0, ge=0, description="...and by at least this many seconds (absolute guard)."
+    )
+    duration_mads: float = Field(
+        default=5.0, gt=0, description="...and this many MADs above the median."
+    )
+    erratic_cv: float = Field(
+        default=0.5, gt=0, description="Tests whose durations vary more than this are skipped."
+    )
+    failure_rate_spike: float = Field(
+        default=0.3, gt=0, le=1, description="Failed share above the baseline by this much."
+    )
+    missing_after_runs: int = Field(
+        default=3, ge=1, description="A test seen in this many previous runs and now missing."
+    )
+
+
+class LogDetectorsConfig(Section):
+    """Thresholds of the log detectors (issue 5)."""
+
+    window_s: float = Field(default=60.0, gt=0, description="Event-time window for error rates.")
+    spike_factor: float = Field(
+        default=5.0, gt=1, description="Errors per window above baseline mean x this..."
+    )
+    spike_min_errors: int = Field(default=10, ge=1, description="...and at least this many.")
+    silence_s: float = Field(
+        default=900.0, gt=0, description="No log line from a running run's pods for this long."
+    )
+    min_samples: int = Field(default=3, ge=1, description="Earlier runs needed for a baseline.")
+
+
+class AnomaliesConfig(Section):
+    infra: InfraDetectorsConfig = Field(default_factory=InfraDetectorsConfig)
+    tests: TestDetectorsConfig = Field(default_factory=TestDetectorsConfig)
+    logs: LogDetectorsConfig = Field(default_factory=LogDetectorsConfig)
+
+
 class StructureConfig(Section):
     rules: list[StructureRule] = Field(default_factory=list)
 
@@ -450,6 +516,7 @@ class Settings(BaseSettings):
     k8s: K8sConfig = Field(default_factory=K8sConfig)
     logs: LogsConfig = Field(default_factory=LogsConfig)
     structure: StructureConfig = Field(default_factory=StructureConfig)
+    anomalies: AnomaliesConfig = Field(default_factory=AnomaliesConfig)
 
     @classmethod
     def settings_customise_sources(

@@ -73,12 +73,14 @@ RUN_COLUMNS: tuple[str, ...] = (
     "labels",
     "correlation_keys",
     "pods",
+    "k8s_events",
     "markers",
     "tests_total",
     "tests_passed",
     "tests_failed",
     "tests_skipped",
     "tests_error",
+    "attribution",
     "closed_by",
     "first_event_at",
     "updated_at",
@@ -143,8 +145,10 @@ def run_state_to_row(state: RunState) -> Row:
         "labels": dict(state.labels),
         "correlation_keys": list(state.correlation_keys),
         "pods": _json([pod.model_dump(mode="json") for pod in state.pods]),
+        "k8s_events": _json([event.model_dump(mode="json") for event in state.k8s_events]),
         "markers": _json({name: _iso(when) for name, when in state.markers.items()}),
         **{f"tests_{name}": getattr(state.tests, name) for name in _TEST_STATUSES},
+        "attribution": state.attribution.model_dump_json() if state.attribution else "",
         "closed_by": state.closed_by,
         "first_event_at": _utc(state.first_event_at),
         "updated_at": _utc(state.updated_at),
@@ -163,6 +167,8 @@ def row_to_run_state(row: Mapping[str, Any]) -> RunState:
     data.pop("stage_count", None)
     data["labels"] = dict(data.get("labels") or {})
     data["pods"] = json.loads(data.get("pods") or "[]")
+    data["k8s_events"] = json.loads(data.get("k8s_events") or "[]")
+    data["attribution"] = json.loads(data["attribution"]) if data.get("attribution") else None
     data["markers"] = json.loads(data.get("markers") or "{}")
     data["correlation_keys"] = list(data.get("correlation_keys") or [])
     data["tests"] = {name: data.pop(f"tests_{name}", 0) or 0 for name in _TEST_STATUSES}

@@ -19,6 +19,7 @@ from schemas.messages import (
     CiEvent,
     CiEventKind,
     ContainerState,
+    K8sEventInfo,
     PodState,
     RunSignal,
     RunState,
@@ -306,3 +307,17 @@ def test_when_time_is_checked_does_not_change_the_outcome(
     assert state is not None
     final = advance(state, at(5000), POLICY) or state
     assert final.model_dump(exclude={"version"}) == reference.model_dump(exclude={"version"})
+
+
+def test_a_repeating_event_is_kept_once_with_its_latest_count_in_any_order() -> None:
+    def event(signal_id: str, count: int, last: float) -> RunSignal:
+        info = K8sEventInfo(
+            uid="ev-1", type="Warning", reason="BackOff", count=count,
+            first_seen=at(10), last_seen=at(last), involved_kind="Pod", involved_name="e2e-x",
+        )  # fmt: skip
+        return signal(signal_id, SignalKind.K8S_EVENT, last, k8s_event=info)
+
+    first, later = event("e1", 1, 10), event("e2", 4, 70)
+    for order in ([first, later], [later, first], [later, first, later]):
+        run = fold([job("j1", 0, RunStatus.RUNNING), *order])
+        assert [(e.reason, e.count) for e in run.k8s_events] == [("BackOff", 4)]

@@ -425,7 +425,38 @@ def test_uncorrelated_objects_events_and_services_give_nothing() -> None:
         "lastTimestamp": "2026-03-02T02:15:01Z",
     }
     assert k8s("ADDED", oom_event).correlation_key is not None
-    assert signals_from_k8s(k8s("ADDED", oom_event)) == []
+    normal = {**oom_event, "reason": "Completed", "type": "Normal"}
+    assert signals_from_k8s(k8s("ADDED", normal)) == []  # routine: not about a problem
+    assert signals_from_k8s(k8s("DELETED", oom_event)) == []  # the Event expiring is not news
+
+
+def test_a_warning_event_about_a_run_object_reaches_the_run() -> None:
+    event = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {
+            "name": "e2e-x2kzq.17f",
+            "namespace": "qa",
+            "uid": "e9",
+            "resourceVersion": "9",
+        },
+        "involvedObject": {"kind": "Pod", "name": "e2e-x2kzq", "namespace": "qa"},
+        "reason": "FailedScheduling",
+        "message": "0/3 nodes are available: 3 Insufficient cpu.",
+        "type": "Warning",
+        "count": 4,
+        "firstTimestamp": "2026-03-02T02:10:00Z",
+        "lastTimestamp": "2026-03-02T02:12:00Z",
+        "source": {"component": "default-scheduler"},
+    }
+    watched = k8s("ADDED", event).model_copy(update={"correlation_key": "job:qa/e2e"})
+    [found] = signals_from_k8s(watched)
+    assert found.kind is SignalKind.K8S_EVENT and found.run_id == "job:qa/e2e"
+    info = found.k8s_event
+    assert info is not None
+    assert (info.reason, info.count, info.involved_name) == ("FailedScheduling", 4, "e2e-x2kzq")
+    assert info.message == "0/3 nodes are available: 3 Insufficient cpu."
+    assert found.pipeline is None  # an Event says nothing about what the run is
 
 
 def test_k8s_signal_ids_are_deterministic_and_distinct() -> None:
