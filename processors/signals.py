@@ -253,14 +253,20 @@ def _container(raw: Mapping[str, Any], init: bool) -> ContainerState:
     detail = _map(state.get(which)) if which else {}
     last = _map(_map(raw.get("lastState")).get("terminated"))
     exit_code = detail.get("exitCode")
+    last_code = last.get("exitCode")
+    message = _str(detail.get("message"))
     return ContainerState(
         name=str(raw.get("name") or ""),
         init=init,
         state=which,
         reason=_str(detail.get("reason")),
+        message=message[:_MAX_EVENT_MESSAGE] if message else None,
         exit_code=exit_code if isinstance(exit_code, int) else None,
         restarts=int(raw.get("restartCount") or 0),
         last_reason=_str(last.get("reason")),
+        last_exit_code=last_code if isinstance(last_code, int) else None,
+        last_started_at=parse_time(last.get("startedAt")),
+        last_finished_at=parse_time(last.get("finishedAt")),
         started_at=parse_time(detail.get("startedAt")),
         finished_at=parse_time(detail.get("finishedAt")),
     )
@@ -313,6 +319,7 @@ def _pod_state(event: K8sObjectEvent) -> PodState:
         name=event.name,
         phase=phase,
         reason=_str(status.get("reason")),
+        message=_str(status.get("message")),
         node=_str(_map(obj.get("spec")).get("nodeName")),
         stage_id=event.labels.get(TEKTON_TASKRUN) or None,
         created_at=parse_time(_map(obj.get("metadata")).get("creationTimestamp")),

@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
 
+from processors.infra import attribute, detect_infra
 from processors.linking import bind_signal
 from processors.runs import (
     Policy,
@@ -38,10 +39,19 @@ from processors.runs import (
     has_test_batch,
 )
 from processors.structure import evaluate, next_deadline
-from schemas.messages import Anomaly, CiEvent, RunSignal, RunState, SignalKind, TestResult
-from sentinel.config import Settings, StructureRule
+from schemas.messages import (
+    Anomaly,
+    CiEvent,
+    RunAttribution,
+    RunSignal,
+    RunState,
+    SignalKind,
+    TestResult,
+)
+from sentinel.config import InfraDetectorsConfig, Settings, StructureRule
 
 _ANOMALY_PREFIX = "anomaly:"
+JUNIT_SOURCE = "junit"
 _SETTLED_KEY = "structure:settled"
 
 
@@ -51,6 +61,10 @@ class Outcome:
     tests: list[TestResult] = field(default_factory=list)
     anomalies: list[Anomaly] = field(default_factory=list)
     binds: list[RunSignal] = field(default_factory=list)
+    # Every result of a new test batch (with the run id), to keep with the run for its history.
+    batch_results: list[TestResult] = field(default_factory=list)
+    # Runs that just ended for good (end-of-run checks done): their history entry is due.
+    finished: list[RunState] = field(default_factory=list)
     error: str | None = None
     error_type: str | None = None
 
@@ -63,6 +77,7 @@ class TrackerConfig:
     settle_s: float = 60.0
     allowed_lateness_s: float = 60.0
     idle_watermark_s: float | None = 10.0
+    infra: InfraDetectorsConfig | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TrackerConfig:
@@ -77,6 +92,7 @@ class TrackerConfig:
             settle_s=tracking.settle_s,
             allowed_lateness_s=tracking.allowed_lateness_s,
             idle_watermark_s=tracking.idle_watermark_s,
+            infra=settings.anomalies.infra if settings.anomalies.infra.enabled else None,
         )
 
 
@@ -143,10 +159,12 @@ class RunTracker:
             return Outcome(error=str(exc), error_type="InvalidEvent")
         out = Outcome()
         if new_batch:
-            out.tests = [
+            out.batch_results = [
                 result.model_copy(update={"run_id": signal.run_id})
                 for result in signal.test_results
             ]
+            if signal.source != JUNIT_SOURCE:  # the upload published its results itself
+                out.tests = list(out.batch_results)
         if state is not None:
             self._settle(state, partition, out)
         return out
@@ -218,6 +236,12 @@ class RunTracker:
             advanced = advance(state, mark, self.config.policy)
             if advanced is not None:
                 state, changed = advanced, True
+        attribution = self._attribution(state, mark)
+        if attribution != state.attribution:
+            state = state.model_copy(
+                update={"attribution": attribution, "version": state.version + 1}
+            )
+            changed = True
         found = self._new_anomalies(state, mark)
         if found:
             state = _record_anomalies(state, found)
@@ -226,6 +250,7 @@ class RunTracker:
         if self._end_checked(state, mark) and _SETTLED_KEY not in state.merge_keys:
             state = _with_keys(state, {_SETTLED_KEY: "1"})
             changed = True
+            out.finished.append(state)
         if changed:
             out.states.append(state)
         pending = self._due.setdefault(partition, {})
@@ -236,16 +261,32 @@ class RunTracker:
             pending[state.run_id] = when
 
     def _new_anomalies(self, state: RunState, mark: datetime | None) -> list[Anomaly]:
-        if not self.config.rules:
-            return []
-        found = evaluate(
-            state,
-            self.config.rules,
-            mark,
-            settle_s=self.config.settle_s,
-            final=self._final is not None,
-        )
+        found: list[Anomaly] = []
+        if self.config.rules:
+            found += evaluate(
+                state,
+                self.config.rules,
+                mark,
+                settle_s=self.config.settle_s,
+                final=self._final is not None,
+            )
+        if self.config.infra is not None:
+            found += detect_infra(state, mark, self.config.infra)
         return [a for a in found if _ANOMALY_PREFIX + a.anomaly_id not in state.merge_keys]
+
+    def _attribution(self, state: RunState, mark: datetime | None) -> RunAttribution | None:
+        """Infrastructure that explains a failed run (derived again on every change)."""
+        if self.config.infra is None or not state.status.terminal:
+            return None
+        found = attribute(state, detect_infra(state, mark, self.config.infra))
+        if found is None:
+            return None
+        return RunAttribution(
+            cause=found.cause,
+            types=list(found.types),
+            anomaly_ids=list(found.anomaly_ids),
+            summary=found.summary,
+        )
 
     def _end_checked(self, state: RunState, mark: datetime | None) -> bool:
         if not state.status.terminal:
@@ -257,13 +298,30 @@ class RunTracker:
 
     def _next_deadline(self, state: RunState) -> datetime | None:
         found = list(deadlines(state, self.config.policy))
-        if self.config.rules and _SETTLED_KEY not in state.merge_keys:
-            structure = next_deadline(
-                state, self.config.rules, settle_s=self.config.settle_s, after=self.watermark()
-            )
-            if structure is not None:
-                found.append(structure)
+        if _SETTLED_KEY not in state.merge_keys:
+            if state.status.terminal:  # its end-of-run checks and history entry are due then
+                end = state.finished_at or state.updated_at
+                found.append(end + timedelta(seconds=self.config.settle_s))
+            if self.config.rules:
+                after = self.watermark()
+                structure = next_deadline(
+                    state, self.config.rules, settle_s=self.config.settle_s, after=after
+                )
+                if structure is not None:
+                    found.append(structure)
+            if self.config.infra is not None and not state.status.terminal:
+                found += _pending_deadlines(state, self.config.infra)
         return min(found) if found else None
+
+
+def _pending_deadlines(state: RunState, config: InfraDetectorsConfig) -> list[datetime]:
+    """When still-pending pods become `pending_too_long` (so it fires while they wait)."""
+    limit = timedelta(seconds=config.pending_limit_s, microseconds=1)
+    return [
+        pod.created_at + limit
+        for pod in state.pods
+        if pod.created_at is not None and pod.started_at is None and not pod.terminated
+    ]
 
 
 def _record_anomalies(state: RunState, found: Collection[Anomaly]) -> RunState:

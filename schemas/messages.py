@@ -188,9 +188,13 @@ class ContainerState(BaseModel):
     reason: str | None = Field(default=None, description="OOMKilled, Error, CrashLoopBackOff...")
     exit_code: int | None = None
     restarts: int = 0
+    message: str | None = Field(default=None, description="The kubelet's waiting/terminated text.")
     last_reason: str | None = Field(
         default=None, description="Why the previous instance ended (lastState), e.g. OOMKilled."
     )
+    last_exit_code: int | None = None
+    last_started_at: AwareDatetime | None = None
+    last_finished_at: AwareDatetime | None = None
     started_at: AwareDatetime | None = None
     finished_at: AwareDatetime | None = None
 
@@ -205,6 +209,7 @@ class PodState(BaseModel):
     name: str
     phase: str | None = Field(default=None, description="Pending, Running, Succeeded, Failed.")
     reason: str | None = Field(default=None, description="Pod-level reason, e.g. Evicted.")
+    message: str | None = Field(default=None, description="Pod-level message, e.g. why evicted.")
     node: str | None = None
     stage_id: str | None = Field(default=None, description="Stage this pod ran, if known.")
     created_at: AwareDatetime | None = None
