@@ -18,16 +18,20 @@ import faust
 from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
 from faust.types import EventT, StreamT
 
+from processors.history import decode_results, encode_results, history_entry, judge
 from processors.linking import LinkState, link
 from processors.signals import LogSignals
 from processors.source_signals import signals_from_source, watermark_signal
 from processors.tracking import RunTracker, TrackerConfig, decode_state
-from schemas.messages import DeadLetter, RunSignal, RunState
+from schemas.messages import DeadLetter, RunSignal, RunState, TestResult
 from sentinel.config import Settings
 from sentinel.kafka_clients import bootstrap_servers, read_range
 from sentinel.metrics import DEAD_LETTERS
 
 log = logging.getLogger("sentinel.worker")
+MAX_VALUE_BYTES = 16 * 1024 * 1024
+# Histories and a big run's test results outgrow Kafka's default 1 MB per message.
+LARGE_VALUES = {"max.message.bytes": str(MAX_VALUE_BYTES)}
 
 
 def faust_settings(settings: Settings) -> dict[str, Any]:
@@ -46,6 +50,7 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
         "broker_commit_every": 100,
         "broker_commit_interval": 1.0,
         "producer_acks": -1,
+        "producer_max_request_size": MAX_VALUE_BYTES,
         "web_enabled": web_port is not None,
         "web_port": 6066 if web_port is None else web_port,
         # Faust keeps per-app files (table stores) here; never in the current directory.
@@ -77,6 +82,25 @@ def create_app(settings: Settings) -> faust.App:
     links_table = app.Table(
         "run-links", default=None, partitions=partitions, key_type=bytes, value_type=bytes
     )
+    # A run's test results until it ends (then its history entry carries them).
+    tests_table = app.Table(
+        "run-tests",
+        default=None,
+        partitions=partitions,
+        key_type=bytes,
+        value_type=bytes,
+        extra_topic_configs=LARGE_VALUES,
+    )
+    history_topic = app.topic(names.run_history, partitions=partitions, **raw)
+    history_table = app.Table(
+        "pipeline-history",
+        default=None,
+        partitions=partitions,
+        key_type=bytes,
+        value_type=bytes,
+        extra_topic_configs=LARGE_VALUES,
+    )
+    test_config = settings.anomalies.tests
     tracker = RunTracker(TrackerConfig.from_settings(settings))
     log_signals = LogSignals(settings.tracking)
     max_link_buffer = settings.tracking.max_link_buffer
@@ -208,6 +232,30 @@ def create_app(settings: Settings) -> faust.App:
                 await anomalies_topic.send(key=anomaly.run_id.encode(), value=anomaly.to_bytes())
             for bind in outcome.binds:
                 await route(bind)
+            for run_id, results in _by_run(outcome.batch_results).items():
+                key = run_id.encode()
+                kept = decode_results(tests_table.get(key))
+                tests_table[key] = encode_results([*kept, *results])
+            for finished in outcome.finished:
+                key = finished.run_id.encode()
+                entry = history_entry(finished, decode_results(tests_table.get(key)))
+                if entry is not None:
+                    history_key, run_record = entry
+                    await history_topic.send(
+                        key=history_key.encode(), value=run_record.model_dump_json().encode()
+                    )
+
+    @app.agent(history_topic, name="run-history")
+    async def run_history(stream: StreamT[Any]) -> None:
+        async for event in stream.events():
+            key = bytes(event.key or b"")
+            judged = judge(history_table.get(key), event.value, test_config)
+            if judged.error is not None or judged.history is None:
+                await dead_letter(event, judged.error or "?", "ValidationError", "run-history")
+                continue
+            history_table[key] = judged.history.model_dump_json().encode()
+            for anomaly in judged.anomalies:
+                await anomalies_topic.send(key=anomaly.run_id.encode(), value=anomaly.to_bytes())
 
     if settings.tracking.idle_watermark_s is not None:
 
@@ -220,6 +268,13 @@ def create_app(settings: Settings) -> faust.App:
                 await signals_topic.send(key=None, value=tick.to_bytes(), partition=partition)
 
     return app
+
+
+def _by_run(results: list[TestResult]) -> dict[str, list[TestResult]]:
+    grouped: dict[str, list[TestResult]] = {}
+    for result in results:
+        grouped.setdefault(result.run_id, []).append(result)
+    return grouped
 
 
 def _states_of(table: Any, partition: int, partitions: int) -> list[RunState]:

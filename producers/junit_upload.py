@@ -22,15 +22,17 @@ from processors.test_results import JUnitXmlError, count_by_status, parse_junit_
 from producers.ledger import DeliveryLedger
 from producers.publisher import KafkaPublisher, PublishError
 from producers.webhooks import bearer_matches, read_body
-from schemas.messages import RunSignal, SignalKind, TestCounts, utcnow
+from schemas.messages import RunSignal, SignalKind, TestCounts, TestResult, utcnow
 
 log = logging.getLogger("sentinel.junit")
 
 PROVIDER = "junit"
 
 
-def counts_signal(run_id: str, upload_id: str, counts: dict[str, int]) -> RunSignal:
-    """The test counts of one upload, for the run tracker to count on the run (once per file)."""
+def counts_signal(run_id: str, upload_id: str, results: list[TestResult]) -> RunSignal:
+    """One upload for the run tracker: counted on the run once per file, and kept with the run
+    for its pipeline's history (without failure messages: the results topic has them)."""
+    counts = count_by_status(results)
     return RunSignal(
         signal_id=f"junit:{upload_id}",
         kind=SignalKind.TESTS,
@@ -38,6 +40,7 @@ def counts_signal(run_id: str, upload_id: str, counts: dict[str, int]) -> RunSig
         source="junit",
         event_time=utcnow(),
         tests=TestCounts(total=sum(counts.values()), **counts),
+        test_results=[result.model_copy(update={"message": None}) for result in results],
     )
 
 
@@ -88,7 +91,7 @@ def junit_router(
             futures = [
                 publisher.submit(topic, run_id.encode(), result.to_bytes()) for result in results
             ]
-            signal = counts_signal(run_id, upload_id, count_by_status(results))
+            signal = counts_signal(run_id, upload_id, results)
             futures.append(publisher.submit(signals_topic, run_id.encode(), signal.to_bytes()))
             await asyncio.gather(*(asyncio.wrap_future(future) for future in futures))
         except PublishError as exc:

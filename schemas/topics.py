@@ -61,6 +61,15 @@ DLQ = TopicSpec("dlq", DeadLetter, key="origin_topic/partition/offset", retentio
 # while a CI event has yet to name the run (ARC runner pods, Jenkins agent pods).
 RUN_SIGNALS = TopicSpec("run-signals", RunSignal, key="run_id", retention_ms=3 * DAY_MS)
 RUN_LINKS = TopicSpec("run-links", RunSignal, key="correlation_key", retention_ms=3 * DAY_MS)
+# Finished runs, keyed by [pipeline, branch], for the detectors that compare a run with the
+# earlier runs of its pipeline. The value is processors.test_detectors.RunRecord (JSON).
+RUN_HISTORY = TopicSpec(
+    "run-history",
+    Message,
+    key="[pipeline, branch]",
+    retention_ms=3 * DAY_MS,
+    extra_config={"max.message.bytes": str(16 * 1024 * 1024)},
+)
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     CI,
@@ -73,6 +82,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     DLQ,
     RUN_SIGNALS,
     RUN_LINKS,
+    RUN_HISTORY,
 )
 
 
@@ -121,6 +131,10 @@ class TopicNames:
     @property
     def run_links(self) -> str:
         return RUN_LINKS.name(self.prefix)
+
+    @property
+    def run_history(self) -> str:
+        return RUN_HISTORY.name(self.prefix)
 
     def all(self) -> list[str]:
         return [spec.name(self.prefix) for spec in ALL_TOPICS]

@@ -307,7 +307,14 @@ class EmbeddedStack:
         # One probe consumer per group, opened once: it never subscribes, so it does not join
         # the group; it only reads the group's committed offsets.
         names = self.settings.topic_names
-        worker_inputs = (names.ci, names.k8s, names.logs, names.run_signals, names.run_links)
+        worker_inputs = (
+            names.ci,
+            names.k8s,
+            names.logs,
+            names.run_signals,
+            names.run_links,
+            names.run_history,
+        )
         sink_inputs = (names.runs, names.k8s, names.logs, names.tests, names.anomalies)
         probes = [
             (Consumer(consumer_config(self.settings, group)), topic)

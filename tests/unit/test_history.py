@@ -1,0 +1,93 @@
+"""A finished run's history entry and its judgement (processors.history), as the agents use them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from processors.history import decode_results, encode_results, history_entry, judge
+from schemas.messages import RunAttribution, RunState, RunStatus, TestCounts, TestResult
+from schemas.messages import TestStatus as Outcome
+from sentinel.config import TestDetectorsConfig
+
+T0 = datetime(2026, 4, 1, 2, 0, tzinfo=UTC)
+CONFIG = TestDetectorsConfig(min_samples=3)
+
+
+def run(n: int, **fields: object) -> RunState:
+    start = T0 + timedelta(days=n)
+    values: dict[str, object] = {
+        "run_id": f"job:qa/nightly-{n}",
+        "provider": "kubernetes",
+        "provider_run_id": f"nightly-{n}",
+        "pipeline": "nightly",
+        "status": RunStatus.SUCCEEDED,
+        "started_at": start,
+        "finished_at": start + timedelta(seconds=300),
+        "first_event_at": start,
+        "updated_at": start + timedelta(seconds=300),
+        "tests": TestCounts(total=3, passed=3),
+    }
+    values.update(fields)
+    return RunState.model_validate(values)
+
+
+def results(state: RunState, slow: float = 1.0) -> list[TestResult]:
+    at = state.finished_at or T0
+    return [
+        TestResult(
+            run_id=state.run_id, suite="tests.test_api", name=name, status=Outcome.PASSED,
+            duration_s=duration, source="pytest-log", event_time=at,
+        )
+        for name, duration in (("test_a", 1.0), ("test_b", 2.0), ("test_c", slow))
+    ]  # fmt: skip
+
+
+def test_results_kept_with_a_run_survive_the_table_encoding() -> None:
+    kept = results(run(0))
+    back = decode_results(encode_results(kept))
+    fields = {"received_at", "message"}  # not kept: the results topic has them
+    assert [r.model_dump(exclude=fields) for r in back] == [
+        r.model_dump(exclude=fields) for r in kept
+    ]
+    assert decode_results(None) == []
+
+
+def test_a_slower_test_is_reported_against_the_history_once_it_has_enough_runs() -> None:
+    stored: bytes | None = None
+    for n in range(4):
+        entry = history_entry(run(n), results(run(n), slow=1.0 + n * 0.01))
+        assert entry is not None
+        key, record = entry
+        assert key == '["nightly", null]'
+        judged = judge(stored, record.model_dump_json().encode(), CONFIG)
+        assert judged.anomalies == [] and judged.history is not None
+        stored = judged.history.model_dump_json().encode()
+    slow = run(4)
+    entry = history_entry(slow, results(slow, slow=9.0))
+    assert entry is not None
+    raw = entry[1].model_dump_json().encode()
+    judged = judge(stored, raw, CONFIG)
+    assert [(a.type, a.subject) for a in judged.anomalies] == [
+        ("duration_regression", "tests.test_api::test_c")
+    ]
+    assert judged.history is not None
+    # Delivered again (after a restart): same finding, same id, the history unchanged in size.
+    again = judge(judged.history.model_dump_json().encode(), raw, CONFIG)
+    assert [a.anomaly_id for a in again.anomalies] == [a.anomaly_id for a in judged.anomalies]
+    assert again.history is not None and len(again.history.runs) == len(judged.history.runs)
+
+
+def test_an_infrastructure_failure_is_not_judged_as_a_test_problem() -> None:
+    broken = run(9, status=RunStatus.FAILED, attribution=RunAttribution(
+        cause="infrastructure", types=["oom_killed"], anomaly_ids=["x"], summary="OOMKilled",
+    ))  # fmt: skip
+    entry = history_entry(broken, [])
+    assert entry is not None and entry[1].infra_caused
+
+
+def test_runs_without_a_pipeline_have_no_history() -> None:
+    assert history_entry(run(0, pipeline=None), []) is None
+
+
+def test_a_broken_entry_is_an_error_not_a_crash() -> None:
+    assert judge(None, b"{}", CONFIG).error is not None
