@@ -29,13 +29,17 @@ def signals_from_source(is_k8s: bool, raw: bytes, logs: LogSignals) -> SourceOut
         return SourceOutcome(error=f"not a valid {kind}: {exc}")
 
 
-def watermark_signal(when: datetime, final: bool) -> RunSignal:
+CLOCK = "clock"  # the worker's wall clock: counts only while no input arrives (live)
+REPLAY = "replay"  # offline analysis: all input up to `event_time` has been processed
+
+
+def watermark_signal(when: datetime, final: bool, source: str = CLOCK) -> RunSignal:
     """A tick telling the tracker that event time has reached `when` (`final`: end of input)."""
-    digest = hashlib.sha256(f"{when.isoformat()}|{final}".encode()).hexdigest()[:16]
+    digest = hashlib.sha256(f"{when.isoformat()}|{final}|{source}".encode()).hexdigest()[:16]
     return RunSignal(
         signal_id=f"watermark:{digest}",
         kind=SignalKind.WATERMARK,
-        source="clock" if not final else "replay",
+        source=REPLAY if final else source,
         event_time=when,
         final=final,
     )

@@ -38,6 +38,7 @@ from processors.runs import (
     deadlines,
     has_test_batch,
 )
+from processors.source_signals import REPLAY
 from processors.structure import evaluate, next_deadline
 from schemas.messages import (
     Anomaly,
@@ -107,6 +108,7 @@ class RunTracker:
         self._clock = clock
         self._newest: datetime | None = None  # newest event time seen on any input
         self._final: datetime | None = None  # end of input (offline analysis)
+        self._replayed: datetime | None = None  # input processed up to here (offline analysis)
         self._last_input = clock()
         self._due: dict[int, dict[str, datetime]] = {}  # partition -> run id -> next deadline
         self._rebuilt: set[int] = set()
@@ -172,6 +174,9 @@ class RunTracker:
     def _on_watermark(self, tick: RunSignal, partition: int, load: Load) -> Outcome:
         if tick.final:
             self._final = max(self._final or tick.event_time, tick.event_time)
+        elif tick.source == REPLAY:
+            # Offline: everything up to this time has been processed, so it is event time.
+            self._replayed = max(self._replayed or tick.event_time, tick.event_time)
         elif self._idle():
             # Wall clock of the worker: only while no input is arriving (live mode).
             self._saw(tick.event_time, count_as_input=False)
@@ -185,6 +190,8 @@ class RunTracker:
             marks.append(self._newest - timedelta(seconds=self.config.allowed_lateness_s))
         if self._final is not None:
             marks.append(self._final)
+        if self._replayed is not None:
+            marks.append(self._replayed)
         return max(marks) if marks else None
 
     def due(self, partition: int, load: Load) -> Outcome:

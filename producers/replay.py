@@ -30,6 +30,14 @@ class ReplayStats:
     outcomes: Counter[str] = field(default_factory=Counter)
     rejected: list[str] = field(default_factory=list)
 
+    def merged(self, other: ReplayStats) -> ReplayStats:
+        """Both replays' counts (a capture replayed in parts)."""
+        return ReplayStats(
+            self.records + other.records,
+            self.outcomes + other.outcomes,
+            [*self.rejected, *other.rejected],
+        )
+
     def summary(self) -> str:
         parts = [f"{count} {name}" for name, count in sorted(self.outcomes.items())]
         return f"{self.records} records: " + (", ".join(parts) or "nothing")

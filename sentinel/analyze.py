@@ -12,14 +12,15 @@ import json
 import logging
 import tempfile
 import uuid
-from datetime import datetime
+from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from processors.source_signals import watermark_signal
 from producers.publisher import KafkaPublisher
 from producers.replay import ReplayStats, replay
-from schemas.capture import read_capture
+from schemas.capture import CaptureRecord, read_capture
 from schemas.messages import RunState
 from sentinel.api import run_view
 from sentinel.config import BrokerKind, Settings
@@ -62,6 +63,7 @@ def analyze_capture(
                 "kafka": kafka,
                 "webhooks": webhooks,
                 "tracking": tracking,
+                "topics": topics,
             }
         )
         stack = EmbeddedStack(run_settings, broker_kind=broker)
@@ -69,11 +71,17 @@ def analyze_capture(
             stack.start()
             assert stack.owner is not None
             targets = build_replay_targets(stack.settings, stack.owner.intake)
-            stats = asyncio.run(replay(records, targets))
+            stats = ReplayStats()
+            for chunk, quiet_until in quiet_chunks(records, settings.tracking.settle_s):
+                stats = stats.merged(asyncio.run(replay(chunk, targets)))
+                stack.wait_consumed(timeout=timeout, settle=0.3)
+                # Nothing happened until the next record: event time has passed; runs that
+                # ended before are settled now, in the order they ended.
+                time_passed(stack.settings, quiet_until, final=False)
+                stack.wait_consumed(timeout=timeout, settle=0.3)
             log.info("replayed %s", stats.summary())
-            stack.wait_consumed(timeout=timeout)
             if records:
-                end_of_input(stack.settings, max(record.ts for record in records))
+                time_passed(stack.settings, max(record.ts for record in records), final=True)
                 stack.wait_consumed(timeout=timeout)
             runs = fetch_all_runs(stack)
             anomalies = fetch_anomalies(stack)
@@ -87,9 +95,29 @@ def analyze_capture(
     return report, stats
 
 
+def quiet_chunks(
+    records: list[CaptureRecord], quiet_s: float
+) -> Iterator[tuple[list[CaptureRecord], datetime]]:
+    """The capture cut at its quiet gaps (longer than `quiet_s`): each chunk with the time just
+    before the next record, which event time is known to reach once the chunk is processed."""
+    chunk: list[CaptureRecord] = []
+    for record in records:
+        if chunk and (record.ts - chunk[-1].ts).total_seconds() > quiet_s:
+            yield chunk, record.ts - timedelta(microseconds=1)
+            chunk = []
+        chunk.append(record)
+    if chunk:
+        yield chunk, chunk[-1].ts
+
+
 def end_of_input(settings: Settings, at: datetime) -> None:
     """Tell every tracker partition that event time reached `at` and no input will follow."""
-    tick = watermark_signal(at, final=True).to_bytes()
+    time_passed(settings, at, final=True)
+
+
+def time_passed(settings: Settings, at: datetime, final: bool) -> None:
+    """Tell every tracker partition that event time reached `at` (`final`: end of input)."""
+    tick = watermark_signal(at, final=final, source="replay").to_bytes()
     publisher = KafkaPublisher(producer_config(settings), component="analyze")
     try:
         topic = settings.topic_names.run_signals

@@ -1,0 +1,1350 @@
+"""Build the anomaly-engine scenario captures in this directory (issue 5; deterministic).
+
+    .venv/bin/python tests/data/anomaly_scenarios/build_anomaly_scenarios.py           # write all
+    .venv/bin/python tests/data/anomaly_scenarios/build_anomaly_scenarios.py --check   # + verify
+    .venv/bin/python tests/data/anomaly_scenarios/build_anomaly_scenarios.py --check oom_mid_test
+
+Each scenario NAME gets three files:
+
+    NAME.jsonl          the capture (schemas/capture.py), records ordered by ``ts``
+    NAME.expected.json  ``{"runs": [{"run_id", "status"}], "anomalies": [{"run_id", "type",
+                        "subject"}]}``: every run and EXACTLY the anomalies the detectors must
+                        raise (precision and recall 1.0), sorted
+    NAME.config.yaml    the config for ``sentinel --config NAME.config.yaml analyze NAME.jsonl``
+                        (``anomalies:`` thresholds spelled out at their defaults, no structure
+                        rules, so only detector types can appear)
+
+Every scenario is a multi-run history of one pipeline: a CronJob (``0 * * * *``) whose Jobs run
+a test container (pytest -v --durations=0 --reruns 2; the log scenarios add the service under
+test as a second container). Each Job and its pod carry ``sentinel.io/pipeline`` from the
+CronJob's templates, so Job and pod signals agree on the pipeline; the run id is
+``job:<namespace>/<job>`` (pod label ``batch.kubernetes.io/job-name``); bare Jobs have no
+branch, so the history key is (pipeline, None). Kubernetes objects are built with the helpers of
+``tests/data/scenarios/build_scenarios.py`` (Pods, Jobs and core/v1 Events as the API returns
+them); pytest lines follow ``tests/data/test-logs/pytest-verbose-rerun.log``.
+
+``--check`` replays each written capture through the pure pipeline code, the way the worker does
+(producers' normalisers -> ``processors.signals`` -> ``processors.runs`` fold, watermark =
+newest event time - ``allowed_lateness_s``, a final watermark at the end of the capture):
+``detect_infra`` on every changed state, ``attribute`` on terminal runs, ``summarise_run`` +
+``detect_tests`` per (pipeline, branch) in finished order, and ``LogAnalyzer`` per pipeline
+(baseline updated in finished order). The (run_id, type, subject) set must equal the expected
+file, the run statuses too; it is checked twice, with and without flushing unfinished test
+sessions at the end (whether the worker flushes a stream cut by an OOM kill is its business).
+It also reports what the test detectors would say if infra attribution were ignored, so the
+wiring can be checked against it.
+"""
+
+# ruff: noqa: E501  (log and event message literals)
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[2]
+for path in (ROOT, HERE.parent / "scenarios"):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+import build_scenarios as bs  # noqa: E402  (tests/data/scenarios/build_scenarios.py)
+from build_scenarios import (  # noqa: E402
+    Capture,
+    Container,
+    Pod,
+    at,
+    core_event,
+    involved,
+    k8s_suffix,
+    k8s_time,
+    pytest_banner,
+    pytest_line,
+    uid,
+)
+
+Obj = dict[str, Any]
+
+NAMESPACE = "ci"
+NODE_POOL = [
+    ("gke-ci-pool-1-7f3a2c1e-x8kq", "10.128.0.21"),
+    ("gke-ci-pool-1-7f3a2c1e-m2vd", "10.128.0.22"),
+]
+TEST_IMAGE = "ghcr.io/acme/orders-api-tests:1.14.2"
+TEST_IMAGE_ID = "ghcr.io/acme/orders-api-tests@sha256:5b1f0c8e9d7a6b4c3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d"
+APP_IMAGE = "ghcr.io/acme/orders-api:1.14.2"
+APP_IMAGE_ID = "ghcr.io/acme/orders-api@sha256:9a8b7c6d5e4f3a2b1c0d5b1f0c8e9d7a6b4c3e2f1a0b9c8d7e6f5a4b3c2d1e0f"
+BAD_TAG_IMAGE = "ghcr.io/acme/orders-api-tests:1.15.0-rc1"
+RESOURCES = {"limits": {"memory": "512Mi"}, "requests": {"cpu": "500m", "memory": "256Mi"}}
+
+
+# --------------------------------------------------------------------------------------------
+# the test suite
+
+
+@dataclass(frozen=True)
+class Case:
+    nodeid: str
+    call_s: float  # typical call duration
+    setup_s: float = 0.0  # typical fixture setup
+
+
+UNIT_PRICING = [
+    Case("tests/unit/test_pricing.py::test_subtotal", 0.004),
+    Case("tests/unit/test_pricing.py::test_discount_percent", 0.006),
+    Case("tests/unit/test_pricing.py::test_discount_cap", 0.005),
+    Case("tests/unit/test_pricing.py::test_tax_rounding[DE]", 0.011),
+    Case("tests/unit/test_pricing.py::test_tax_rounding[US]", 0.012),
+]
+UNIT_ORDERS = [
+    Case("tests/unit/test_orders.py::test_create_order", 0.031),
+    Case("tests/unit/test_orders.py::test_cancel_order", 0.027),
+    Case("tests/unit/test_orders.py::test_order_state_machine", 0.118),
+    Case("tests/unit/test_orders.py::TestRefunds::test_full_refund", 0.044),
+    Case("tests/unit/test_orders.py::TestRefunds::test_partial_refund", 0.052),
+]
+INTEGRATION = [
+    Case("tests/integration/test_checkout.py::test_checkout_end_to_end", 6.0, 0.35),
+    Case("tests/integration/test_checkout.py::test_checkout_declined_card", 1.2),
+    Case("tests/integration/test_checkout.py::test_inventory_reserved", 0.8),
+    Case("tests/integration/test_checkout.py::test_webhook_delivery", 2.1),
+    Case("tests/integration/test_checkout.py::test_idempotent_retry", 0.5),
+]
+SUITE = UNIT_PRICING + UNIT_ORDERS + INTEGRATION  # 15 tests
+
+E2E_SUITE = [
+    Case("tests/e2e/test_storefront.py::test_browse_catalog", 2.8),
+    Case("tests/e2e/test_storefront.py::test_search_products", 1.8),
+    Case("tests/e2e/test_storefront.py::test_add_to_cart", 2.2),
+    Case("tests/e2e/test_checkout.py::test_guest_checkout", 6.4),
+    Case("tests/e2e/test_checkout.py::test_member_checkout", 7.2),
+    Case("tests/e2e/test_checkout.py::test_apply_coupon", 3.4),
+    Case("tests/e2e/test_orders.py::test_order_history", 2.6),
+    Case("tests/e2e/test_orders.py::test_cancel_order", 3.6),
+    Case("tests/e2e/test_orders.py::test_ship_order", 4.8),
+    Case("tests/e2e/test_orders.py::test_return_order", 4.0),
+]
+
+
+def noise(*parts: object) -> float:
+    """A deterministic value in [-1, 1]."""
+    digest = hashlib.sha256("/".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:4], "big") / 0xFFFFFFFF * 2 - 1
+
+
+@dataclass
+class Outcome:
+    case: Case
+    words: list[str]  # e.g. ["PASSED"] or ["RERUN", "PASSED"]
+    call_s: float
+    setup_s: float
+
+
+def outcomes(
+    scenario: str,
+    run: int,
+    cases: list[Case],
+    overrides: dict[str, float] | None = None,
+    words: dict[str, list[str]] | None = None,
+) -> list[Outcome]:
+    """Each case's outcome with +-5% duration noise (overrides: nodeid -> call duration)."""
+    out = []
+    for case in cases:
+        call = case.call_s * (1 + 0.05 * noise(scenario, run, case.nodeid, "call"))
+        setup = case.setup_s * (1 + 0.05 * noise(scenario, run, case.nodeid, "setup"))
+        if overrides and case.nodeid in overrides:
+            call = overrides[case.nodeid]
+        out.append(Outcome(case, (words or {}).get(case.nodeid, ["PASSED"]), call, setup))
+    return out
+
+
+PYTEST_HEADER = [
+    pytest_banner("test session starts"),
+    "platform linux -- Python 3.12.8, pytest-8.3.4, pluggy-1.5.0 -- /usr/local/bin/python3.12",
+    "cachedir: .pytest_cache",
+    "rootdir: /app",
+    "configfile: pyproject.toml",
+    "plugins: rerunfailures-14.0, timeout-2.3.1",
+]
+
+
+def duration_line(seconds: float, phase: str, nodeid: str) -> str:
+    return f"{seconds:02.2f}s {phase:<8} {nodeid}"  # as pytest's terminal reporter prints it
+
+
+def pytest_session(
+    cap: Capture,
+    pod: Pod,
+    container: str,
+    start: datetime,
+    results: list[Outcome],
+    cut_after: int | None = None,
+    durations: bool = True,
+) -> datetime:
+    """Log a pytest -v session from `start`; returns when it ends. `cut_after`: the process is
+    killed after that many tests (no summary, no durations)."""
+    n = len(results)
+    moment = cap.lines(
+        start, 0.05, pod, container, [*PYTEST_HEADER, f"collecting ... collected {n} items", ""]
+    )
+    moment = at(moment, 0.6)
+    elapsed = 0.0
+    reruns = 0
+    for index, result in enumerate(results, start=1):
+        if cut_after is not None and index > cut_after:
+            # killed while running this test
+            return at(moment, result.setup_s + result.call_s * 0.6)
+        percent = 100 * index // n
+        for word in result.words:
+            spent = result.setup_s + result.call_s + 0.002
+            moment = at(moment, spent)
+            elapsed += spent
+            reruns += word == "RERUN"
+            cap.log(moment, pod, container, pytest_line(result.case.nodeid, word, percent))
+    lines = [""]
+    hidden = 0
+    if durations:
+        lines.append(pytest_banner("slowest durations"))
+        phases = []
+        for result in results:
+            for phase, secs in (("call", result.call_s), ("setup", result.setup_s)):
+                if secs >= 0.005:
+                    phases.append((round(secs, 2), phase, result.case.nodeid))
+                else:
+                    hidden += 1
+            hidden += 1  # teardown
+        for secs, phase, nodeid in sorted(phases, key=lambda p: (-p[0], p[2], p[1])):
+            lines.append(duration_line(secs, phase, nodeid))
+        lines.append("")
+        lines.append(f"({hidden} durations < 0.005s hidden.  Use -vv to show these durations.)")
+    summary = f"{n} passed" + (f", {reruns} rerun" if reruns else "") + f" in {elapsed + 0.9:.2f}s"
+    lines.append(pytest_banner(summary))
+    return cap.lines(at(moment, 0.3), 0.01, pod, container, lines)
+
+
+# --------------------------------------------------------------------------------------------
+# Kubernetes objects of a CronJob run
+
+
+@dataclass
+class CronJobRunJob(bs.Job):
+    """A Job created by a CronJob: its failure reason may be a deadline, not the backoff limit."""
+
+    failure_reason: str = "BackoffLimitExceeded"
+    failure_message: str = "Job has reached the specified backoff limit"
+    active_deadline_s: int | None = None
+    scheduled_for: datetime | None = None
+
+    def object(self, now: datetime) -> Obj:
+        obj = super().object(now)
+        if self.active_deadline_s is not None:
+            obj["spec"]["activeDeadlineSeconds"] = self.active_deadline_s
+        if self.scheduled_for is not None:
+            obj["metadata"].setdefault("annotations", {})[
+                "batch.kubernetes.io/cronjob-scheduled-timestamp"
+            ] = k8s_time(self.scheduled_for)
+        for cond in obj["status"].get("conditions", []):
+            if cond.get("reason") == "BackoffLimitExceeded":
+                cond["reason"], cond["message"] = self.failure_reason, self.failure_message
+        return obj
+
+
+@dataclass
+class PullingContainer(Container):
+    """A container whose image cannot be pulled: waiting reasons change over time."""
+
+    waits: list[tuple[datetime, str, str]] = field(default_factory=list)
+
+    def status(self, now: datetime, pod_uid: str, waiting_reason: str) -> Obj:
+        reason, message = waiting_reason, None
+        for when, why, text in self.waits:
+            if when <= now:
+                reason, message = why, text
+        waiting: Obj = {"reason": reason}
+        if message:
+            waiting["message"] = message
+        return {
+            "name": self.name,
+            "image": self.image,
+            "imageID": "",
+            "lastState": {},
+            "ready": False,
+            "restartCount": 0,
+            "started": False,
+            "state": {"waiting": waiting},
+        }
+
+
+@dataclass
+class Pipeline:
+    scenario: str
+    cron: str
+    app_label: str
+    with_app: bool = False  # the log scenarios: the service under test in a second container
+
+    @property
+    def cron_uid(self) -> str:
+        return uid("cronjob", NAMESPACE, self.cron)
+
+    def job_name(self, scheduled: datetime) -> str:
+        return (
+            f"{self.cron}-{int(scheduled.timestamp() // 60)}"  # as the CronJob controller names it
+        )
+
+    def run_id(self, scheduled: datetime) -> str:
+        return f"job:{NAMESPACE}/{self.job_name(scheduled)}"
+
+
+@dataclass
+class RunPlan:
+    index: int
+    scheduled: datetime
+    results: list[Outcome]
+    fault: str | None = None  # None | "oom" | "image_pull"
+    cut_after: int | None = None
+    app_lines: list[tuple[float, str]] = field(default_factory=list)  # offset from app start
+
+
+@dataclass
+class Built:
+    run_id: str
+    status: str
+    job: str
+    pod: str
+    container: str
+
+
+def build_run(cap: Capture, pipe: Pipeline, plan: RunPlan) -> Built:
+    t = at(plan.scheduled, 0.04)  # the CronJob controller creates the Job right on schedule
+    job_name = pipe.job_name(plan.scheduled)
+    job_uid = uid("job", NAMESPACE, job_name)
+    pod_name = f"{job_name}-{k8s_suffix(5, pipe.scenario, job_name)}"
+    node, host_ip = NODE_POOL[plan.index % 2]
+    extra = {"app.kubernetes.io/name": pipe.app_label, "sentinel.io/pipeline": pipe.cron}
+    labels = bs.job_pod_labels(job_uid, job_name, extra)
+    test_container = "pytest"
+    image = BAD_TAG_IMAGE if plan.fault == "image_pull" else TEST_IMAGE
+    pytest_args = "pytest -v --durations=0 --reruns 2" + (" tests/e2e" if pipe.with_app else "")
+    command = [
+        "sh",
+        "-c",
+        f"./scripts/wait-for-it.sh orders-db:5432 -t 60 && alembic upgrade head && {pytest_args}",
+    ]
+    started = at(t, 4.2 + 0.3 * noise(pipe.scenario, plan.index, "start"))
+    containers: list[Container] = []
+    app: Container | None = None
+    if pipe.with_app:
+        app = Container(
+            "orders-api",
+            APP_IMAGE,
+            APP_IMAGE_ID,
+            args=["--port=8080", "--log-level=info"],
+            resources=RESOURCES,
+            started=at(t, 3.6),
+            extra={"ports": [{"containerPort": 8080, "name": "http", "protocol": "TCP"}]},
+        )
+        containers.append(app)
+    if plan.fault == "image_pull":
+        tests: Container = PullingContainer(
+            test_container,
+            image,
+            "",
+            command=command,
+            resources=RESOURCES,
+            extra={"workingDir": "/app"},
+            waits=pull_waits(t),
+        )
+    else:
+        tests = Container(
+            test_container,
+            image,
+            TEST_IMAGE_ID,
+            command=command,
+            resources=RESOURCES,
+            started=started,
+            extra={"workingDir": "/app"},
+        )
+    containers.append(tests)
+    pod = Pod(
+        namespace=NAMESPACE,
+        name=pod_name,
+        labels=labels,
+        node=node,
+        pod_ip=f"10.{52 + plan.index % 2}.{plan.index}.{17 + plan.index}",
+        host_ip=host_ip,
+        created=at(t, 0.05),
+        scheduled=at(t, 0.9),
+        containers=containers,
+        owner={
+            "apiVersion": "batch/v1",
+            "blockOwnerDeletion": True,
+            "controller": True,
+            "kind": "Job",
+            "name": job_name,
+            "uid": job_uid,
+        },
+        expected_key=f"job:{NAMESPACE}/{job_name}",
+    )
+    pod_spec = {
+        k: v
+        for k, v in pod.object(t)["spec"].items()
+        if k not in ("nodeName", "serviceAccount", "volumes")
+    }
+    pod_spec["containers"] = [
+        {k: v for k, v in c.items() if k != "volumeMounts"} for c in pod_spec["containers"]
+    ]
+    job = CronJobRunJob(
+        namespace=NAMESPACE,
+        name=job_name,
+        labels=dict(extra),
+        created=t,
+        template_labels=labels,
+        pod_spec=pod_spec,
+        started=t,
+        owner={
+            "apiVersion": "batch/v1",
+            "blockOwnerDeletion": True,
+            "controller": True,
+            "kind": "CronJob",
+            "name": pipe.cron,
+            "uid": pipe.cron_uid,
+        },
+        backoff_limit=0,
+        active_deadline_s=600,
+        scheduled_for=plan.scheduled,
+        expected_key=f"job:{NAMESPACE}/{job_name}",
+    )
+    cap.k8s(
+        at(t, 0.1),
+        "ADDED",
+        core_event(
+            NAMESPACE,
+            involved("CronJob", "batch/v1", NAMESPACE, pipe.cron, pipe.cron_uid),
+            "SuccessfulCreate",
+            f"Created job {job_name}",
+            t,
+            "cronjob-controller",
+        ),
+    )
+
+    if plan.fault == "image_pull":
+        status = image_pull_objects(cap, job, pod)
+        return Built(f"job:{NAMESPACE}/{job_name}", status, job_name, pod_name, test_container)
+
+    # logs, then the container timelines they imply
+    if app is not None:
+        app_start = app.started
+        assert app_start is not None
+        app_log = [
+            (0.0, "INFO:     Started server process [1]"),
+            (0.1, "INFO:     Waiting for application startup."),
+            (0.4, "INFO:     Application startup complete."),
+            (0.4, "INFO:     Uvicorn running on http://0.0.0.0:8080 (Press CTRL+C to quit)"),
+            *plan.app_lines,
+        ]
+        for offset, text in app_log:
+            cap.log(at(app_start, offset), pod, "orders-api", text)
+    db_wait = 14 + 0.5 * noise(pipe.scenario, plan.index, "db")
+    prelude = [
+        (0.1, "wait-for-it.sh: waiting 60 seconds for orders-db:5432"),
+        (db_wait, f"wait-for-it.sh: orders-db:5432 is available after {int(db_wait)} seconds"),
+        (db_wait + 0.9, "INFO  [alembic.runtime.migration] Context impl PostgresqlImpl."),
+        (db_wait + 0.9, "INFO  [alembic.runtime.migration] Will assume transactional DDL."),
+        (
+            db_wait + 1.0,
+            "INFO  [alembic.runtime.migration] Running upgrade  -> 3f9a1c2b7d4e, create orders tables",
+        ),
+        (
+            db_wait + 1.3,
+            "INFO  [alembic.runtime.migration] Running upgrade 3f9a1c2b7d4e -> 8c2d4e6f0a1b, add refunds",
+        ),
+    ]
+    for offset, text in prelude:
+        cap.log(at(started, offset), pod, test_container, text)
+    session_end = pytest_session(
+        cap, pod, test_container, at(started, db_wait + 2.4), plan.results, plan.cut_after
+    )
+    if plan.fault == "oom":
+        tests.finished = session_end
+        tests.exit_code, tests.reason = 137, "OOMKilled"
+        done = session_end
+    else:
+        tests.finished = at(session_end, 0.4)
+        done = tests.finished
+    if app is not None:
+        cap.log(at(tests.finished, 0.2), pod, "orders-api", "INFO:     Shutting down")
+        cap.log(at(tests.finished, 0.3), pod, "orders-api", "INFO:     Finished server process [1]")
+        app.finished = at(tests.finished, 0.5)
+        done = app.finished
+    job.ready = tests.started
+    job.finished = at(done, 1.0)
+    job.succeeded = plan.fault is None
+    bs.job_scenario_objects(cap, job, pod, pulled=True)
+    return Built(
+        f"job:{NAMESPACE}/{job_name}",
+        "succeeded" if job.succeeded else "failed",
+        job_name,
+        pod_name,
+        test_container,
+    )
+
+
+def pull_failed_message(image: str) -> str:
+    return (
+        f'Failed to pull image "{image}": rpc error: code = NotFound desc = failed to pull and '
+        f'unpack image "{image}": failed to resolve reference "{image}": {image}: not found'
+    )
+
+
+PULL_RETRIES = [3.1, 17.6, 43.2, 84.9, 167.5, 333.0, 498.4]  # kubelet back-off 10s..300s
+
+
+def pull_waits(t: datetime) -> list[tuple[datetime, str, str]]:
+    """The container's waiting reason and the kubelet's message after each failed pull."""
+    error = (
+        f'rpc error: code = NotFound desc = failed to pull and unpack image "{BAD_TAG_IMAGE}": '
+        f'failed to resolve reference "{BAD_TAG_IMAGE}": {BAD_TAG_IMAGE}: not found'
+    )
+    waits = []
+    for offset in PULL_RETRIES:
+        waits.append((at(t, offset), "ErrImagePull", error))
+        waits.append(
+            (at(t, offset + 1.2), "ImagePullBackOff", f'Back-off pulling image "{BAD_TAG_IMAGE}"')
+        )
+    return waits
+
+
+def image_pull_objects(cap: Capture, job: CronJobRunJob, pod: Pod) -> str:
+    """The Job's pod never pulls its image; the Job fails at activeDeadlineSeconds (600 s) and
+    the Job controller deletes the pod."""
+    t = job.created
+    deadline = at(t, 600)
+    added = job.object(t)
+    added["status"] = {}
+    cap.k8s(at(t, 0.2), "ADDED", added)
+    cap.k8s(at(t, 0.3), "MODIFIED", job.object(t))
+    cap.k8s(
+        at(t, 0.4),
+        "ADDED",
+        core_event(
+            NAMESPACE,
+            job.ref(),
+            "SuccessfulCreate",
+            f"Created pod: {pod.name}",
+            t,
+            "job-controller",
+        ),
+    )
+    pod.deletion_requested = deadline
+    pod.grace = 30
+    moments = [pod.scheduled, at(pod.scheduled, 2)]
+    for offset in PULL_RETRIES:
+        moments += [at(t, offset), at(t, offset + 1.2)]
+    moments.append(deadline)
+    pod.emit(cap, moments)
+    ref = involved("Pod", "v1", NAMESPACE, pod.name, pod.uid)
+    ref["resourceVersion"] = "0"
+    cap.k8s(
+        at(pod.scheduled, 0.2),
+        "ADDED",
+        core_event(
+            NAMESPACE,
+            ref,
+            "Scheduled",
+            f"Successfully assigned {NAMESPACE}/{pod.name} to {pod.node}",
+            pod.scheduled,
+            "default-scheduler",
+        ),
+    )
+    path = "spec.containers{pytest}"
+    series: dict[str, Obj] = {}
+
+    def kubelet_event(when: datetime, reason: str, message: str, kind: str) -> None:
+        key = f"{reason}/{message}"
+        obj = series.get(key)
+        if obj is None:
+            obj = core_event(
+                NAMESPACE,
+                ref,
+                reason,
+                message,
+                when,
+                "kubelet",
+                pod.node,
+                kind=kind,
+                field_path=path,
+            )
+            series[key] = obj
+            cap.k8s(at(when, 0.25), "ADDED", obj)
+        else:
+            obj["count"] += 1
+            obj["lastTimestamp"] = k8s_time(when)
+            cap.k8s(at(when, 0.25), "MODIFIED", obj)
+
+    for offset in PULL_RETRIES:
+        pulling = at(t, offset - 1.9)
+        kubelet_event(pulling, "Pulling", f'Pulling image "{BAD_TAG_IMAGE}"', "Normal")
+        kubelet_event(at(t, offset), "Failed", pull_failed_message(BAD_TAG_IMAGE), "Warning")
+        kubelet_event(at(t, offset), "Failed", "Error: ErrImagePull", "Warning")
+        kubelet_event(
+            at(t, offset + 1.2), "BackOff", f'Back-off pulling image "{BAD_TAG_IMAGE}"', "Normal"
+        )
+        kubelet_event(at(t, offset + 1.2), "Failed", "Error: ImagePullBackOff", "Warning")
+    # activeDeadlineSeconds: the controller marks the Job failed and deletes its pod
+    job.finished = deadline
+    job.succeeded = False
+    job.failure_reason, job.failure_message = (
+        "DeadlineExceeded",
+        "Job was active longer than specified deadline",
+    )
+    cap.k8s(
+        at(deadline, 0.2),
+        "ADDED",
+        core_event(
+            NAMESPACE,
+            job.ref(),
+            "SuccessfulDelete",
+            f"Deleted pod: {pod.name}",
+            deadline,
+            "job-controller",
+        ),
+    )
+    cap.k8s(at(deadline, 0.3), "MODIFIED", job.object(deadline))
+    cap.k8s(
+        at(deadline, 0.5),
+        "ADDED",
+        core_event(
+            NAMESPACE,
+            job.ref(),
+            "DeadlineExceeded",
+            "Job was active longer than specified deadline",
+            deadline,
+            "job-controller",
+            kind="Warning",
+        ),
+    )
+    kubelet_event(at(deadline, 0.4), "Killing", "Stopping container pytest", "Normal")
+    pod.emit_deleted(cap, at(deadline, 1.6))
+    return "failed"
+
+
+# --------------------------------------------------------------------------------------------
+# scenarios
+
+
+@dataclass
+class Scenario:
+    name: str
+    description: str
+    capture: Capture
+    config: Obj
+    runs: list[Built]
+    anomalies: list[Obj]
+
+    def expected(self) -> Obj:
+        return {
+            "runs": [{"run_id": r.run_id, "status": r.status} for r in self.runs],
+            "anomalies": sorted(
+                self.anomalies, key=lambda a: (a["run_id"], a["type"], a["subject"])
+            ),
+        }
+
+
+def base_config() -> Obj:
+    return {
+        "anomalies": {
+            "infra": {
+                "enabled": True,
+                "pending_limit_s": 300,
+                "restart_burst": 3,
+                "restart_window_s": 600,
+            },
+            "tests": {
+                "history_runs": 20,
+                "min_samples": 5,
+                "duration_ratio": 2.0,
+                "duration_min_delta_s": 5.0,
+                "duration_mads": 5.0,
+                "erratic_cv": 0.5,
+                "failure_rate_spike": 0.3,
+                "missing_after_runs": 3,
+            },
+            "logs": {
+                "window_s": 60,
+                "spike_factor": 5.0,
+                "spike_min_errors": 10,
+                "silence_s": 900,
+                "min_samples": 3,
+            },
+        },
+        "structure": {"rules": []},
+    }
+
+
+def finish(cap: Capture, last: datetime) -> None:
+    """Unrelated background activity well after the last run: event time passes every run's
+    end, quiet period, lateness and settle time."""
+    bs.background_rollout(
+        cap,
+        at(last, 900),
+        "monitoring",
+        "kube-state-metrics",
+        "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.13.0",
+        "registry.k8s.io/kube-state-metrics/kube-state-metrics@sha256:"
+        "9e4f5a6b4c1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4",
+        "gke-ci-pool-1-7f3a2c1e-x8kq",
+        "10.52.9.33",
+    )
+
+
+def history(
+    name: str,
+    start: datetime,
+    n: int,
+    cron: str,
+    cases: list[Case],
+    special: dict[int, dict[str, Any]],
+    with_app: bool = False,
+    app_lines: Any = None,
+) -> tuple[Capture, Pipeline, list[Built], list[RunPlan]]:
+    cap = Capture(name)
+    pipe = Pipeline(name, cron, "orders-api", with_app=with_app)
+    built, plans = [], []
+    for index in range(1, n + 1):
+        opts = special.get(index, {})
+        results = outcomes(
+            name, index, opts.get("cases", cases), opts.get("durations"), opts.get("words")
+        )
+        plan = RunPlan(
+            index,
+            at(start, 3600 * (index - 1)),
+            results,
+            fault=opts.get("fault"),
+            cut_after=opts.get("cut_after"),
+            app_lines=app_lines(index) if app_lines else [],
+        )
+        plans.append(plan)
+        built.append(build_run(cap, pipe, plan))
+    finish(cap, at(start, 3600 * (n - 1) + 700))
+    return cap, pipe, built, plans
+
+
+CRON = "orders-api-tests"
+
+
+def clean_history() -> Scenario:
+    cap, _, runs, _ = history(
+        "clean_history", datetime(2026, 2, 2, 1, 0, tzinfo=UTC), 7, CRON, SUITE, {}
+    )
+    return Scenario(
+        "clean_history",
+        "Seven hourly runs of CronJob ci/orders-api-tests (pytest -v --durations=0, 15 tests, all "
+        "passing, durations within +-5%, pods start in ~5 s, no Warning Events). Every run "
+        "succeeds; no anomaly of any kind.",
+        cap,
+        base_config(),
+        runs,
+        [],
+    )
+
+
+def oom_mid_test() -> Scenario:
+    special = {7: {"fault": "oom", "cut_after": 10}}
+    cap, _, runs, _ = history(
+        "oom_mid_test", datetime(2026, 2, 3, 1, 0, tzinfo=UTC), 8, CRON, SUITE, special
+    )
+    bad = runs[6]
+    anomalies = [
+        {"run_id": bad.run_id, "type": "oom_killed", "subject": f"{bad.pod}/{bad.container}"},
+        {"run_id": bad.run_id, "type": "job_backoff_limit", "subject": f"job/{bad.run_id}"},
+    ]
+    return Scenario(
+        "oom_mid_test",
+        "Eight hourly runs of ci/orders-api-tests (15 pytest tests). Run 7's pytest container is "
+        "OOMKilled (exit 137, limit 512Mi) during test 11 of 15 (test_checkout_end_to_end): no "
+        "session summary, pod Failed, and since the Job has backoffLimit 0 it fails with "
+        "BackoffLimitExceeded. Expected for run 7: oom_killed [pod/pytest] and job_backoff_limit "
+        "[job/<run id>] (a real Job with backoffLimit 0 reports both), and NO test anomaly: the "
+        "run is infrastructure-caused (OOM), so its missing tests, short duration and failure "
+        "are not missing_tests / failure_rate_spike. Run 8 is good again and raises nothing "
+        "(the OOM run is not part of any baseline).",
+        cap,
+        base_config(),
+        runs,
+        anomalies,
+    )
+
+
+def flaky_test() -> Scenario:
+    flaky = "tests/unit/test_orders.py::TestRefunds::test_partial_refund"
+    special = {6: {"words": {flaky: ["RERUN", "PASSED"]}}}
+    cap, _, runs, _ = history(
+        "flaky_test", datetime(2026, 2, 4, 1, 0, tzinfo=UTC), 7, CRON, SUITE, special
+    )
+    anomalies = [
+        {
+            "run_id": runs[5].run_id,
+            "type": "flaky_test",
+            "subject": "tests.unit.test_orders.TestRefunds::test_partial_refund",
+        }
+    ]
+    return Scenario(
+        "flaky_test",
+        "Seven hourly runs of ci/orders-api-tests (15 pytest tests, --reruns 2). In run 6 "
+        "TestRefunds::test_partial_refund fails once (pytest-rerunfailures RERUN line) and passes "
+        "on retry; the session ends '15 passed, 1 rerun' and the Job completes. Expected: one "
+        "flaky_test (pass_on_retry) for run 6, subject = suite::name as the parser keys it. "
+        "No failure_rate_spike (final statuses all passed), nothing else.",
+        cap,
+        base_config(),
+        runs,
+        anomalies,
+    )
+
+
+def duration_regression() -> Scenario:
+    slow = "tests/integration/test_checkout.py::test_checkout_end_to_end"
+    special = {7: {"durations": {slow: 24.0}}}
+    cap, _, runs, _ = history(
+        "duration_regression", datetime(2026, 2, 5, 1, 0, tzinfo=UTC), 7, CRON, SUITE, special
+    )
+    anomalies = [
+        {
+            "run_id": runs[6].run_id,
+            "type": "duration_regression",
+            "subject": "tests.integration.test_checkout::test_checkout_end_to_end",
+        }
+    ]
+    return Scenario(
+        "duration_regression",
+        "Seven hourly runs of ci/orders-api-tests. test_checkout_end_to_end takes ~6.35 s "
+        "(call 6.0 s + setup 0.35 s, +-5%) in runs 1-6 and 24.35 s in run 7 (~3.8x). With the "
+        "default guards (ratio 2x, +5 s, 5 MADs) the threshold is ~12.7 s: duration_regression "
+        "for run 7. The run itself gets ~18 s longer (~37 s -> ~55 s), below 2x its median, so "
+        "no run_duration_regression; the other tests are below the +5 s absolute guard.",
+        cap,
+        base_config(),
+        runs,
+        anomalies,
+    )
+
+
+def image_pull_failure() -> Scenario:
+    special = {7: {"fault": "image_pull"}}
+    cap, _, runs, _ = history(
+        "image_pull_failure", datetime(2026, 2, 6, 1, 0, tzinfo=UTC), 8, CRON, SUITE, special
+    )
+    bad = runs[6]
+    anomalies = [
+        {"run_id": bad.run_id, "type": "image_pull_failure", "subject": bad.pod},
+        {"run_id": bad.run_id, "type": "pending_too_long", "subject": bad.pod},
+    ]
+    return Scenario(
+        "image_pull_failure",
+        f"Eight hourly runs of ci/orders-api-tests. Run 7's pod references {BAD_TAG_IMAGE}, which "
+        "does not exist: the container waits in ErrImagePull / ImagePullBackOff, the kubelet "
+        "records Failed (Warning: 'Failed to pull image ... not found', 'Error: ErrImagePull', "
+        "'Error: ImagePullBackOff') and BackOff (Normal) Events with growing counts, and the pod "
+        "stays Pending until the Job's activeDeadlineSeconds (600 s): the Job fails with "
+        "DeadlineExceeded and the controller deletes the pod. Expected for run 7: "
+        "image_pull_failure [pod] and pending_too_long [pod] (Pending 600 s > pending_limit_s "
+        "300 s); no job_backoff_limit (the reason is DeadlineExceeded), and no test anomaly: the "
+        "run is infrastructure-caused (image pull), so its 600 s duration is not a "
+        "run_duration_regression. Run 8 is good and raises nothing.",
+        cap,
+        base_config(),
+        runs,
+        anomalies,
+    )
+
+
+def missing_tests() -> Scenario:
+    special = {7: {"cases": UNIT_PRICING + INTEGRATION}}
+    cap, _, runs, _ = history(
+        "missing_tests", datetime(2026, 2, 7, 1, 0, tzinfo=UTC), 7, CRON, SUITE, special
+    )
+    anomalies = [{"run_id": runs[6].run_id, "type": "missing_tests", "subject": CRON}]
+    return Scenario(
+        "missing_tests",
+        "Seven hourly runs of ci/orders-api-tests. Runs 1-6 collect 15 tests; in run 7 "
+        "tests/unit/test_orders.py is not collected (10 items, all passing, the Job completes). "
+        "Expected: one missing_tests for run 7 (subject = the pipeline, the 5 keys in evidence). "
+        "The shorter run is not a regression; nothing else.",
+        cap,
+        base_config(),
+        runs,
+        anomalies,
+    )
+
+
+# --- log scenarios ----------------------------------------------------------------------------
+
+E2E_CRON = "orders-e2e"
+
+
+def app_time(base: datetime, offset: float) -> str:
+    moment = at(base, offset)
+    return moment.strftime("%Y-%m-%d %H:%M:%S,") + f"{moment.microsecond // 1000:03d}"
+
+
+def gateway_error(attempt: int, order: int) -> str:
+    return f"ERROR [orders.payments] payment gateway returned 503 for order {order} (attempt {attempt}/3), retrying in {0.5 * attempt:.1f}s"
+
+
+def e2e_app_lines(
+    scenario: str, index: int, start: datetime, extra: list[tuple[float, str]]
+) -> list[tuple[float, str]]:
+    """The service's own log while the e2e tests run: access lines, a cache warning, and now
+    and then one payment-gateway 503 that a retry fixes (the pipeline's known error)."""
+    app_start = at(start, 3.6)  # as build_run starts the app container
+    lines: list[tuple[float, str]] = []
+    order = 84000 + 100 * index
+    for step in range(18):
+        offset = 20.0 + step * 2.0
+        order += 1
+        lines.append(
+            (offset, f"INFO [orders.api] POST /orders 201 order={order} {12 + (step * 7) % 9}ms")
+        )
+        if step == 4:
+            lines.append(
+                (
+                    offset + 0.2,
+                    f"WARNING [orders.cache] redis latency {205 + index * 3}ms above 200ms budget",
+                )
+            )
+    gateway_errors = 1 if index % 2 else 2
+    for k in range(gateway_errors):
+        offset = 25.3 + 7.0 * k
+        lines.append((offset, gateway_error(1, order - 10 + k)))
+        lines.append(
+            (
+                offset + 0.6,
+                f"INFO [orders.payments] payment for order {order - 10 + k} captured after 2 attempts",
+            )
+        )
+    lines += extra
+    lines.sort(key=lambda item: item[0])
+    return [(offset, f"{app_time(app_start, offset)} {text}") for offset, text in lines]
+
+
+def new_error_signature() -> Scenario:
+    start = datetime(2026, 2, 8, 1, 0, tzinfo=UTC)
+
+    def extra(index: int) -> list[tuple[float, str]]:
+        if index < 6:
+            return []
+        out: list[tuple[float, str]] = []
+        for k, order in enumerate((84611, 84617) if index == 6 else (84711,)):
+            base = 28.0 + 5.5 * k
+            out += [
+                (
+                    base,
+                    f"ERROR [orders.notifications] failed to render email template order_shipped for order {order}",
+                ),
+                (base + 0.001, "Traceback (most recent call last):"),
+                (base + 0.002, '  File "/app/orders/notifications.py", line 88, in send_shipped'),
+                (base + 0.003, "    body = template.render(**context)"),
+                (
+                    base + 0.004,
+                    '  File "/usr/local/lib/python3.12/site-packages/jinja2/environment.py", line 1304, in render',
+                ),
+                (base + 0.005, "    self.environment.handle_exception()"),
+                (base + 0.006, "jinja2.exceptions.UndefinedError: 'tracking_url' is undefined"),
+            ]
+        return out
+
+    name = "new_error_signature"
+    cap, pipe, runs, plans = history(
+        name,
+        start,
+        7,
+        E2E_CRON,
+        E2E_SUITE,
+        {},
+        with_app=True,
+        app_lines=lambda i: e2e_app_lines(name, i, at(start, 3600 * (i - 1) + 0.04), extra(i)),
+    )
+    template = new_template_subject(plans, pipe, 6)
+    anomalies = [{"run_id": runs[5].run_id, "type": "new_error_template", "subject": template}]
+    return Scenario(
+        name,
+        "Seven hourly runs of CronJob ci/orders-e2e: the pod runs the service (orders-api, "
+        "uvicorn + Python logging) beside the pytest e2e container (10 tests, all passing). "
+        "Every run logs access lines, a cache WARNING and one or two 'payment gateway returned "
+        "503 ... retrying' ERRORs (the pipeline's known error). In run 6 the service also logs "
+        "two 'failed to render email template order_shipped' ERRORs with a jinja2 traceback "
+        "(folded into one event each): one new_error_template for run 6 (subject = its template "
+        "id, as the miner derives it). Run 7 logs it again: no longer new, nothing. Tests all "
+        "pass, so nothing else.",
+        cap,
+        base_config(),
+        runs,
+        anomalies,
+    )
+
+
+def error_spike() -> Scenario:
+    start = datetime(2026, 2, 9, 1, 0, tzinfo=UTC)
+
+    def extra(index: int) -> list[tuple[float, str]]:
+        if index != 6:
+            return []
+        out = []
+        for k in range(12):  # the gateway is down for ~25 s: every order needs a second try
+            order = 84690 + k
+            out.append((30.0 + 2.0 * k, gateway_error(1, order)))
+            out.append((30.9 + 2.0 * k, gateway_error(2, order)))
+        return out
+
+    name = "error_spike"
+    cap, _, runs, _ = history(
+        name,
+        start,
+        7,
+        E2E_CRON,
+        E2E_SUITE,
+        {},
+        with_app=True,
+        app_lines=lambda i: e2e_app_lines(name, i, at(start, 3600 * (i - 1) + 0.04), extra(i)),
+    )
+    anomalies = [{"run_id": runs[5].run_id, "type": "error_spike", "subject": runs[5].pod}]
+    return Scenario(
+        name,
+        "Seven hourly runs of ci/orders-e2e (service + pytest e2e, as new_error_signature). "
+        "Runs log one or two 'payment gateway returned 503 ... retrying' ERRORs each. In run 6 "
+        "the gateway is down for ~25 s: 24 more of the same ERROR (same template, nothing new) "
+        "inside one 60 s window. Expected: one error_spike for run 6 (subject = its pod): 25+ "
+        "errors > 5x the baseline mean (~1.5 per pod-window), >= 10 and > the baseline max (2). "
+        "Tests all pass; nothing else.",
+        cap,
+        base_config(),
+        runs,
+        anomalies,
+    )
+
+
+def new_template_subject(plans: list[RunPlan], pipe: Pipeline, index: int) -> str:
+    """The template id the pipeline's miner gives run `index`'s new error (mined as the worker
+    mines: every error event of the earlier runs, in order, on one miner)."""
+    from processors.log_detectors import LogAnalyzer
+    from schemas.messages import LogLine
+
+    analyzer = LogAnalyzer()
+    miner = analyzer.miner_for(pipe.cron)
+    known: set[str] = set()
+    for plan in plans[:index]:
+        state = analyzer.new_state(pipe.run_id(plan.scheduled), pipe.cron)
+        for offset, text in plan.app_lines:
+            line = LogLine(
+                namespace=NAMESPACE,
+                pod="p",
+                container="orders-api",
+                line=text,
+                event_time=at(plan.scheduled, offset),
+                received_at=at(plan.scheduled, offset),
+            )
+            analyzer.feed(state, line, miner)
+        if plan.index < index:
+            known |= set(state.templates)
+        else:
+            new = sorted(set(state.templates) - known)
+            assert len(new) == 1, new
+            return new[0]
+    raise AssertionError("run not found")
+
+
+SCENARIOS = [
+    clean_history,
+    oom_mid_test,
+    flaky_test,
+    duration_regression,
+    image_pull_failure,
+    missing_tests,
+    new_error_signature,
+    error_spike,
+]
+
+
+# --------------------------------------------------------------------------------------------
+# writing
+
+
+def write(scenario: Scenario) -> None:
+    with (HERE / f"{scenario.name}.jsonl").open("w", encoding="utf-8") as handle:
+        for record in scenario.capture.ordered():
+            handle.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+    (HERE / f"{scenario.name}.expected.json").write_text(
+        json.dumps(scenario.expected(), indent=2) + "\n", encoding="utf-8"
+    )
+    header = "\n".join(
+        "# " + line for line in bs._wrap(f"Scenario {scenario.name}: {scenario.description}", 98)
+    )
+    body = yaml.safe_dump(scenario.config, sort_keys=False, default_flow_style=False, width=100)
+    (HERE / f"{scenario.name}.config.yaml").write_text(
+        f"{header}\n# Generated by build_anomaly_scenarios.py; edit that, not this file.\n{body}",
+        encoding="utf-8",
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# --check: replay through the pure pipeline code
+
+
+class CheckFailed(AssertionError):
+    pass
+
+
+def expect(condition: bool, message: str) -> None:
+    if not condition:
+        raise CheckFailed(message)
+
+
+@dataclass
+class Replay:
+    states: dict[str, Any]
+    anomalies: dict[tuple[str, str, str], Any]  # (run_id, type, subject) -> Anomaly
+    blind: list[tuple[str, str, str]]  # test anomalies if attribution were ignored
+    log_lines: int
+
+
+def simulate(name: str, flush: bool) -> Replay:
+    """What the worker would find in capture `name` (see the module docstring)."""
+    from processors.infra import attribute, detect_infra
+    from processors.log_detectors import LogAnalyzer
+    from processors.runs import Policy, advance, apply_signal, has_test_batch
+    from processors.signals import LogSignals, route, signals_from_k8s
+    from processors.test_detectors import (
+        PipelineHistory,
+        detect_tests,
+        history_key,
+        record,
+        summarise_run,
+    )
+    from producers.k8s_events import K8sNormalizer
+    from producers.log_lines import to_log_line
+    from schemas.capture import K8sRecord, LogRecord, read_capture
+    from schemas.messages import RunSignal
+    from sentinel.config import load_settings
+
+    settings = load_settings(HERE / f"{name}.config.yaml")
+    cfg = settings.anomalies
+    records = list(read_capture(HERE / f"{name}.jsonl"))
+    stamps = [r.ts for r in records]
+    expect(stamps == sorted(stamps), f"{name}: records not ordered by ts")
+    policy = Policy(
+        inactivity_timeout_s=settings.tracking.inactivity_timeout_s,
+        pod_quiet_period_s=settings.tracking.pod_quiet_period_s,
+    )
+    lateness = timedelta(seconds=settings.tracking.allowed_lateness_s)
+    normalizer = K8sNormalizer(settings.k8s)
+    log_signals = LogSignals(settings.tracking)
+    analyzer = LogAnalyzer(cfg.logs)
+    states: dict[str, Any] = {}
+    results: dict[str, list[Any]] = {}
+    infra: dict[str, Any] = {}
+    log_states: dict[str, Any] = {}
+    app: dict[tuple[str, str, str], Any] = {}
+    newest: datetime | None = None
+    log_lines = 0
+
+    def fold(signal: RunSignal) -> None:
+        nonlocal newest
+        run_id = signal.run_id
+        expect(run_id is not None, f"{name}: signal without run id {signal.correlation_key}")
+        assert run_id is not None
+        newest = max(newest or signal.event_time, signal.event_time)
+        before = states.get(run_id)
+        new_batch = signal.kind.value == "tests" and not has_test_batch(before, signal.signal_id)
+        after = apply_signal(before, signal, policy)
+        if after is not None:
+            states[run_id] = after
+        if new_batch:
+            results.setdefault(run_id, []).extend(
+                r.model_copy(update={"run_id": run_id}) for r in signal.test_results
+            )
+
+    def settle(mark: datetime | None, final: bool = False) -> None:
+        for run_id, state in list(states.items()):
+            if mark is not None:
+                advanced = advance(state, mark, policy)
+                if advanced is not None:
+                    states[run_id] = state = advanced
+            for anomaly in detect_infra(state, mark, cfg.infra):
+                infra.setdefault(anomaly.anomaly_id, anomaly)
+            log_state = log_states.get(run_id)
+            if log_state is not None and mark is not None and not final:
+                for anomaly in analyzer.detect(
+                    log_state,
+                    None,
+                    run_id,
+                    mark,
+                    cfg.logs,
+                    final=False,
+                    run_active=not state.status.terminal,
+                ):
+                    app[(run_id, anomaly.type, anomaly.subject)] = anomaly
+
+    for rec in records:
+        if isinstance(rec, K8sRecord):
+            event = normalizer.normalize(rec.event, rec.object, rec.ts)
+            for signal in signals_from_k8s(event):
+                fold(signal)
+        elif isinstance(rec, LogRecord):
+            log_lines += 1
+            stamp = rec.ts.isoformat().replace("+00:00", "Z")
+            line = to_log_line(
+                rec.namespace,
+                rec.pod,
+                rec.container,
+                f"{stamp} {rec.line}".encode(),
+                rec.ts,
+                65536,
+                rec.correlation_key,
+            )
+            for signal in log_signals.feed(line):
+                fold(signal)
+            run_id, _ = route(rec.correlation_key or "")
+            if run_id is not None:
+                pipeline = states[run_id].pipeline if run_id in states else None
+                log_state = log_states.setdefault(run_id, analyzer.new_state(run_id, pipeline))
+                log_state.pipeline = log_state.pipeline or pipeline
+                analyzer.feed(log_state, line, analyzer.miner_for(log_state.pipeline))
+        else:
+            raise CheckFailed(f"{name}: unexpected record {rec.type}")
+        mark = newest - lateness if newest is not None else None
+        settle(mark)
+    if flush:
+        for signal in log_signals.flush():
+            fold(signal)
+    final_mark = max(stamps[-1], newest - lateness if newest else stamps[-1])
+    settle(final_mark, final=True)
+
+    found: dict[tuple[str, str, str], Any] = {}
+    for anomaly in infra.values():
+        found[(anomaly.run_id, anomaly.type, anomaly.subject)] = anomaly
+    found.update(app)
+
+    # end of each run, in finished order: attribution, test history, log baseline
+    ended = sorted(
+        (s for s in states.values() if s.status.terminal),
+        key=lambda s: (s.finished_at or s.updated_at, s.run_id),
+    )
+    histories: dict[str, PipelineHistory] = {}
+    blind_histories: dict[str, PipelineHistory] = {}
+    baselines: dict[str | None, Any] = {}
+    blind: list[tuple[str, str, str]] = []
+    for state in ended:
+        own = [a for a in infra.values() if a.run_id == state.run_id]
+        attribution = attribute(state, own)
+        key = history_key(state.pipeline, state.branch)
+        for caused, store, sink in (
+            (attribution is not None, histories, None),
+            (False, blind_histories, blind),
+        ):
+            hist = store.get(key) or PipelineHistory(pipeline=state.pipeline, branch=state.branch)
+            current = summarise_run(state, results.get(state.run_id, []), infra_caused=caused)
+            for anomaly in detect_tests(hist, current, cfg.tests):
+                if sink is None:
+                    found[(anomaly.run_id, anomaly.type, anomaly.subject)] = anomaly
+                else:
+                    sink.append((anomaly.run_id, anomaly.type, anomaly.subject))
+            store[key] = record(hist, current, cfg.tests)
+        log_state = log_states.get(state.run_id)
+        if log_state is not None:
+            baseline = baselines.get(state.pipeline)
+            for anomaly in analyzer.detect(
+                log_state,
+                baseline,
+                state.run_id,
+                final_mark,
+                cfg.logs,
+                final=True,
+                run_active=False,
+            ):
+                found[(anomaly.run_id, anomaly.type, anomaly.subject)] = anomaly
+            baselines[state.pipeline] = analyzer.update_baseline(
+                baseline, log_state, window_stats=attribution is None
+            )
+    return Replay(states, found, sorted(blind), log_lines)
+
+
+def check(scenario: Scenario) -> list[str]:
+    from sentinel.config import load_settings
+
+    name = scenario.name
+    notes: list[str] = []
+    settings = load_settings(HERE / f"{name}.config.yaml")
+    expect(not settings.structure.rules, f"{name}: structure rules present")
+    expected = json.loads((HERE / f"{name}.expected.json").read_text())
+    want_runs = {r["run_id"]: r["status"] for r in expected["runs"]}
+    want = sorted((a["run_id"], a["type"], a["subject"]) for a in expected["anomalies"])
+    for flush in (False, True):
+        replay = simulate(name, flush)
+        got_runs = {rid: s.status.value for rid, s in replay.states.items()}
+        expect(got_runs == want_runs, f"{name}: runs {got_runs} != {want_runs}")
+        got = sorted(replay.anomalies)
+        expect(got == want, f"{name} (flush={flush}): anomalies\n  got  {got}\n  want {want}")
+        pipelines = {s.pipeline for s in replay.states.values()}
+        expect(len(pipelines) == 1 and None not in pipelines, f"{name}: pipelines {pipelines}")
+        if not flush:
+            tests = {
+                rid.rsplit("-", 1)[-1]: (s.tests.total, s.tests.passed, s.tests.failed)
+                for rid, s in sorted(replay.states.items())
+            }
+            caused = {
+                rid: list(s.attribution.types) if getattr(s, "attribution", None) else None
+                for rid, s in replay.states.items()
+            }
+            notes.append(f"runs (total, passed, failed) per job suffix: {tests}")
+            notes.append(f"log lines {replay.log_lines}; pipeline {pipelines.pop()}")
+            extra = sorted(set(replay.blind) - {(r, t, s) for r, t, s in got if t in TEST_TYPES})
+            if extra:
+                notes.append(f"without infra attribution the test detectors would add: {extra}")
+            del caused
+    notes.append(f"anomalies {want}")
+    for key in want:
+        anomaly = replay.anomalies[key]
+        notes.append(f"  {key[1]}: {anomaly.summary}")
+    return notes
+
+
+TEST_TYPES = {
+    "flaky_test",
+    "duration_regression",
+    "run_duration_regression",
+    "failure_rate_spike",
+    "missing_tests",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--check", action="store_true", help="verify after writing")
+    parser.add_argument("names", nargs="*", help="only these scenarios")
+    args = parser.parse_args(argv)
+    failures = 0
+    for build in SCENARIOS:
+        if args.names and build.__name__ not in args.names:
+            continue
+        scenario = build()
+        write(scenario)
+        print(f"wrote {scenario.name}: {len(scenario.capture.records)} records")
+        if args.check:
+            try:
+                for note in check(scenario):
+                    print(f"  ok: {note}")
+            except CheckFailed as exc:
+                failures += 1
+                print(f"  FAILED: {exc}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""Issue 5's fault scenarios through `sentinel analyze`: exactly the expected anomalies.
+
+Each capture in tests/data/anomaly_scenarios/ (built by build_anomaly_scenarios.py from real Pod,
+Job, Event and pytest output shapes) is a history of one pipeline with at most one injected
+fault; its expected file lists every run and every anomaly (run, type, subject) it must give —
+precision and recall 1.0 — and the clean history gives none. Reuses the session's Kafka broker.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+SCENARIOS = Path(__file__).resolve().parents[1] / "data" / "anomaly_scenarios"
+# The log detectors (error spikes, new error signatures) are not wired into the worker yet:
+# their scenarios are kept and checked offline by the generator (`--check`).
+NOT_WIRED = {"error_spike", "new_error_signature"}
+NAMES = sorted(
+    name
+    for name in (path.name.removesuffix(".jsonl") for path in SCENARIOS.glob("*.jsonl"))
+    if name not in NOT_WIRED
+)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_analyze_finds_exactly_the_injected_faults(name: str, kafka_bootstrap: str) -> None:
+    expected = json.loads((SCENARIOS / f"{name}.expected.json").read_text())
+    command = [sys.executable, "-m", "sentinel", "--config", str(SCENARIOS / f"{name}.config.yaml")]
+    command += ["analyze", str(SCENARIOS / f"{name}.jsonl"), "--json", "--bootstrap"]
+    command += [kafka_bootstrap]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout)
+    runs = sorted((run["run_id"], run["status"]) for run in report["runs"])
+    assert runs == sorted((run["run_id"], run["status"]) for run in expected["runs"])
+    found = sorted((a["run_id"], a["type"], a["subject"]) for a in report["anomalies"])
+    wanted = sorted((a["run_id"], a["type"], a["subject"]) for a in expected["anomalies"])
+    assert found == wanted
