@@ -18,12 +18,19 @@ import faust
 from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
 from faust.types import EventT, StreamT
 
-from processors.history import decode_results, encode_results, history_entry, judge
+from processors.history import (
+    RunLogs,
+    decode_results,
+    encode_results,
+    history_entry,
+    judge,
+)
 from processors.linking import LinkState, link
+from processors.log_detectors import LogAnalyzer
 from processors.signals import LogSignals
 from processors.source_signals import signals_from_source, watermark_signal
 from processors.tracking import RunTracker, TrackerConfig, decode_state
-from schemas.messages import DeadLetter, RunSignal, RunState, TestResult
+from schemas.messages import DeadLetter, LogLine, RunSignal, RunState, TestResult
 from sentinel.config import Settings
 from sentinel.kafka_clients import bootstrap_servers, read_range
 from sentinel.metrics import DEAD_LETTERS
@@ -101,6 +108,16 @@ def create_app(settings: Settings) -> faust.App:
         extra_topic_configs=LARGE_VALUES,
     )
     test_config = settings.anomalies.tests
+    # A run's log analysis state until it ends (then its history entry carries it).
+    logs_table = app.Table(
+        "run-logs",
+        default=None,
+        partitions=partitions,
+        key_type=bytes,
+        value_type=bytes,
+        extra_topic_configs=LARGE_VALUES,
+    )
+    log_analyzer = LogAnalyzer(settings.anomalies.logs)
     tracker = RunTracker(TrackerConfig.from_settings(settings))
     log_signals = LogSignals(settings.tracking)
     max_link_buffer = settings.tracking.max_link_buffer
@@ -236,24 +253,35 @@ def create_app(settings: Settings) -> faust.App:
                 key = run_id.encode()
                 kept = decode_results(tests_table.get(key))
                 tests_table[key] = encode_results([*kept, *results])
+            for run_id, lines in _lines_by_run(outcome.log_lines).items():
+                key = run_id.encode()
+                run_logs = RunLogs.load(logs_table.get(key), run_id, log_analyzer)
+                known = load_state(run_id)
+                miner = log_analyzer.miner_for(known.pipeline if known else None)
+                for signal_id, line in lines:
+                    run_logs.feed(signal_id, line, log_analyzer, miner)
+                logs_table[key] = run_logs.to_bytes()
             for finished in outcome.finished:
                 key = finished.run_id.encode()
-                entry = history_entry(finished, decode_results(tests_table.get(key)))
+                run_logs = RunLogs.load(logs_table.get(key), finished.run_id, log_analyzer)
+                entry = history_entry(
+                    finished, decode_results(tests_table.get(key)), run_logs.state
+                )
                 if entry is not None:
-                    history_key, run_record = entry
+                    history_key, history_message = entry
                     await history_topic.send(
-                        key=history_key.encode(), value=run_record.model_dump_json().encode()
+                        key=history_key.encode(), value=history_message.model_dump_json().encode()
                     )
 
     @app.agent(history_topic, name="run-history")
     async def run_history(stream: StreamT[Any]) -> None:
         async for event in stream.events():
             key = bytes(event.key or b"")
-            judged = judge(history_table.get(key), event.value, test_config)
-            if judged.error is not None or judged.history is None:
+            judged = judge(history_table.get(key), event.value, test_config, log_analyzer)
+            if judged.error is not None or judged.record is None:
                 await dead_letter(event, judged.error or "?", "ValidationError", "run-history")
                 continue
-            history_table[key] = judged.history.model_dump_json().encode()
+            history_table[key] = judged.record.model_dump_json().encode()
             for anomaly in judged.anomalies:
                 await anomalies_topic.send(key=anomaly.run_id.encode(), value=anomaly.to_bytes())
 
@@ -268,6 +296,15 @@ def create_app(settings: Settings) -> faust.App:
                 await signals_topic.send(key=None, value=tick.to_bytes(), partition=partition)
 
     return app
+
+
+def _lines_by_run(
+    lines: list[tuple[str, str, LogLine]],
+) -> dict[str, list[tuple[str, LogLine]]]:
+    grouped: dict[str, list[tuple[str, LogLine]]] = {}
+    for run_id, signal_id, line in lines:
+        grouped.setdefault(run_id, []).append((signal_id, line))
+    return grouped
 
 
 def _by_run(results: list[TestResult]) -> dict[str, list[TestResult]]:

@@ -1,10 +1,12 @@
 """A finished run's entry in its pipeline's history, and judging it (pure: no Faust, no I/O).
 
-The run tracker hands over a run once it has ended for good (its end-of-run checks done); the
-history agent keeps one `PipelineHistory` per (pipeline, branch) — a table keyed like the
-history topic — and judges each new run against the runs that finished before it
-(`processors.test_detectors`). A run delivered twice replaces its own entry, and its anomalies
-have the same ids, so redelivery changes nothing.
+The run tracker hands over a run once it has ended for good (its end-of-run checks done), with
+its test results and its log analysis state; the history agent keeps, per (pipeline, branch) — a
+table keyed like the history topic — a `PipelineHistory` (test detectors) and a
+`PipelineLogBaseline` (log detectors), and judges each new run against them: flaky tests,
+duration regressions, failure-rate spikes, missing tests, error spikes and new error templates.
+A run delivered twice replaces its own test entry and is recorded once in the log baseline, and
+its anomalies have the same ids, so redelivery changes nothing.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
+from processors.log_detectors import LogAnalyzer, PipelineLogBaseline, RunLogState
+from processors.log_templates import LogTemplateMiner
 from processors.test_detectors import (
     PipelineHistory,
     RunRecord,
@@ -22,40 +26,71 @@ from processors.test_detectors import (
     record,
     summarise_run,
 )
-from schemas.messages import Anomaly, RunState, TestResult
+from schemas.messages import Anomaly, LogLine, RunState, TestResult
 from sentinel.config import TestDetectorsConfig
 
 _JSON_LIST: TypeAdapter[list[dict[str, object]]] = TypeAdapter(list[dict[str, object]])
 
 
-def history_entry(state: RunState, results: Sequence[TestResult]) -> tuple[str, RunRecord] | None:
+class HistoryEntry(BaseModel):
+    """A finished run as the history agent receives it (topic run-history)."""
+
+    run: RunRecord
+    logs: RunLogState | None = None
+
+
+class PipelineRecord(BaseModel):
+    """What the history agent keeps per (pipeline, branch) (table value)."""
+
+    tests: PipelineHistory
+    logs: PipelineLogBaseline | None = None
+
+
+def history_entry(
+    state: RunState, results: Sequence[TestResult], logs: RunLogState | None = None
+) -> tuple[str, HistoryEntry] | None:
     """(history key, entry) of a finished run; None for a run with no pipeline to compare with."""
     if not state.pipeline:
         return None
     entry = summarise_run(state, results, infra_caused=state.attribution is not None)
-    return history_key(state.pipeline, state.branch), entry
+    return history_key(state.pipeline, state.branch), HistoryEntry(run=entry, logs=logs)
 
 
 @dataclass
 class HistoryOutcome:
-    history: PipelineHistory | None = None
+    record: PipelineRecord | None = None
     anomalies: list[Anomaly] = field(default_factory=list)
     error: str | None = None
 
+    @property
+    def history(self) -> PipelineHistory | None:
+        return self.record.tests if self.record is not None else None
 
-def judge(stored: bytes | None, raw: bytes, config: TestDetectorsConfig) -> HistoryOutcome:
-    """Judge one run entry against its pipeline's history; the history with it recorded."""
+
+def judge(
+    stored: bytes | None,
+    raw: bytes,
+    config: TestDetectorsConfig,
+    logs: LogAnalyzer | None = None,
+) -> HistoryOutcome:
+    """Judge one finished run against its pipeline's history; the history with it recorded."""
     try:
-        entry = RunRecord.model_validate_json(raw)
+        entry = HistoryEntry.model_validate_json(raw)
+        kept = PipelineRecord.model_validate_json(stored) if stored is not None else None
     except ValidationError as exc:
-        return HistoryOutcome(error=f"not a valid RunRecord: {exc}")
-    history = (
-        PipelineHistory.model_validate_json(stored)
-        if stored is not None
-        else PipelineHistory(pipeline=entry.pipeline, branch=entry.branch, runs=[])
-    )
-    anomalies = detect_tests(history, entry, config)
-    return HistoryOutcome(history=record(history, entry, config), anomalies=anomalies)
+        return HistoryOutcome(error=f"not a valid history entry: {exc}")
+    run = entry.run
+    history = kept.tests if kept else PipelineHistory(pipeline=run.pipeline, branch=run.branch)
+    anomalies = detect_tests(history, run, config)
+    baseline = kept.logs if kept else None
+    if logs is not None and entry.logs is not None:
+        if not run.infra_caused:  # the infrastructure's errors are not the application's
+            anomalies += logs.detect(
+                entry.logs, baseline, run.run_id, run.finished_at, final=True, run_active=False
+            )
+        baseline = logs.update_baseline(baseline, entry.logs, window_stats=not run.infra_caused)
+    updated = PipelineRecord(tests=record(history, run, config), logs=baseline)
+    return HistoryOutcome(record=updated, anomalies=anomalies)
 
 
 def encode_results(results: Sequence[TestResult]) -> bytes:
@@ -68,3 +103,33 @@ def decode_results(raw: bytes | None) -> list[TestResult]:
     if raw is None:
         return []
     return [TestResult.model_validate(item) for item in _JSON_LIST.validate_json(raw)]
+
+
+class RunLogs(BaseModel):
+    """A run's log analysis state with the ids of the lines already in it (table value), so a
+    line delivered again after a restart is not counted twice."""
+
+    state: RunLogState
+    seen: list[str] = Field(default_factory=list)
+
+    @classmethod
+    def load(cls, raw: bytes | None, run_id: str, analyzer: LogAnalyzer) -> RunLogs:
+        if raw is None:
+            return cls(state=analyzer.new_state(run_id))
+        return cls.model_validate_json(raw)
+
+    def feed(
+        self, signal_id: str, line: LogLine, analyzer: LogAnalyzer, miner: LogTemplateMiner
+    ) -> None:
+        if signal_id in self.seen:
+            return
+        self.seen = [*self.seen[-(MAX_SEEN - 1) :], signal_id]
+        analyzer.feed(self.state, line, miner)
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+
+# Redelivery after a crash repeats at most the lines since the worker's last commit (about a
+# second of them); this many remembered ids cover that with room to spare.
+MAX_SEEN = 2000

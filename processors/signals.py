@@ -88,6 +88,7 @@ from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from typing import Any, Literal
 
+from processors.log_levels import detect_level
 from processors.test_results import TestLogParser, clean_line
 from schemas.messages import (
     ContainerState,
@@ -633,6 +634,7 @@ class _Stream:
     jenkins: JenkinsStages = field(default_factory=JenkinsStages)
     last_bucket: int | None = None
     received_at: datetime | None = None
+    log_lines: int = 0  # lines sent on for analysis: numbers their ids (same time, same text)
 
 
 def _counts(results: list[TestResult]) -> TestCounts:
@@ -685,6 +687,10 @@ class LogSignals:
                 out.extend(self._stage(stream, event) for event in stream.jenkins.feed(part, at))
         out.extend(self._marker_signals(stream, line))
         out.extend(self._tests(stream, stream.parser.feed(line.line, at)))
+        if worth_analysing(line.line):
+            stream.log_lines += 1
+            signal_id = _digest("log", *stream.key, at.isoformat(), stream.log_lines)
+            out.append(self._signal(stream, signal_id, SignalKind.LOG, at, log_line=line))
         return out
 
     def finish_stream(self, namespace: str, pod: str, container: str) -> list[RunSignal]:
@@ -898,3 +904,15 @@ def _node_of(involved: Mapping[str, Any]) -> str | None:
     if _str(involved.get("kind")) == "Node":
         return _str(involved.get("name"))
     return None
+
+
+_CONTINUATION = re.compile(
+    r"^(?:\s|Traceback \(|Caused by:|\.\.\. \d+ more|[\w.$]+(?:Error|Exception)\b)"
+)
+_ANALYSED_LEVELS = frozenset({"warning", "error", "fatal"})
+
+
+def worth_analysing(text: str) -> bool:
+    """Lines the log detectors need: warnings and errors, and what may continue a stack trace.
+    Plain info/debug lines are not sent on (they are most of a log and carry no finding)."""
+    return bool(_CONTINUATION.match(text)) or detect_level(text) in _ANALYSED_LEVELS

@@ -43,6 +43,7 @@ from processors.structure import evaluate, next_deadline
 from schemas.messages import (
     Anomaly,
     CiEvent,
+    LogLine,
     RunAttribution,
     RunSignal,
     RunState,
@@ -66,6 +67,8 @@ class Outcome:
     batch_results: list[TestResult] = field(default_factory=list)
     # Runs that just ended for good (end-of-run checks done): their history entry is due.
     finished: list[RunState] = field(default_factory=list)
+    # Log lines for the run's log analysis: (run id, signal id, line).
+    log_lines: list[tuple[str, str, LogLine]] = field(default_factory=list)
     error: str | None = None
     error_type: str | None = None
 
@@ -152,6 +155,12 @@ class RunTracker:
             return self._on_watermark(signal, partition, load)
         if signal.run_id is None:
             return Outcome(error="run signal without run_id", error_type="InvalidEvent")
+        if signal.kind is SignalKind.LOG:
+            # For the log detectors only: the run's state is not what a log line changes
+            # (its activity comes as ACTIVITY signals).
+            if signal.log_line is None:
+                return Outcome(error="log signal without a line", error_type="InvalidEvent")
+            return Outcome(log_lines=[(signal.run_id, signal.signal_id, signal.log_line)])
         self._saw(signal.event_time)
         before = load(signal.run_id)
         new_batch = signal.kind is SignalKind.TESTS and not has_test_batch(before, signal.signal_id)

@@ -277,6 +277,7 @@ class SignalKind(StrEnum):
     ACTIVITY = "activity"  # log lines were written in this time bucket (the run is alive)
     BIND = "bind"  # correlation key -> run id, from a CI event (links topic only)
     K8S_EVENT = "k8s_event"  # a Warning Event about one of the run's pods or Jobs
+    LOG = "log"  # a log line worth analysing (warnings, errors, stack trace lines)
     WATERMARK = "watermark"  # event time has reached `event_time` (end of input if `final`)
 
 
@@ -313,6 +314,8 @@ class RunSignal(Message):
     pod: PodState | None = None
     # K8S_EVENT
     k8s_event: K8sEventInfo | None = None
+    # LOG
+    log_line: LogLine | None = None
     # TESTS: counts always; results when the tracker is to publish them to `sentinel.tests`
     # (log-parsed tests, whose run id is known only after routing). Their run_id is rewritten.
     tests: TestCounts | None = None

@@ -18,14 +18,20 @@ import pytest
 pytestmark = pytest.mark.integration
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "data" / "anomaly_scenarios"
-# The log detectors (error spikes, new error signatures) are not wired into the worker yet:
-# their scenarios are kept and checked offline by the generator (`--check`).
-NOT_WIRED = {"error_spike", "new_error_signature"}
-NAMES = sorted(
-    name
-    for name in (path.name.removesuffix(".jsonl") for path in SCENARIOS.glob("*.jsonl"))
-    if name not in NOT_WIRED
-)
+NAMES = sorted(path.name.removesuffix(".jsonl") for path in SCENARIOS.glob("*.jsonl"))
+
+
+def test_every_fault_the_issue_names_has_a_scenario() -> None:
+    assert NAMES == [
+        "clean_history",
+        "duration_regression",
+        "error_spike",
+        "flaky_test",
+        "image_pull_failure",
+        "missing_tests",
+        "new_error_signature",
+        "oom_mid_test",
+    ]
 
 
 @pytest.mark.parametrize("name", NAMES)

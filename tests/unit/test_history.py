@@ -60,8 +60,8 @@ def test_a_slower_test_is_reported_against_the_history_once_it_has_enough_runs()
         key, record = entry
         assert key == '["nightly", null]'
         judged = judge(stored, record.model_dump_json().encode(), CONFIG)
-        assert judged.anomalies == [] and judged.history is not None
-        stored = judged.history.model_dump_json().encode()
+        assert judged.anomalies == [] and judged.record is not None
+        stored = judged.record.model_dump_json().encode()
     slow = run(4)
     entry = history_entry(slow, results(slow, slow=9.0))
     assert entry is not None
@@ -70,9 +70,9 @@ def test_a_slower_test_is_reported_against_the_history_once_it_has_enough_runs()
     assert [(a.type, a.subject) for a in judged.anomalies] == [
         ("duration_regression", "tests.test_api::test_c")
     ]
-    assert judged.history is not None
+    assert judged.record is not None and judged.history is not None
     # Delivered again (after a restart): same finding, same id, the history unchanged in size.
-    again = judge(judged.history.model_dump_json().encode(), raw, CONFIG)
+    again = judge(judged.record.model_dump_json().encode(), raw, CONFIG)
     assert [a.anomaly_id for a in again.anomalies] == [a.anomaly_id for a in judged.anomalies]
     assert again.history is not None and len(again.history.runs) == len(judged.history.runs)
 
@@ -82,7 +82,7 @@ def test_an_infrastructure_failure_is_not_judged_as_a_test_problem() -> None:
         cause="infrastructure", types=["oom_killed"], anomaly_ids=["x"], summary="OOMKilled",
     ))  # fmt: skip
     entry = history_entry(broken, [])
-    assert entry is not None and entry[1].infra_caused
+    assert entry is not None and entry[1].run.infra_caused
 
 
 def test_runs_without_a_pipeline_have_no_history() -> None:
