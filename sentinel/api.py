@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Protocol
@@ -12,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
-from schemas.messages import RunState, RunStatus
+from schemas.messages import Anomaly, RunState, RunStatus
 from sentinel import metrics as _metrics  # noqa: F401 - registers every collector for /metrics
 from sentinel.run_queries import BadCursor, RunFilters, encode_cursor, get_run_sql, list_runs_sql
 from sinks.clickhouse.rows import row_to_run_state
@@ -94,6 +95,21 @@ def runs_router(store: RunStore, page_size_max: int) -> APIRouter:
             next_cursor = encode_cursor(_aware(last["sort_at"]), last["run_id"])
         return RunPage(items=[row_to_run_state(row) for row in rows], next_cursor=next_cursor)
 
+    # Before the run route: its {run_id:path} would swallow the "/anomalies" suffix.
+    @router.get(
+        "/api/runs/{run_id:path}/anomalies",
+        response_model=list[Anomaly],
+        summary="The anomalies found for one run (structure, infra, test, app)",
+        responses={404: {"description": "no run with this id"}},
+    )
+    async def run_anomalies(run_id: str) -> list[Anomaly]:
+        params = {"run_id": run_id}
+        runs = await asyncio.to_thread(store.query_rows, get_run_sql(store.database), params)
+        if not runs:
+            raise HTTPException(404, f"no run with id {run_id!r}")
+        rows = await asyncio.to_thread(store.query_rows, run_anomalies_sql(store.database), params)
+        return [row_to_anomaly(row) for row in rows]
+
     @router.get(
         "/api/runs/{run_id:path}",
         response_model=RunState,
@@ -153,3 +169,20 @@ def _safe(check: Callable[[], bool]) -> bool:
         return bool(check())
     except Exception:
         return False
+
+
+def run_anomalies_sql(database: str) -> str:
+    return (
+        "SELECT anomaly_id, run_id, category, type, severity, subject, summary, evidence,"
+        " window_start, window_end, detected_at"
+        f" FROM {database}.anomalies FINAL WHERE run_id = {{run_id:String}}"
+        " ORDER BY window_start, type, subject"
+    )
+
+
+def row_to_anomaly(row: dict[str, Any]) -> Anomaly:
+    data = dict(row)
+    data["evidence"] = json.loads(data.get("evidence") or "{}")
+    for name in ("window_start", "window_end", "detected_at"):
+        data[name] = _aware(data[name])
+    return Anomaly.model_validate(data)

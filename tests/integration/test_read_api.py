@@ -9,12 +9,13 @@ from typing import Any
 import httpx
 import pytest
 
-from schemas.messages import RunState, RunStatus, StageState
+from schemas.messages import Anomaly, AnomalyCategory, RunState, RunStatus, Severity, StageState
 from sentinel.api import create_api
 from sentinel.config import Settings
 from sinks.clickhouse.migrations import migrate
 from sinks.clickhouse.rows import RUN_COLUMNS, run_state_to_row
 from sinks.clickhouse.store import Store, open_store
+from sinks.clickhouse.topic_rows import ANOMALY_COLUMNS, anomaly_row
 from tests.integration.helpers import ServerThread
 
 pytestmark = pytest.mark.integration
@@ -151,6 +152,31 @@ def test_one_run_latest_version_and_404(api: tuple[Store, str, list[bool]]) -> N
     missing = httpx.get(f"{url}/api/runs/github:acme/app:424242:1")
     assert missing.status_code == 404
     assert "github:acme/app:424242:1" in missing.json()["detail"]
+
+
+def test_a_runs_anomalies_with_their_evidence_and_404(api: tuple[Store, str, list[bool]]) -> None:
+    store, url, _ = api
+    oom = Anomaly(
+        anomaly_id="a" * 32,
+        run_id=RUNS[1].run_id,
+        category=AnomalyCategory.INFRA,
+        type="oom_killed",
+        severity=Severity.ERROR,
+        subject="e2e-x2kzq/tests",
+        summary="pod e2e-x2kzq container tests was OOMKilled (exit 137) on node n1",
+        evidence={"exit_code": 137, "node": "n1"},
+        window_start=T0,
+        window_end=T0 + timedelta(minutes=2),
+        detected_at=T0 + timedelta(minutes=2),
+    )
+    store.insert("anomalies", [anomaly_row(oom)], ANOMALY_COLUMNS)
+    response = httpx.get(f"{url}/api/runs/{RUNS[1].run_id}/anomalies")
+    assert response.status_code == 200
+    [found] = response.json()
+    assert (found["type"], found["subject"]) == ("oom_killed", "e2e-x2kzq/tests")
+    assert found["evidence"] == {"exit_code": 137, "node": "n1"}
+    assert httpx.get(f"{url}/api/runs/{RUNS[0].run_id}/anomalies").json() == []
+    assert httpx.get(f"{url}/api/runs/github:acme/app:424242:1/anomalies").status_code == 404
 
 
 @pytest.mark.parametrize(
