@@ -1,9 +1,18 @@
-"""The Faust app: thin agents around the pure logic in `processors`.
+"""The Faust app: thin agents around the pure logic in `processors` (docs/runs.md).
 
-Built by `create_app(settings)` (never at import time, so nothing connects on import). The run
-tracker keeps each run's latest `RunState` in a table backed by a changelog topic, so a restarted
-worker recovers it; `sentinel.ci` is keyed by run id, which makes the table co-partitioned with
-its input.
+Built by `create_app(settings)` (never at import time, so nothing connects on import). Agents:
+
+    run-signals  sentinel.k8s + sentinel.logs -> RunSignals (processors.signals), to run-signals
+                 by run id, or to run-links by correlation key while no CI event named the run
+    run-linker   run-links -> run-signals once the key is bound (processors.linking)
+    run-tracker  sentinel.ci + run-signals -> RunStates, test results, structure and infra
+                 anomalies, BINDs; keeps each run's test results and log analysis until it ends
+                 (processors.tracking, processors.log_detectors)
+    run-history  run-history (by pipeline, branch) -> test and log anomalies against the
+                 pipeline's history (processors.history)
+
+Every table is backed by a changelog topic, so a restarted worker recovers it; each table is
+keyed like the topic its agent reads, which keeps it co-partitioned with its input.
 """
 
 from __future__ import annotations
@@ -55,7 +64,7 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
         "broker_heartbeat_interval": 1.0,
         "broker_rebalance_timeout": 20.0,
         "broker_commit_every": 100,
-        "broker_commit_interval": 1.0,
+        "broker_commit_interval": settings.tracking.commit_interval_s,
         "producer_acks": -1,
         "producer_max_request_size": MAX_VALUE_BYTES,
         "web_enabled": web_port is not None,
@@ -82,41 +91,15 @@ def create_app(settings: Settings) -> faust.App:
     tests_topic = app.topic(names.tests, **raw)
     anomalies_topic = app.topic(names.anomalies, **raw)
     dlq_topic = app.topic(names.dlq, **raw)
-    # bytes in and out: the pure code owns (de)serialisation
-    runs_table = app.Table(
-        "run-states", default=None, partitions=partitions, key_type=bytes, value_type=bytes
-    )
-    links_table = app.Table(
-        "run-links", default=None, partitions=partitions, key_type=bytes, value_type=bytes
-    )
+    runs_table = _bytes_table(app, "run-states", partitions)
+    links_table = _bytes_table(app, "run-links", partitions)
     # A run's test results until it ends (then its history entry carries them).
-    tests_table = app.Table(
-        "run-tests",
-        default=None,
-        partitions=partitions,
-        key_type=bytes,
-        value_type=bytes,
-        extra_topic_configs=LARGE_VALUES,
-    )
+    tests_table = _bytes_table(app, "run-tests", partitions, large=True)
     history_topic = app.topic(names.run_history, partitions=partitions, **raw)
-    history_table = app.Table(
-        "pipeline-history",
-        default=None,
-        partitions=partitions,
-        key_type=bytes,
-        value_type=bytes,
-        extra_topic_configs=LARGE_VALUES,
-    )
+    history_table = _bytes_table(app, "pipeline-history", partitions, large=True)
     test_config = settings.anomalies.tests
     # A run's log analysis state until it ends (then its history entry carries it).
-    logs_table = app.Table(
-        "run-logs",
-        default=None,
-        partitions=partitions,
-        key_type=bytes,
-        value_type=bytes,
-        extra_topic_configs=LARGE_VALUES,
-    )
+    logs_table = _bytes_table(app, "run-logs", partitions, large=True)
     log_analyzer = LogAnalyzer(settings.anomalies.logs)
     tracker = RunTracker(TrackerConfig.from_settings(settings))
     log_signals = LogSignals(settings.tracking)
@@ -154,9 +137,7 @@ def create_app(settings: Settings) -> faust.App:
     # Where each log stream's first line is (partition, offset): after a restart the router
     # re-reads its streams from there, so open Jenkins stages and test sessions carry on as if
     # the worker had never stopped (keyed like sentinel.logs, so co-partitioned with it).
-    stream_starts = app.Table(
-        "log-stream-starts", default=None, partitions=partitions, key_type=bytes, value_type=bytes
-    )
+    stream_starts = _bytes_table(app, "log-stream-starts", partitions)
     recovered: set[int] = set()
     recovery_lines = settings.tracking.log_recovery_lines
 
@@ -296,6 +277,18 @@ def create_app(settings: Settings) -> faust.App:
                 await signals_topic.send(key=None, value=tick.to_bytes(), partition=partition)
 
     return app
+
+
+def _bytes_table(app: faust.App, name: str, partitions: int, large: bool = False) -> Any:
+    """A table of bytes keys and values: the pure code owns (de)serialisation."""
+    return app.Table(
+        name,
+        default=None,
+        partitions=partitions,
+        key_type=bytes,
+        value_type=bytes,
+        extra_topic_configs=LARGE_VALUES if large else {},
+    )
 
 
 def _lines_by_run(

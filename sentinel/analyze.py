@@ -55,8 +55,14 @@ def analyze_capture(
         webhooks = settings.webhooks.model_copy(update={"spool_dir": None})
         # Time-driven decisions wait for the end of the capture (see processors.tracking).
         tracking = settings.tracking.model_copy(
-            update={"idle_watermark_s": None, "allowed_lateness_s": OFFLINE_LATENESS_S}
+            update={
+                "idle_watermark_s": None,
+                "allowed_lateness_s": OFFLINE_LATENESS_S,
+                # Short-lived: commit and flush often, so each step is seen done sooner.
+                "commit_interval_s": 0.2,
+            }
         )
+        sink = settings.sink.model_copy(update={"batch_seconds": 0.2})
         run_settings = settings.model_copy(
             update={
                 "embedded": embedded,
@@ -64,6 +70,7 @@ def analyze_capture(
                 "webhooks": webhooks,
                 "tracking": tracking,
                 "topics": topics,
+                "sink": sink,
             }
         )
         stack = EmbeddedStack(run_settings, broker_kind=broker)

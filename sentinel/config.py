@@ -306,6 +306,9 @@ class TrackingConfig(Section):
         description="Check suites of these GitHub Apps duplicate workflow_run runs; skip them.",
     )
     web_port: int | None = Field(default=None, ge=0, le=65535, description="Faust web UI port.")
+    commit_interval_s: float = Field(
+        default=1.0, gt=0, le=60, description="How often the worker commits its offsets."
+    )
     inactivity_timeout_s: float = Field(
         default=3600.0,
         gt=0,
