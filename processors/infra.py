@@ -97,8 +97,6 @@ Not detectable from this input
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -107,6 +105,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from processors.anomaly_ids import anomaly_id
 from schemas.messages import (
     Anomaly,
     AnomalyCategory,
@@ -215,12 +214,6 @@ def attribute(run: RunState, anomalies: Sequence[Anomaly]) -> Attribution | None
         types=types,
         summary=f"run {run.status.value} with infrastructure faults: {first}{more}",
     )
-
-
-def anomaly_id(run_id: str, kind: str, subject: str, start: datetime, end: datetime) -> str:
-    """32 hex chars of sha256 over the parts (JSON-encoded, so no separator can be faked)."""
-    parts = [run_id, kind, subject, _iso(start), _iso(end)]
-    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
 
 
 # --- plumbing --------------------------------------------------------------------------------

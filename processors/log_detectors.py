@@ -89,7 +89,6 @@ Other judgment calls
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -101,6 +100,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, Field
 
+from processors.anomaly_ids import anomaly_id
 from processors.log_levels import Event, StackTraceFolder, detect_level, is_continuation
 from processors.log_templates import DEFAULT_CONFIG, LogTemplateMiner, MinerConfig
 from schemas.messages import Anomaly, AnomalyCategory, LogLine, Severity
@@ -240,12 +240,6 @@ class PipelineLogBaseline(BaseModel):
 
 # --------------------------------------------------------------------------------------------
 # Helpers
-
-
-def anomaly_id(run_id: str, kind: str, subject: str, start: datetime, end: datetime) -> str:
-    """32 hex chars of sha256 over the parts (JSON-encoded, so no separator can be faked)."""
-    parts = [run_id, kind, subject, _iso(start), _iso(end)]
-    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
 
 
 def mining_text(line: str) -> str:

@@ -90,6 +90,7 @@ from typing import Any, Literal
 
 from processors.log_levels import detect_level
 from processors.test_results import TestLogParser, clean_line
+from schemas.k8s_time import parse_k8s_time as parse_time
 from schemas.messages import (
     ContainerState,
     K8sEventInfo,
@@ -134,24 +135,6 @@ def _digest(*parts: object) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # Kubernetes objects
-
-
-def parse_time(value: Any) -> datetime | None:
-    """An RFC 3339 API timestamp ('Z' or offset, up to 9 fraction digits) as an aware datetime."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    text = value.strip()
-    if text[-1] in "Zz":
-        text = text[:-1] + "+00:00"
-    if "." in text:  # Python keeps microseconds: cut RFC3339Nano fractions to six digits
-        head, _, rest = text.partition(".")
-        digits = len(rest) - len(rest.lstrip("0123456789"))
-        text = f"{head}.{rest[: min(digits, 6)].ljust(6, '0')}{rest[digits:]}"
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else None
 
 
 def _map(value: Any) -> Mapping[str, Any]:

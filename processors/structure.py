@@ -40,8 +40,6 @@ Judgment calls
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -49,6 +47,7 @@ from fnmatch import fnmatchcase
 from itertools import pairwise
 from typing import Any
 
+from processors.anomaly_ids import anomaly_id as shared_anomaly_id
 from schemas.messages import (
     Anomaly,
     AnomalyCategory,
@@ -469,9 +468,8 @@ def _anomaly(
 def anomaly_id(
     run_id: str, kind: str, subject: str, rule: str, start: datetime, end: datetime
 ) -> str:
-    """32 hex chars of sha256 over the parts (JSON-encoded, so no separator can be faked)."""
-    parts = [run_id, kind, subject, rule, _iso(start), _iso(end)]
-    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
+    """The shared id (processors.anomaly_ids), with the rule's name among its parts."""
+    return shared_anomaly_id(run_id, kind, subject, start, end, rule)
 
 
 def _glob(value: str | None, pattern: str) -> bool:

@@ -71,7 +71,6 @@ above Kafka's default 1 MB message size for a Faust changelog, so large suites n
 
 from __future__ import annotations
 
-import hashlib
 import json
 import statistics
 from collections.abc import Collection, Iterable, Sequence
@@ -80,6 +79,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, Field
 
+from processors.anomaly_ids import anomaly_id
 from schemas.messages import (
     Anomaly,
     AnomalyCategory,
@@ -601,12 +601,6 @@ def _anomaly(
         window_end=end,
         detected_at=_utc(run.finished_at),
     )
-
-
-def anomaly_id(run_id: str, kind: str, subject: str, start: datetime, end: datetime) -> str:
-    """32 hex chars of sha256 over the parts (JSON-encoded, so no separator can be faked)."""
-    parts = [run_id, kind, subject, _iso(start), _iso(end)]
-    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
 
 
 def _utc(when: datetime) -> datetime:

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from schemas.k8s_time import parse_k8s_time
 from schemas.messages import K8sEventType, K8sObjectEvent
 from sentinel.config import K8sConfig
 
@@ -96,25 +97,6 @@ def correlation_key(
                 inv_name = str(involved.get("name") or "")
                 return _format(config.job_correlation, inv_name, inv_ns, inv_name)
     return None
-
-
-def parse_k8s_time(value: Any) -> datetime | None:
-    """An RFC 3339 API timestamp (Time or MicroTime, 'Z' or offset) as an aware datetime."""
-    if not isinstance(value, str) or not value:
-        return None
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    # Python keeps microseconds: cut longer fractions (RFC3339Nano) before parsing.
-    if "." in text:
-        head, _, rest = text.partition(".")
-        digits = len(rest) - len(rest.lstrip("0123456789"))
-        text = f"{head}.{rest[: min(digits, 6)].ljust(6, '0')}{rest[digits:]}"
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else None
 
 
 def _status_times(status: Mapping[str, Any]) -> list[Any]:
