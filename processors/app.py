@@ -18,8 +18,10 @@ keyed like the topic its agent reads, which keeps it co-partitioned with its inp
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import json
 import logging
+import signal as os_signal
 from datetime import UTC, datetime
 from typing import Any
 
@@ -139,6 +141,7 @@ def create_app(settings: Settings) -> faust.App:
     # the worker had never stopped (keyed like sentinel.logs, so co-partitioned with it).
     stream_starts = _bytes_table(app, "log-stream-starts", partitions)
     recovered: set[int] = set()
+
     recovery_lines = settings.tracking.log_recovery_lines
 
     async def resume_log_streams(partition: int, offset: int) -> None:
@@ -170,9 +173,10 @@ def create_app(settings: Settings) -> faust.App:
         async for event in stream.events():
             message = event.message
             if message.topic == names.logs:
-                if message.partition not in recovered:
-                    recovered.add(message.partition)
-                    await resume_log_streams(message.partition, message.offset)
+                partition = message.partition
+                if partition not in recovered:
+                    recovered.add(partition)
+                    await resume_log_streams(partition, message.offset)
                 key = bytes(event.key or b"")
                 if key and stream_starts.get(key) is None:
                     where = {"p": message.partition, "o": message.offset}
@@ -323,6 +327,9 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     """Run the worker in the foreground until SIGINT/SIGTERM (the `sentinel worker` command)."""
     from faust.worker import Worker
 
+    # `kill -USR1 <pid>` writes every thread's stack to the log: how to see where a stuck
+    # worker is stuck, without stopping it.
+    faulthandler.register(os_signal.SIGUSR1, all_threads=True)
     app = create_app(settings)
     worker = Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()

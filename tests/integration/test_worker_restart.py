@@ -24,7 +24,7 @@ from confluent_kafka import Consumer, TopicPartition
 from producers.replay import replay
 from schemas.capture import CaptureRecord, read_capture
 from schemas.messages import Anomaly, RunState
-from sentinel.analyze import end_of_input, quiet_chunks, time_passed
+from sentinel.analyze import end_of_input
 from sentinel.config import Settings
 from sentinel.kafka_clients import consumer_config
 from sentinel.replay_wiring import build_replay_targets
@@ -157,60 +157,3 @@ def wait_until_logs_consumed(stack: EmbeddedStack, records: list[CaptureRecord])
         raise AssertionError("the worker did not consume the first half in time")
     finally:
         consumer.close()
-
-
-HISTORY = Path(__file__).resolve().parents[1] / "data" / "anomaly_scenarios" / "new_error_signature"
-
-
-def replay_letting_time_pass(stack: EmbeddedStack, records: list[CaptureRecord]) -> None:
-    """As `sentinel analyze` replays: chunk by chunk, event time passing at quiet gaps."""
-    for chunk, quiet_until in quiet_chunks(records, stack.settings.tracking.settle_s):
-        publish(stack, chunk)
-        stack.wait_consumed(timeout=120, settle=0.3)
-        time_passed(stack.settings, quiet_until, final=False)
-        stack.wait_consumed(timeout=120, settle=0.3)
-
-
-def test_restarting_the_worker_mid_history_changes_no_anomaly(
-    kafka_bootstrap: str, make_settings: Callable[..., Settings], tmp_path: Path
-) -> None:
-    """Six runs of one pipeline build its test history and log baseline; the seventh logs a new
-    error signature. The worker is stopped after the third run and restarted before the fourth:
-    the histories it kept in its tables must judge the later runs exactly as before."""
-    records = list(read_capture(HISTORY.with_suffix(".jsonl")))
-    sections = yaml.safe_load(HISTORY.with_suffix(".config.yaml").read_text()) or {}
-    sections.setdefault("tracking", {}).update(
-        {"idle_watermark_s": None, "allowed_lateness_s": 10 * 365 * 24 * 3600}
-    )
-    chunks = [chunk for chunk, _ in quiet_chunks(records, 60.0)]
-    assert len(chunks) >= 6
-    cut = sum(len(chunk) for chunk in chunks[:3])
-
-    results = []
-    for name, interrupt in (("reference", False), ("restarted", True)):
-        settings = make_settings(kafka_bootstrap, **sections)
-        settings = settings.model_copy(
-            update={
-                "topics": settings.topics.model_copy(
-                    update={"prefix": f"{settings.topics.prefix}{name}."}
-                ),
-                "embedded": settings.embedded.model_copy(update={"data_dir": tmp_path / name}),
-            }
-        )
-        stack = EmbeddedStack(settings)
-        stack.start()
-        try:
-            replay_letting_time_pass(stack, records[:cut])
-            if interrupt:
-                assert stack.worker is not None
-                stack.worker.stop()
-                stack.worker.start()
-            replay_letting_time_pass(stack, records[cut:])
-            results.append(outcome(stack, records[-1].ts))
-        finally:
-            stack.stop()
-    (reference_runs, reference_anomalies), (runs, anomalies) = results
-    expected = json.loads(HISTORY.with_suffix(".expected.json").read_text())
-    assert {(a["run_id"], a["type"], a["subject"]) for a in expected["anomalies"]} == anomalies
-    assert anomalies == reference_anomalies
-    assert runs == reference_runs
