@@ -17,7 +17,6 @@ keyed like the topic its agent reads, which keeps it co-partitioned with its inp
 
 from __future__ import annotations
 
-import asyncio
 import faulthandler
 import json
 import logging
@@ -156,10 +155,14 @@ def create_app(settings: Settings) -> faust.App:
         if not starts:
             return
         first = min(starts.values())
-        lines = await asyncio.to_thread(read_range, settings, names.logs, partition, first, offset)
+        # Read in the event loop on purpose: nothing else of this worker may run until its
+        # parsers are rebuilt (awaiting a thread here let Faust go on mid-recovery, and the
+        # restarted worker then sometimes stopped fetching altogether).
+        lines = read_range(settings, names.logs, partition, first, offset)
         for key, value, at in lines:
             if key is not None and value is not None and at >= starts.get(key, offset):
-                signals_from_source(False, value, log_signals)  # sent before the restart
+                # Sent before the restart: the outputs are discarded.
+                signals_from_source(False, value, log_signals, (partition, at))
         log.info(
             "resumed %d log streams of %s[%d] from %d lines",
             len(starts),
@@ -181,7 +184,12 @@ def create_app(settings: Settings) -> faust.App:
                 if key and stream_starts.get(key) is None:
                     where = {"p": message.partition, "o": message.offset}
                     stream_starts[key] = json.dumps(where).encode()
-            outcome = signals_from_source(message.topic == names.k8s, event.value, log_signals)
+            outcome = signals_from_source(
+                message.topic == names.k8s,
+                event.value,
+                log_signals,
+                (message.partition, message.offset),
+            )
             if outcome.error is not None:
                 await dead_letter(event, outcome.error, "ValidationError", "signal-router")
             for signal in outcome.signals:

@@ -618,6 +618,17 @@ class _Stream:
     last_bucket: int | None = None
     received_at: datetime | None = None
     log_lines: int = 0  # lines sent on for analysis: numbers their ids (same time, same text)
+    # (partition, offset) of the newest line fed: a line redelivered by Kafka (a rebalance, a
+    # restart's recovery overlapping live input) must not be parsed twice, or a test parser
+    # would take the repeated output for a retry and count the tests again.
+    position: tuple[int, int] | None = None
+
+
+def _seen(newest: tuple[int, int] | None, position: tuple[int, int] | None) -> bool:
+    """Whether `position` is at or before `newest` in the same partition."""
+    if newest is None or position is None:
+        return False
+    return position[0] == newest[0] and position[1] <= newest[1]
 
 
 def _counts(results: list[TestResult]) -> TestCounts:
@@ -655,13 +666,23 @@ class LogSignals:
         """Whether a stream is held (its earlier lines shaped what the next line means)."""
         return (namespace, pod, container) in self._streams
 
-    def feed(self, line: LogLine) -> list[RunSignal]:
-        """Signals this line completes (plus those of a stream evicted to make room)."""
+    def feed(self, line: LogLine, position: tuple[int, int] | None = None) -> list[RunSignal]:
+        """Signals this line completes (plus those of a stream evicted to make room).
+
+        `position` is the line's (partition, offset) in `sentinel.logs`: a line at or before the
+        newest one fed to its stream from the same partition was seen already and gives nothing.
+        """
         routed = _route_line(line)
         if routed is None:
             return []
+        key = (line.namespace, line.pod, line.container)
+        known = self._streams.get(key)
+        if known is not None and _seen(known.position, position):
+            return []
         out: list[RunSignal] = []
-        stream = self._stream((line.namespace, line.pod, line.container), routed, out)
+        stream = self._stream(key, routed, out)
+        if position is not None:
+            stream.position = position
         stream.route, stream.received_at = routed, line.received_at
         at = line.event_time
         out.extend(self._activity(stream, at))

@@ -18,12 +18,17 @@ class SourceOutcome:
     error: str | None = None
 
 
-def signals_from_source(is_k8s: bool, raw: bytes, logs: LogSignals) -> SourceOutcome:
-    """The signals one k8s object event or log line gives; an unreadable value is an error."""
+def signals_from_source(
+    is_k8s: bool, raw: bytes, logs: LogSignals, position: tuple[int, int] | None = None
+) -> SourceOutcome:
+    """The signals one k8s object event or log line gives; an unreadable value is an error.
+
+    `position` ((partition, offset)) lets a redelivered log line be recognised and ignored.
+    """
     try:
         if is_k8s:
             return SourceOutcome(signals_from_k8s(K8sObjectEvent.model_validate_json(raw)))
-        return SourceOutcome(logs.feed(LogLine.model_validate_json(raw)))
+        return SourceOutcome(logs.feed(LogLine.model_validate_json(raw), position))
     except ValidationError as exc:
         kind = "K8sObjectEvent" if is_k8s else "LogLine"
         return SourceOutcome(error=f"not a valid {kind}: {exc}")

@@ -832,6 +832,26 @@ def test_pytest_output_becomes_one_tests_signal_with_counts() -> None:
     assert ("test_pay", 2, "passed") in names
 
 
+def test_lines_redelivered_by_kafka_are_not_parsed_twice() -> None:
+    # A rebalance redelivers from the last commit: the parser must not take the repeated
+    # output for a retry of every test (that doubled the run's test counts).
+    texts = (DATA / "pytest-verbose-rerun.log").read_text(encoding="utf-8").splitlines()
+    lines = log_lines(texts, container="step-pytest", key=TEKTON_RUN)
+    once = LogSignals(TrackingConfig())
+    expected = [s for i, line in enumerate(lines) for s in once.feed(line, (3, 100 + i))]
+    redelivered = LogSignals(TrackingConfig())
+    half = len(lines) // 2
+    got = [s for i, line in enumerate(lines[:half]) for s in redelivered.feed(line, (3, 100 + i))]
+    for i, line in enumerate(lines):  # from the start again, as after a rebalance
+        got.extend(redelivered.feed(line, (3, 100 + i)))
+    assert got == expected
+    (tests,) = by_kind(got, SignalKind.TESTS)
+    assert tests.tests is not None and tests.tests.total == 8
+    # Without positions (a capture replayed offline) a repeat is a repeat: nothing is hidden.
+    unpositioned = LogSignals(TrackingConfig())
+    assert feed_all(unpositioned, lines + lines) != expected
+
+
 def test_go_results_pending_at_the_end_of_a_stream_come_out_on_finish() -> None:
     texts = (DATA / "go-test-v.log").read_text(encoding="utf-8").splitlines()
     texts = texts[: texts.index("FAIL\tgithub.com/acme/calc\t0.131s")]  # package line missing
