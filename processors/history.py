@@ -85,9 +85,7 @@ def judge(
     baseline = kept.logs if kept else None
     if logs is not None and entry.logs is not None:
         if not run.infra_caused:  # the infrastructure's errors are not the application's
-            anomalies += logs.detect(
-                entry.logs, baseline, run.run_id, run.finished_at, final=True, run_active=False
-            )
+            anomalies += logs.detect(entry.logs, baseline, run.run_id, run.finished_at, final=True)
         baseline = logs.update_baseline(baseline, entry.logs, window_stats=not run.infra_caused)
     updated = PipelineRecord(tests=record(history, run, config), logs=baseline)
     return HistoryOutcome(record=updated, anomalies=anomalies)

@@ -1,4 +1,4 @@
-"""Log detectors: error spikes, new error templates, log silence (pure: no Faust, no Kafka, no I/O).
+"""Log detectors: error spikes and new error templates (pure: no Faust, no Kafka, no I/O).
 
 Everything runs on event time (DESIGN.md "Time"): windows come from the log lines' timestamps and
 ``now`` is the caller's watermark, never the wall clock, so a fast replay and a live run give the
@@ -59,16 +59,9 @@ Detectors (thresholds from `LogDetectorsConfig`)
                         late lines within the caller's lateness are in). Subject: template id.
                         Window: the tumbling window of its first occurrence. Evidence: template,
                         up to 3 sample lines.
-    log_silence         only while the run is active (``run_active`` and not ``final``): the
-                        run's pods logged before but nothing for ``silence_s`` of event time by
-                        the watermark. By default one finding per run, subject = the pod that
-                        logged last (pods of finished stages go quiet legitimately, so a per-pod
-                        rule would fire for every finished step of a long pipeline); when the
-                        caller passes ``active_pods`` (pods still running), each of those that
-                        logged before is checked on its own. Window: last line .. last line +
-                        silence_s.
+    (Log silence is judged on the run's state by the tracker: processors.log_silence.)
     Detectors that need history (spike, new template) stay silent until the baseline has
-    ``min_samples`` earlier runs that logged anything. All three have severity warning and
+    ``min_samples`` earlier runs that logged anything. Both have severity warning and
     category app. Ids: 32 hex chars of sha256 over JSON [run_id, type, subject, window start,
     window end] (as in processors.structure / processors.test_detectors); detected_at = window
     end. `detect` returns every finding that holds, each time: callers dedup on anomaly_id.
@@ -93,7 +86,7 @@ import json
 import math
 import re
 import weakref
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -108,7 +101,6 @@ from sentinel.config import LogDetectorsConfig
 
 __all__ = [
     "ERROR_SPIKE",
-    "LOG_SILENCE",
     "NEW_ERROR_TEMPLATE",
     "BaselineRun",
     "LogAnalyzer",
@@ -124,7 +116,6 @@ __all__ = [
 
 ERROR_SPIKE = "error_spike"
 NEW_ERROR_TEMPLATE = "new_error_template"
-LOG_SILENCE = "log_silence"
 
 _ERROR_LEVELS = frozenset({"error", "fatal"})
 _MAX_SAMPLES = 3
@@ -185,7 +176,6 @@ class RunLogState(BaseModel):
         default_factory=dict, description="pod -> window index (start / window_s) -> counts."
     )
     templates: dict[str, RunTemplate] = Field(default_factory=dict)
-    last_log: dict[str, AwareDatetime] = Field(default_factory=dict)
     streams: dict[str, StreamState] = Field(default_factory=dict)
     dropped_templates: int = 0
     dropped_windows: int = 0
@@ -419,10 +409,6 @@ class LogAnalyzer:
 
         pod = line.pod
         when = _utc(line.event_time)
-        last = state.last_log.get(pod)
-        if last is None or when > last:
-            state.last_log[pod] = when
-
         key = f"{line.namespace}/{line.pod}/{line.container}"
         pending = state.streams.get(key)
         folder = StackTraceFolder()
@@ -538,15 +524,10 @@ class LogAnalyzer:
         now: datetime,
         config: LogDetectorsConfig | None = None,
         final: bool = False,
-        *,
-        run_active: bool = True,
-        active_pods: Collection[str] | None = None,
     ) -> list[Anomaly]:
         """Every log anomaly that holds for the run at watermark ``now`` (deterministic ids).
 
-        ``final``: the run is over, every window counts as closed and silence is not checked.
-        ``run_active``: the run is still running (silence is only checked then).
-        ``active_pods``: pods known to be running; when given, silence is checked per pod.
+        ``final``: the run is over, every window counts as closed.
         """
         cfg = config or self.config
         now = _utc(now)
@@ -559,8 +540,6 @@ class LogAnalyzer:
             found.extend(self._spikes(state, baseline, run_id, now, cfg, final))
         if baseline is not None and baseline.n_runs >= cfg.min_samples:
             found.extend(self._new_templates(state, baseline, run_id, now, final))
-        if run_active and not final:
-            found.extend(self._silence(state, run_id, now, cfg, active_pods))
         unique = {a.anomaly_id: a for a in found}
         return sorted(unique.values(), key=lambda a: (a.window_start, a.type, a.subject))
 
@@ -649,47 +628,6 @@ class LogAnalyzer:
                     "baseline_templates": len(baseline.templates),
                 },
                 (start, end),
-            )
-
-    def _silence(
-        self,
-        state: RunLogState,
-        run_id: str,
-        now: datetime,
-        cfg: LogDetectorsConfig,
-        active_pods: Collection[str] | None,
-    ) -> Iterable[Anomaly]:
-        if not state.last_log:
-            return
-        quiet = timedelta(seconds=cfg.silence_s)
-        if active_pods is None:
-            pod, last = max(state.last_log.items(), key=lambda kv: (kv[1], kv[0]))
-            candidates = [(pod, _utc(last))]
-            scope = "run"
-        else:
-            wanted = set(active_pods)
-            candidates = sorted((p, _utc(t)) for p, t in state.last_log.items() if p in wanted)
-            scope = "pod"
-        for pod, last in candidates:
-            if now - last < quiet:
-                continue
-            who = "the run's pods" if scope == "run" else f"pod {pod}"
-            yield _anomaly(
-                run_id,
-                LOG_SILENCE,
-                pod,
-                f"No log line from {who} for {(now - last).total_seconds():.0f} s "
-                f"(limit {cfg.silence_s:g} s) while the run is active",
-                {
-                    "pipeline": state.pipeline,
-                    "scope": scope,
-                    "pod": pod,
-                    "last_log": _iso(last),
-                    "silent_s": (now - last).total_seconds(),
-                    "threshold_s": cfg.silence_s,
-                    "last_log_per_pod": {p: _iso(t) for p, t in sorted(state.last_log.items())},
-                },
-                (last, last + quiet),
             )
 
     # -- baseline ----------------------------------------------------------------------------

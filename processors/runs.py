@@ -238,6 +238,7 @@ def _copy(state: RunState) -> RunState:
             "k8s_events": list(state.k8s_events),
             "labels": dict(state.labels),
             "markers": dict(state.markers),
+            "log_activity": dict(state.log_activity),
             "correlation_keys": list(state.correlation_keys),
             "merge_keys": keys,
         }
@@ -304,6 +305,8 @@ def _merge_signal(run: RunState, signal: RunSignal) -> None:
     run.first_event_at = min(run.first_event_at, when)
     run.updated_at = max(run.updated_at, when)
     if signal.kind is SignalKind.ACTIVITY:
+        if signal.log_pod is not None:
+            run.log_activity[signal.log_pod] = _latest(run.log_activity.get(signal.log_pod), when)
         return  # alive, nothing else
     _merge_signal_fields(run, signal)
     if signal.kind is SignalKind.POD and signal.pod is not None:

@@ -749,7 +749,7 @@ class LogSignals:
         stream.last_bucket = bucket
         start = datetime.fromtimestamp(bucket * size, UTC)
         signal_id = _digest("activity", *stream.key, start.isoformat())
-        return [self._signal(stream, signal_id, SignalKind.ACTIVITY, start)]
+        return [self._signal(stream, signal_id, SignalKind.ACTIVITY, start, log_pod=stream.key[1])]
 
     def _stage(self, stream: _Stream, event: _StageEvent) -> RunSignal:
         signal_id = _digest("jenkins-stage", *stream.key, event.stage_id, event.tag)

@@ -29,6 +29,7 @@ from pydantic import ValidationError
 
 from processors.infra import attribute, detect_infra
 from processors.linking import bind_signal
+from processors.log_silence import detect_log_silence, silence_deadlines
 from processors.runs import (
     Policy,
     advance,
@@ -82,6 +83,8 @@ class TrackerConfig:
     allowed_lateness_s: float = 60.0
     idle_watermark_s: float | None = 10.0
     infra: InfraDetectorsConfig | None = None
+    log_silence_s: float | None = None  # None: off
+    activity_bucket_s: float = 60.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TrackerConfig:
@@ -97,6 +100,8 @@ class TrackerConfig:
             allowed_lateness_s=tracking.allowed_lateness_s,
             idle_watermark_s=tracking.idle_watermark_s,
             infra=settings.anomalies.infra if settings.anomalies.infra.enabled else None,
+            log_silence_s=settings.anomalies.logs.silence_s,
+            activity_bucket_s=tracking.activity_bucket_s,
         )
 
 
@@ -288,6 +293,10 @@ class RunTracker:
             )
         if self.config.infra is not None:
             found += detect_infra(state, mark, self.config.infra)
+        if self.config.log_silence_s is not None:
+            found += detect_log_silence(
+                state, mark, self.config.log_silence_s, self.config.activity_bucket_s
+            )
         return [a for a in found if _ANOMALY_PREFIX + a.anomaly_id not in state.merge_keys]
 
     def _attribution(self, state: RunState, mark: datetime | None) -> RunAttribution | None:
@@ -325,8 +334,17 @@ class RunTracker:
                 )
                 if structure is not None:
                     found.append(structure)
+            # Detectors' limits: those already passed were judged just now (`_settle` checks
+            # before it indexes), so only future ones are due; else every tick re-checks them.
+            limits: list[datetime] = []
             if self.config.infra is not None and not state.status.terminal:
-                found += _pending_deadlines(state, self.config.infra)
+                limits += _pending_deadlines(state, self.config.infra)
+            if self.config.log_silence_s is not None:
+                limits += silence_deadlines(
+                    state, self.config.log_silence_s, self.config.activity_bucket_s
+                )
+            mark = self.watermark()
+            found += [when for when in limits if mark is None or when > mark]
         return min(found) if found else None
 
 

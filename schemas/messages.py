@@ -314,6 +314,8 @@ class RunSignal(Message):
     pod: PodState | None = None
     # K8S_EVENT
     k8s_event: K8sEventInfo | None = None
+    # ACTIVITY
+    log_pod: str | None = Field(default=None, description="ACTIVITY: the pod that logged.")
     # LOG
     log_line: LogLine | None = None
     # TESTS: counts always; results when the tracker is to publish them to `sentinel.tests`
@@ -390,6 +392,11 @@ class RunState(Message):
     updated_at: AwareDatetime = Field(description="Event time of the latest event applied.")
     last_activity_at: AwareDatetime | None = Field(
         default=None, description="Latest event time of any input, log lines included."
+    )
+    log_activity: dict[str, AwareDatetime] = Field(
+        default_factory=dict,
+        description="Per pod that logged: start of the latest activity bucket it logged in "
+        "(what log silence is judged on).",
     )
     watermark: AwareDatetime | None = Field(
         default=None,

@@ -91,7 +91,7 @@ RUN_COLUMNS: tuple[str, ...] = (
 
 
 # RunState fields with no column: tracker bookkeeping, not run history.
-RUN_FIELDS_NOT_STORED = frozenset({"merge_keys", "watermark"})
+RUN_FIELDS_NOT_STORED = frozenset({"merge_keys", "watermark", "log_activity"})
 # RunState fields stored in more than one column (or under another name).
 RUN_FIELDS_SPLIT = frozenset({"tests"})
 _TIME_COLUMNS = (

@@ -1,4 +1,4 @@
-"""Log detectors of processors.log_detectors: error spikes, new error templates, log silence."""
+"""Log detectors of processors.log_detectors: error spikes and new error templates."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 from processors.log_detectors import (
     ERROR_SPIKE,
-    LOG_SILENCE,
     NEW_ERROR_TEMPLATE,
     LogAnalyzer,
     PipelineLogBaseline,
@@ -142,9 +141,7 @@ def history(analyzer: LogAnalyzer, runs: int) -> PipelineLogBaseline:
 def final(
     analyzer: LogAnalyzer, state: RunLogState, baseline: PipelineLogBaseline | None
 ) -> list[Anomaly]:
-    return analyzer.detect(
-        state, baseline, state.run_id, T0 + timedelta(days=9), CFG, True, run_active=False
-    )
+    return analyzer.detect(state, baseline, state.run_id, T0 + timedelta(days=9), CFG, True)
 
 
 def types(found: Sequence[Anomaly]) -> list[tuple[str, str]]:
@@ -397,41 +394,6 @@ def test_known_templates_are_not_new_even_with_a_foreign_miner() -> None:
     for line in normal_run(4):
         other.feed(state, line, miner)
     assert final(other, state, baseline) == []
-
-
-# --------------------------------------------------------------------------------------------
-# Log silence
-
-
-def test_log_silence_while_active_only() -> None:
-    analyzer = LogAnalyzer(CFG)
-    lines = normal_run(0, minutes=2)
-    state = analyze(analyzer, "run-0", lines, None)
-    last = max(line.event_time for line in lines)
-    quiet = last + timedelta(seconds=CFG.silence_s)
-    assert analyzer.detect(state, None, "run-0", quiet - timedelta(seconds=1), CFG) == []
-    (silent,) = analyzer.detect(state, None, "run-0", quiet, CFG)
-    assert silent.type == LOG_SILENCE and silent.subject == "shop-ci-0-db-7d9f8c6b5-m4v7r"
-    assert (silent.window_start, silent.window_end, silent.detected_at) == (last, quiet, quiet)
-    later = analyzer.detect(state, None, "run-0", quiet + timedelta(hours=1), CFG)
-    assert [a.anomaly_id for a in later] == [silent.anomaly_id]
-    assert analyzer.detect(state, None, "run-0", quiet, CFG, run_active=False) == []
-    assert analyzer.detect(state, None, "run-0", quiet, CFG, True) == []
-    # No lines at all: nothing to say about silence.
-    assert analyzer.detect(analyzer.new_state("empty"), None, "empty", quiet, CFG) == []
-
-
-def test_log_silence_per_active_pod() -> None:
-    analyzer = LogAnalyzer(CFG)
-    runner, db = "shop-ci-0-build-x2kzq", "shop-ci-0-db-7d9f8c6b5-m4v7r"
-    lines = normal_run(0, minutes=2)
-    lines.append(_line(db, "LOG:  still alive", T0 + timedelta(minutes=20)))
-    state = analyze(analyzer, "run-0", lines, None)
-    now = T0 + timedelta(minutes=21)
-    assert analyzer.detect(state, None, "run-0", now, CFG) == []  # the run as a whole logs
-    found = analyzer.detect(state, None, "run-0", now, CFG, active_pods={runner, db})
-    assert types(found) == [(LOG_SILENCE, runner)]
-    assert analyzer.detect(state, None, "run-0", now, CFG, active_pods={db}) == []
 
 
 # --------------------------------------------------------------------------------------------

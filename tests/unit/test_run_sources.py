@@ -91,14 +91,19 @@ def job(signal_id: str, second: float, status: RunStatus, **fields: Any) -> RunS
 
 
 def fold(inputs: list[RunSignal | CiEvent], policy: Policy = POLICY) -> RunState:
-    state: RunState | None = None
+    # Stored as bytes between inputs, as the worker's table stores it: a merge that changed
+    # its input in place instead of its result would lose the change here, as in the worker.
+    stored: bytes | None = None
     for item in inputs:
+        state = RunState.from_bytes(stored) if stored is not None else None
         if isinstance(item, CiEvent):
-            state = apply(state, item, policy=policy) or state
+            changed = apply(state, item, policy=policy)
         else:
-            state = apply_signal(state, item, policy) or state
-    assert state is not None
-    return state
+            changed = apply_signal(state, item, policy)
+        if changed is not None:
+            stored = changed.to_bytes()
+    assert stored is not None
+    return RunState.from_bytes(stored)
 
 
 def test_a_bare_job_is_a_run_closed_by_its_condition() -> None:
@@ -254,12 +259,13 @@ def test_jenkins_finalized_does_not_stretch_the_build() -> None:
 # -- any order, any duplication ----------------------------------------------------------------
 
 INPUTS: list[RunSignal | CiEvent] = [
-    signal("act0", SignalKind.ACTIVITY, 0.5, source="logs"),  # the earliest input of all
+    signal("act0", SignalKind.ACTIVITY, 0.5, source="logs", log_pod="e2e-x"),  # earliest input
     ci_run("c1", RunStatus.RUNNING, 1, started_at=at(1)),
     job("j1", 2, RunStatus.RUNNING),
     pod("p1", 3, "Pending"),
     pod("p2", 6, "Running", version="2"),
-    signal("act", SignalKind.ACTIVITY, 60, source="logs"),
+    signal("act", SignalKind.ACTIVITY, 60, source="logs", log_pod="e2e-x"),
+    signal("act2", SignalKind.ACTIVITY, 40, source="logs", log_pod="e2e-x"),
     signal(
         "s1", SignalKind.STAGE, 20, stage_id="jenkins-stage:Build", stage_name="Build",
         status=RunStatus.RUNNING, started_at=at(20), source="logs",

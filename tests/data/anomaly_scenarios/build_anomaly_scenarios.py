@@ -1118,6 +1118,7 @@ def simulate(name: str, flush: bool) -> Replay:
     """What the worker would find in capture `name` (see the module docstring)."""
     from processors.infra import attribute, detect_infra
     from processors.log_detectors import LogAnalyzer
+    from processors.log_silence import detect_log_silence
     from processors.runs import Policy, advance, apply_signal, has_test_batch
     from processors.signals import LogSignals, route, signals_from_k8s
     from processors.test_detectors import (
@@ -1180,14 +1181,11 @@ def simulate(name: str, flush: bool) -> Replay:
                 infra.setdefault(anomaly.anomaly_id, anomaly)
             log_state = log_states.get(run_id)
             if log_state is not None and mark is not None and not final:
-                for anomaly in analyzer.detect(
-                    log_state,
-                    None,
-                    run_id,
-                    mark,
-                    cfg.logs,
-                    final=False,
-                    run_active=not state.status.terminal,
+                for anomaly in analyzer.detect(log_state, None, run_id, mark, cfg.logs):
+                    app[(run_id, anomaly.type, anomaly.subject)] = anomaly
+            if cfg.logs.silence_s is not None:
+                for anomaly in detect_log_silence(
+                    state, mark, cfg.logs.silence_s, settings.tracking.activity_bucket_s
                 ):
                     app[(run_id, anomaly.type, anomaly.subject)] = anomaly
 
@@ -1266,7 +1264,6 @@ def simulate(name: str, flush: bool) -> Replay:
                 final_mark,
                 cfg.logs,
                 final=True,
-                run_active=False,
             ):
                 found[(anomaly.run_id, anomaly.type, anomaly.subject)] = anomaly
             baselines[state.pipeline] = analyzer.update_baseline(
