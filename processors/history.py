@@ -37,6 +37,11 @@ class HistoryEntry(BaseModel):
 
     run: RunRecord
     logs: RunLogState | None = None
+    warm: bool = Field(
+        default=False,
+        description="Read back from the store at start-up (processors.warm_start): recorded "
+        "if the history does not know the run yet, never judged.",
+    )
 
 
 class PipelineRecord(BaseModel):
@@ -80,15 +85,28 @@ def judge(
     except ValidationError as exc:
         return HistoryOutcome(error=f"not a valid history entry: {exc}")
     run = entry.run
+    if entry.warm and kept is not None and _knows(kept, run, config):
+        return HistoryOutcome(record=kept)
     history = kept.tests if kept else PipelineHistory(pipeline=run.pipeline, branch=run.branch)
-    anomalies = detect_tests(history, run, config)
+    anomalies = [] if entry.warm else detect_tests(history, run, config)
     baseline = kept.logs if kept else None
     if logs is not None and entry.logs is not None:
-        if not run.infra_caused:  # the infrastructure's errors are not the application's
+        if not run.infra_caused and not entry.warm:  # infrastructure errors are not the app's
             anomalies += logs.detect(entry.logs, baseline, run.run_id, run.finished_at, final=True)
         baseline = logs.update_baseline(baseline, entry.logs, window_stats=not run.infra_caused)
     updated = PipelineRecord(tests=record(history, run, config), logs=baseline)
     return HistoryOutcome(record=updated, anomalies=anomalies)
+
+
+def _knows(kept: PipelineRecord, run: RunRecord, config: TestDetectorsConfig) -> bool:
+    """Whether a warm entry would tell the history nothing: it has the run already, or the
+    history is full of runs newer than it (recording it would only push a newer one out)."""
+    runs = kept.tests.runs
+    if any(known.run_id == run.run_id for known in runs):
+        return True
+    if kept.logs is not None and run.run_id in kept.logs.recorded:
+        return True
+    return len(runs) >= config.history_runs and run.order_key < runs[0].order_key
 
 
 def encode_results(results: Sequence[TestResult]) -> bytes:

@@ -63,6 +63,12 @@ def analyze_capture(
             }
         )
         sink = settings.sink.model_copy(update={"batch_seconds": 0.2})
+        # The capture alone decides what is found: no baselines from any store's history.
+        anomaly_settings = settings.anomalies.model_copy(
+            update={
+                "warm_start": settings.anomalies.warm_start.model_copy(update={"enabled": False})
+            }
+        )
         run_settings = settings.model_copy(
             update={
                 "embedded": embedded,
@@ -71,6 +77,7 @@ def analyze_capture(
                 "tracking": tracking,
                 "topics": topics,
                 "sink": sink,
+                "anomalies": anomaly_settings,
             }
         )
         stack = EmbeddedStack(run_settings, broker_kind=broker)

@@ -226,6 +226,7 @@ def cmd_api(args: argparse.Namespace) -> int:
 
 
 def cmd_sink(args: argparse.Namespace) -> int:
+    from sentinel.warm_start import start_warm_start
     from sinks.clickhouse.migrations import migrate
     from sinks.clickhouse.sink import ClickHouseSink, default_routes
     from sinks.clickhouse.store import open_store
@@ -235,6 +236,7 @@ def cmd_sink(args: argparse.Namespace) -> int:
     store = open_store(settings)
     migrate(store)
     sink = ClickHouseSink(settings, store, default_routes(settings))
+    start_warm_start(settings, store)
     stop = threading.Event()
     _on_signals(lambda: stop.set())
     try:

@@ -280,16 +280,38 @@ class LogDetectorsConfig(Section):
         default=5.0, gt=1, description="Errors per window above baseline mean x this..."
     )
     spike_min_errors: int = Field(default=10, ge=1, description="...and at least this many.")
-    silence_s: float = Field(
-        default=900.0, gt=0, description="No log line from a running run's pods for this long."
+    silence_s: float | None = Field(
+        default=900.0,
+        gt=0,
+        description="A running pod of an active run that logged before and then nothing for "
+        "this long (event time) is log_silence; null = off.",
     )
     min_samples: int = Field(default=3, ge=1, description="Earlier runs needed for a baseline.")
+
+
+class WarmStartConfig(Section):
+    """Baselines read back from the store's history at start-up (processors.warm_start)."""
+
+    enabled: bool = True
+    lookback_days: float = Field(
+        default=30.0, gt=0, le=3650, description="Only runs that finished this recently."
+    )
+    min_age_s: float = Field(
+        default=900.0,
+        ge=0,
+        description="Only runs that finished at least this long ago (wall clock): younger ones "
+        "are still the live worker's to judge.",
+    )
+    max_log_lines_per_run: int = Field(
+        default=10_000, ge=0, description="Log lines read back per run (0 = test history only)."
+    )
 
 
 class AnomaliesConfig(Section):
     infra: InfraDetectorsConfig = Field(default_factory=InfraDetectorsConfig)
     tests: TestDetectorsConfig = Field(default_factory=TestDetectorsConfig)
     logs: LogDetectorsConfig = Field(default_factory=LogDetectorsConfig)
+    warm_start: WarmStartConfig = Field(default_factory=WarmStartConfig)
 
 
 class StructureConfig(Section):

@@ -46,6 +46,7 @@ from sentinel.kafka_clients import (
     producer_config,
 )
 from sentinel.topic_admin import ensure_topics
+from sentinel.warm_start import start_warm_start
 from sinks.clickhouse.migrations import migrate
 from sinks.clickhouse.sink import ClickHouseSink, default_routes
 from sinks.clickhouse.store import Store, open_store
@@ -109,6 +110,7 @@ class StoreOwner:
         self.sink: ClickHouseSink | None = None
         self._sink_stop = threading.Event()
         self._sink_thread: threading.Thread | None = None
+        self.warm_start: threading.Thread | None = None
 
     @property
     def github(self) -> GithubIngest | None:
@@ -121,6 +123,8 @@ class StoreOwner:
         if applied:
             log.info("applied store migrations %s", ", ".join(applied))
         self.intake.start()
+        if self.run_sink:  # one warm start per store owner: the one that runs the sink
+            self.warm_start = start_warm_start(settings, self.store)
         if self.run_sink:
             self.sink = ClickHouseSink(settings, self.store, default_routes(settings))
             self._sink_thread = threading.Thread(
@@ -169,6 +173,8 @@ class StoreOwner:
         )
 
     def stop(self) -> None:
+        if self.warm_start is not None:
+            self.warm_start.join(30)
         if self._sink_thread is not None:
             self._sink_stop.set()
             self._sink_thread.join(30)
