@@ -99,6 +99,7 @@ def create_app(settings: Settings) -> faust.App:
     history_topic = app.topic(names.run_history, partitions=partitions, **raw)
     history_table = _bytes_table(app, "pipeline-history", partitions, large=True)
     test_config = settings.anomalies.tests
+    infra_config = settings.anomalies.infra if settings.anomalies.infra.enabled else None
     # A run's log analysis state until it ends (then its history entry carries it).
     logs_table = _bytes_table(app, "run-logs", partitions, large=True)
     log_analyzer = LogAnalyzer(settings.anomalies.logs)
@@ -258,7 +259,7 @@ def create_app(settings: Settings) -> faust.App:
                 key = finished.run_id.encode()
                 run_logs = RunLogs.load(logs_table.get(key), finished.run_id, log_analyzer)
                 entry = history_entry(
-                    finished, decode_results(tests_table.get(key)), run_logs.state
+                    finished, decode_results(tests_table.get(key)), run_logs.state, infra_config
                 )
                 if entry is not None:
                     history_key, history_message = entry

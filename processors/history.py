@@ -11,11 +11,12 @@ its anomalies have the same ids, so redelivery changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
+from processors.infra import detect_infra, infra_affected_tests
 from processors.log_detectors import LogAnalyzer, PipelineLogBaseline, RunLogState
 from processors.log_templates import LogTemplateMiner
 from processors.test_detectors import (
@@ -27,7 +28,7 @@ from processors.test_detectors import (
     summarise_run,
 )
 from schemas.messages import Anomaly, LogLine, RunState, TestResult
-from sentinel.config import TestDetectorsConfig
+from sentinel.config import InfraDetectorsConfig, TestDetectorsConfig
 
 _JSON_LIST: TypeAdapter[list[dict[str, object]]] = TypeAdapter(list[dict[str, object]])
 
@@ -52,12 +53,25 @@ class PipelineRecord(BaseModel):
 
 
 def history_entry(
-    state: RunState, results: Sequence[TestResult], logs: RunLogState | None = None
+    state: RunState,
+    results: Sequence[TestResult],
+    logs: RunLogState | None = None,
+    infra: InfraDetectorsConfig | None = None,
 ) -> tuple[str, HistoryEntry] | None:
-    """(history key, entry) of a finished run; None for a run with no pipeline to compare with."""
+    """(history key, entry) of a finished run; None for a run with no pipeline to compare with.
+
+    With `infra`, failed tests that ran during one of the run's infrastructure faults are
+    marked infrastructure-caused (never flaky, never a regression) even when the run passed.
+    """
     if not state.pipeline:
         return None
-    entry = summarise_run(state, results, infra_caused=state.attribution is not None)
+    infra_tests: Collection[str] = ()
+    if infra is not None and state.attribution is None:
+        end = state.finished_at or state.updated_at
+        infra_tests = infra_affected_tests(results, detect_infra(state, end, infra)).keys()
+    entry = summarise_run(
+        state, results, infra_caused=state.attribution is not None, infra_tests=infra_tests
+    )
     return history_key(state.pipeline, state.branch), HistoryEntry(run=entry, logs=logs)
 
 

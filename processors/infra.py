@@ -106,6 +106,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from processors.anomaly_ids import anomaly_id
+from processors.test_detectors import result_key
 from schemas.messages import (
     Anomaly,
     AnomalyCategory,
@@ -115,6 +116,8 @@ from schemas.messages import (
     RunState,
     RunStatus,
     Severity,
+    TestResult,
+    TestStatus,
 )
 from sentinel.config import InfraDetectorsConfig
 
@@ -185,6 +188,29 @@ def overlaps(anomaly: Anomaly, start: datetime | None, end: datetime | None) -> 
     if end is not None and _utc(anomaly.window_start) > _utc(end):
         return False
     return start is None or _utc(anomaly.window_end) >= _utc(start)
+
+
+def infra_affected_tests(
+    results: Sequence[TestResult], anomalies: Sequence[Anomaly]
+) -> dict[str, list[str]]:
+    """Failed tests (any attempt failed or errored) that ran while an `INFRA_CAUSES` fault of
+    their run was happening: test key (``suite::name``) -> ids of those faults. A test's window
+    is [reported - duration, reported] (just the report time when no duration is known). Such a
+    test is the infrastructure's, not flaky and not a regression, even when the run as a whole
+    passed (a retry on a healthy pod)."""
+    causes = [a for a in anomalies if a.type in INFRA_CAUSES]
+    affected: dict[str, set[str]] = {}
+    for result in results:
+        if result.status not in (TestStatus.FAILED, TestStatus.ERROR):
+            continue
+        end = _utc(result.event_time)
+        start = end - timedelta(seconds=result.duration_s or 0.0)
+        hits = {
+            a.anomaly_id for a in causes if a.run_id == result.run_id and overlaps(a, start, end)
+        }
+        if hits:
+            affected.setdefault(result_key(result.suite, result.name), set()).update(hits)
+    return {key: sorted(ids) for key, ids in sorted(affected.items())}
 
 
 def attribute(run: RunState, anomalies: Sequence[Anomaly]) -> Attribution | None:

@@ -20,6 +20,7 @@ from processors.history import HistoryEntry, history_entry
 from processors.log_detectors import LogAnalyzer
 from processors.signals import worth_analysing
 from schemas.messages import LogLine, RunState, TestResult
+from sentinel.config import InfraDetectorsConfig
 
 
 @dataclass(frozen=True)
@@ -32,11 +33,12 @@ class StoredRun:
 
 
 def warm_entries(
-    runs: Iterable[StoredRun], analyzer: LogAnalyzer
+    runs: Iterable[StoredRun], analyzer: LogAnalyzer, infra: InfraDetectorsConfig | None = None
 ) -> list[tuple[str, HistoryEntry]]:
     """(history key, warm entry) per finished run with a pipeline, oldest first.
 
-    Log lines are analysed exactly as the worker analyses them live (only warning/error lines
+    Tests are attributed to infrastructure faults as when the run ended live (`infra`). Log
+    lines are analysed exactly as the worker analyses them live (only warning/error lines
     and stack-trace continuations, in event-time order, on the pipeline's miner), so the log
     baseline a warm start builds is the one living through those runs would have built.
     """
@@ -57,7 +59,7 @@ def warm_entries(
             miner = analyzer.miner_for(state.pipeline)
             for line in analysed:
                 analyzer.feed(logs, line, miner)
-        entry = history_entry(state, run.results, logs)
+        entry = history_entry(state, run.results, logs, infra)
         if entry is not None:
             key, message = entry
             out.append((key, message.model_copy(update={"warm": True})))

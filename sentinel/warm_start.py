@@ -146,7 +146,8 @@ def warm_start(
         return None
     began = time.monotonic()
     stored = read_history(store, settings, now or datetime.now(UTC))
-    entries = warm_entries(stored, LogAnalyzer(settings.anomalies.logs))
+    infra = settings.anomalies.infra if settings.anomalies.infra.enabled else None
+    entries = warm_entries(stored, LogAnalyzer(settings.anomalies.logs), infra)
     if entries:
         publisher = KafkaPublisher(producer_config(settings), component="warm-start")
         try:

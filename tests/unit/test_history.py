@@ -4,10 +4,24 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from processors.history import decode_results, encode_results, history_entry, judge
-from schemas.messages import RunAttribution, RunState, RunStatus, TestCounts, TestResult
+from processors.history import (
+    HistoryEntry,
+    decode_results,
+    encode_results,
+    history_entry,
+    judge,
+)
+from schemas.messages import (
+    ContainerState,
+    PodState,
+    RunAttribution,
+    RunState,
+    RunStatus,
+    TestCounts,
+    TestResult,
+)
 from schemas.messages import TestStatus as Outcome
-from sentinel.config import TestDetectorsConfig
+from sentinel.config import InfraDetectorsConfig, TestDetectorsConfig
 
 T0 = datetime(2026, 4, 1, 2, 0, tzinfo=UTC)
 CONFIG = TestDetectorsConfig(min_samples=3)
@@ -91,3 +105,48 @@ def test_runs_without_a_pipeline_have_no_history() -> None:
 
 def test_a_broken_entry_is_an_error_not_a_crash() -> None:
     assert judge(None, b"{}", CONFIG).error is not None
+
+
+def test_a_test_that_failed_while_its_pod_was_oom_killed_is_not_flaky() -> None:
+    """The run passed on a retry, so it is not infrastructure-caused as a whole; but the first
+    attempt failed while the container was being OOMKilled: that is the node, not the test."""
+    state = run(5)
+    start = state.started_at
+    assert start is not None
+    oom = ContainerState(
+        name="pytest", state="running", restarts=1, started_at=start + timedelta(seconds=130),
+        last_reason="OOMKilled", last_exit_code=137,
+        last_started_at=start + timedelta(seconds=5),
+        last_finished_at=start + timedelta(seconds=120),
+    )  # fmt: skip
+    pod = PodState(
+        uid="u-5", name="nightly-5-x", phase="Running", containers=[oom],
+        created_at=start, started_at=start, updated_at=start + timedelta(seconds=130),
+    )  # fmt: skip
+    state = state.model_copy(update={"pods": [pod]})
+
+    def attempt(n: int, status: Outcome, second: float) -> TestResult:
+        return TestResult(
+            run_id=state.run_id, suite="tests.test_api", name="test_pay", status=status,
+            attempt=n, duration_s=30.0, source="pytest-log",
+            event_time=start + timedelta(seconds=second),
+        )  # fmt: skip
+
+    retried = [attempt(1, Outcome.FAILED, 110), attempt(2, Outcome.PASSED, 200)]
+    blind = history_entry(state, retried)
+    aware = history_entry(state, retried, infra=InfraDetectorsConfig())
+    assert blind is not None and aware is not None
+    assert [(a.type, a.subject) for a in judge(None, _raw(blind), CONFIG).anomalies] == [
+        ("flaky_test", "tests.test_api::test_pay")
+    ]
+    assert judge(None, _raw(aware), CONFIG).anomalies == []
+    assert aware[1].run.tests["tests.test_api::test_pay"].infra_caused
+    # A failure outside the OOM window is still the test's own.
+    later = [attempt(1, Outcome.FAILED, 170), attempt(2, Outcome.PASSED, 200)]
+    still = history_entry(state, later, infra=InfraDetectorsConfig())
+    assert still is not None
+    assert [a.type for a in judge(None, _raw(still), CONFIG).anomalies] == ["flaky_test"]
+
+
+def _raw(entry: tuple[str, HistoryEntry]) -> bytes:
+    return entry[1].model_dump_json().encode()

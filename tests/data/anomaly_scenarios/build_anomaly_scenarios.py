@@ -1116,7 +1116,7 @@ class Replay:
 
 def simulate(name: str, flush: bool) -> Replay:
     """What the worker would find in capture `name` (see the module docstring)."""
-    from processors.infra import attribute, detect_infra
+    from processors.infra import attribute, detect_infra, infra_affected_tests
     from processors.log_detectors import LogAnalyzer
     from processors.log_silence import detect_log_silence
     from processors.runs import Policy, advance, apply_signal, has_test_batch
@@ -1247,7 +1247,14 @@ def simulate(name: str, flush: bool) -> Replay:
             (False, blind_histories, blind),
         ):
             hist = store.get(key) or PipelineHistory(pipeline=state.pipeline, branch=state.branch)
-            current = summarise_run(state, results.get(state.run_id, []), infra_caused=caused)
+            run_results = results.get(state.run_id, [])
+            # The infra-aware path marks tests that failed during a fault (as the worker does);
+            # the blind one, what a tool without cluster events would conclude, does not.
+            aware = sink is None and attribution is None
+            infra_tests = infra_affected_tests(run_results, own) if aware else {}
+            current = summarise_run(
+                state, run_results, infra_caused=caused, infra_tests=infra_tests
+            )
             for anomaly in detect_tests(hist, current, cfg.tests):
                 if sink is None:
                     found[(anomaly.run_id, anomaly.type, anomaly.subject)] = anomaly
