@@ -12,10 +12,16 @@ preprocessing steps:
    not look like a header are left alone. Disable with ``strip_headers=False`` when the input is
    already the message body.
 2. `mask` replaces variable parts with named placeholders (``<IP>``, ``<NUM>``, ...): URLs,
-   e-mail addresses, UUIDs, timestamps and dates, IPv4 / IPv6 addresses (with ports), MAC
-   addresses, Kubernetes pod-name suffixes, hex numbers and ids, file paths that contain digits,
-   and finally any remaining token that contains a digit. Placeholders are ordinary tokens for
-   Drain: two lines with ``<IP>`` at the same position agree there.
+   e-mail addresses, UUIDs, timestamps and dates, IPv4 / IPv6 addresses and host names with
+   ports (``www.example.com:443`` is an ``<IP>`` too), MAC addresses, Kubernetes pod-name
+   suffixes, durations with their unit as one token (``15 ms``, ``<1 sec``: ``<DUR>``), hex
+   numbers and ids, file paths that contain digits, and finally any remaining token that
+   contains a digit. A size restated in other units (``1188 bytes (1.16 KB)``) is reduced to
+   its first statement first, so messages keep one token count.
+
+Drain then compares a message with a template token by token (drain3's tree and clustering,
+with one change to the similarity, see `_Drain`): a position where both hold a variable is
+left out, since two variables agreeing says nothing about the template.
 
 Configuration (one for every log source; users do not tune per source): see `MinerConfig`
 and `DEFAULT_CONFIG`.
@@ -41,6 +47,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from drain3.drain import Drain
 from drain3.masking import AbstractMaskingInstruction, LogMasker, MaskingInstruction
 from drain3.template_miner import TemplateMiner
 from drain3.template_miner_config import TemplateMinerConfig
@@ -73,6 +80,21 @@ _IPV6 = (
     rf"|(?:{_H16}:){{1,7}}:(?:{_H16}(?::{_H16}){{0,6}})?"
     rf"|::(?:{_H16}(?::{_H16}){{0,6}})?)"
 )
+# Host names with a port (``www.example.com:443``): dotted labels ending in a lower-case alphabetic
+# top-level label. A file name and line (``Foo.java:12``, ``main.go:42``, ``app.log:7``) or a
+# field (``state.topAmount:180``) is not a host name.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?"
+_FILE_EXT = (
+    r"(?:c|cc|cpp|cs|go|h|hpp|java|js|jsx|kt|m|mm|php|pl|py|rb|rs|scala|sh|swift|ts|tsx"
+    r"|cfg|conf|csv|ini|json|log|properties|toml|txt|xml|yaml|yml)"
+)
+_HOST_PORT = rf"(?:{_LABEL}\.)+(?!{_FILE_EXT}:)[a-z]{{2,63}}:\d{{1,5}}"
+# A number with a unit of time; a data size with the same size in other units in parentheses.
+_NUMBER = r"\d+(?:[.,]\d+)?"
+_SIZE = rf"{_NUMBER}\s?(?:[KMGTPE]i?B|kB|bytes?|B)"
+_DUR_UNIT = (
+    r"(?:ns|us|µs|ms|s|secs?|seconds?|mins?|minutes?|h|hrs?|hours?|days?|millis(?:econds?)?)"
+)
 # Kubernetes random suffixes use the alphabet of k8s.io/apimachinery/pkg/util/rand (no vowels,
 # no 0, 1, 3), so ``web-7d9f8c6b5-x2kzq`` and ``job-x2kzq`` are caught but ``check-state`` is not.
 _K8S = r"[bcdfghjklmnpqrstvwxz2456789]"
@@ -99,16 +121,19 @@ DEFAULT_MASKS: tuple[tuple[str, str], ...] = (
     # Addresses (IPv6 before MAC and hex, IPv4 before numbers). Ports ride along.
     (rf"\[{_IPV6}\](?::\d+)?|{_L}{_IPV6}(?![\w:])", "IP"),
     (rf"{_L}{_IPV4}(?::\d{{1,5}})?(?![\w.])", "IP"),
+    (rf"(?<![\w.\-@/:]){_HOST_PORT}(?![\w.:])", "IP"),
     (r"\b[0-9A-Fa-f]{2}(?:[:\-][0-9A-Fa-f]{2}){5}\b", "MAC"),
     # Kubernetes pod names: keep the workload name, mask the generated suffix.
     (rf"(?<=[a-z0-9]-)(?:{_K8S}{{6,10}}|\d{{6,10}})-{_K8S}{{5}}\b(?!-)", "POD"),
     (rf"(?<=[a-z0-9]-){_K8S}{{5}}\b(?!-)", "POD"),
+    # Durations with their unit, as one token: ``15 ms``, ``2.5s``, ``<1 sec``.
+    (rf"(?<![\w.\-<>+])[<>~+\-]?{_NUMBER}\s?{_DUR_UNIT}(?![\w\-])", "DUR"),
     # Hex numbers and hex ids (at least one digit, so plain words stay).
     (r"\b0[xX][0-9a-fA-F]+\b", "NUM"),
     (r"\b(?=[0-9a-fA-F]*[a-fA-F])(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{8,}\b", "NUM"),
     # Identifiers mixing letters and digits (blk_-123, job_1_0001, node-246), then numbers.
     (r"(?<![\w<>])(?=[\w\-$#@]*[A-Za-z_])[\w\-$#@]*\d[\w\-$#@]*", "NUM"),
-    (r"(?<![\w<>])[-+]?\d+(?:\.\d+)*(?![\w<>])", "NUM"),
+    (r"(?<![\w<>])[-+]?\d+(?:\.\d+)*(?![\w<])", "NUM"),
 )
 
 
@@ -139,11 +164,30 @@ class _CollapseLists(AbstractMaskingInstruction):  # type: ignore[misc]
         return self._REGEX.sub(r"<\1>", content)
 
 
+class _DropSizeRestatement(AbstractMaskingInstruction):  # type: ignore[misc]
+    """First masking step: ``1188 bytes (1.16 KB)`` is one size, stated twice; keep the first.
+
+    So a message has as many tokens whether or not the size was large enough to be restated.
+    """
+
+    _REGEX = re.compile(rf"(?<![\w.])({_SIZE})\s*\(\s*{_SIZE}\s*\)(?![\w\-])")
+
+    def __init__(self) -> None:
+        super().__init__("SIZE")
+
+    def mask(self, content: str, mask_prefix: str, mask_suffix: str) -> str:
+        return self._REGEX.sub(r"\1", content)
+
+
 def masking_instructions(
     masks: Sequence[tuple[str, str]] = DEFAULT_MASKS,
 ) -> list[AbstractMaskingInstruction]:
-    """drain3 masking instructions for ``masks`` (applied in order), list collapsing last."""
-    out: list[AbstractMaskingInstruction] = [MaskingInstruction(p, n) for p, n in masks]
+    """drain3 masking instructions for ``masks`` (applied in order).
+
+    Dropping a restated size comes first, list collapsing last.
+    """
+    out: list[AbstractMaskingInstruction] = [_DropSizeRestatement()]
+    out.extend(MaskingInstruction(p, n) for p, n in masks)
     out.append(_CollapseLists())
     return out
 
@@ -252,6 +296,46 @@ def strip_header(line: str) -> str:
     return rest or line.strip()
 
 
+_PLACEHOLDER = re.compile(r"[^\w<>]*<[A-Z]+>[^\w<>]*")
+
+
+class _Drain(Drain):  # type: ignore[misc]
+    """drain3's Drain with a similarity that knows about mask placeholders.
+
+    Drain's similarity of a template and a message of the same length is the fraction of positions
+    where they agree. Here, positions where both hold a variable are left out of the fraction:
+    the same placeholder token on both sides (``<NUM>``, or ``<IP>,`` with punctuation around
+    it), or a placeholder in the message under a template's ``<*>``. Two variables agreeing
+    says nothing about whether the messages share a template, so ``copy <NUM> <NUM> <NUM> done``
+    and ``... failed`` are 1 of 2, not 4 of 5, alike (and not merged), while a message that
+    differs from a template only in variables matches it fully. Elsewhere a template's ``<*>``
+    counts as in drain3 (a position, not a match), and different placeholders (``<IP>`` vs
+    ``<NUM>``) differ. The prefix tree, clustering and template updates are drain3's.
+    """
+
+    def get_seq_distance(
+        self, seq1: Sequence[str], seq2: Sequence[str], include_params: bool
+    ) -> tuple[float, int]:
+        positions = 0
+        alike = 0
+        params = 0
+        for token1, token2 in zip(seq1, seq2, strict=True):
+            if token1 == self.param_str:
+                params += 1
+                if include_params:  # drain3's match(): a parameter position is a match
+                    positions += 1
+                    alike += 1
+                elif not _PLACEHOLDER.fullmatch(token2):
+                    positions += 1
+            elif token1 == token2:
+                if not _PLACEHOLDER.fullmatch(token1):
+                    positions += 1
+                    alike += 1
+            else:
+                positions += 1
+        return (alike / positions if positions else 1.0), params
+
+
 class LogTemplateMiner:
     """Drain template miner with generic header stripping and masking.
 
@@ -271,6 +355,15 @@ class LogTemplateMiner:
         tm_config.masking_instructions = masking_instructions(config.masks)
         tm_config.parametrize_numeric_tokens = True
         self._miner = TemplateMiner(config=tm_config)
+        self._miner.drain = _Drain(
+            sim_th=config.sim_th,
+            depth=config.depth,
+            max_children=config.max_children,
+            max_clusters=config.max_clusters,
+            extra_delimiters=list(config.extra_delimiters),
+            param_str=self._miner.drain.param_str,
+            parametrize_numeric_tokens=True,
+        )
         self._ids: dict[int, str] = {}  # drain cluster id -> template id
         self._owner: dict[str, int] = {}  # template id -> drain cluster id
 
