@@ -142,6 +142,8 @@ def test_restarting_the_worker_mid_history_changes_no_anomaly(
     records = list(read_capture(history.with_suffix(".jsonl")))
     sections = yaml.safe_load(history.with_suffix(".config.yaml").read_text()) or {}
     sections.setdefault("tracking", {}).update(
+        # The default commit interval, not analyze's 0.2 s: with 0.2 s a restarted worker
+        # stopped fetching in 2 of about 7 runs (Faust; cause not found, see issue 4's note).
         {"idle_watermark_s": None, "allowed_lateness_s": 10 * 365 * 24 * 3600}
     )
     chunks = [chunk for chunk, _ in quiet_chunks(records, 60.0)]
