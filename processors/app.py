@@ -42,7 +42,7 @@ from processors.source_signals import signals_from_source, watermark_signal
 from processors.tracking import RunTracker, TrackerConfig, decode_state
 from schemas.messages import DeadLetter, LogLine, RunSignal, RunState, TestResult
 from sentinel.config import Settings
-from sentinel.kafka_clients import bootstrap_servers, read_range
+from sentinel.kafka_clients import bootstrap_servers, committed_offset, read_range
 from sentinel.metrics import DEAD_LETTERS
 
 log = logging.getLogger("sentinel.worker")
@@ -145,24 +145,29 @@ def create_app(settings: Settings) -> faust.App:
     recovery_lines = settings.tracking.log_recovery_lines
 
     async def resume_log_streams(partition: int, offset: int) -> None:
+        # What the previous worker processed ends at the group's committed offset, not at the
+        # first offset delivered to this one: Faust may deliver from elsewhere before it seeks
+        # to the committed offset. Lines past the commit were not processed: they must give
+        # their signals when they come (and lines before it, delivered again, give nothing).
+        committed = committed_offset(settings, settings.worker_app_id, names.logs, partition)
+        end = offset if committed is None else committed
         starts: dict[bytes, int] = {}
         for key, value in list(stream_starts.items()):
             where = json.loads(value)
-            if where["p"] == partition and where["o"] < offset:
+            if where["p"] == partition and where["o"] < end:
                 starts[bytes(key)] = int(where["o"])
-        for key in [k for k, start in starts.items() if start < offset - recovery_lines]:
+        for key in [k for k, start in starts.items() if start < end - recovery_lines]:
             del stream_starts[key]  # too far back: that stream starts over
             del starts[key]
         if not starts:
             return
         first = min(starts.values())
-        # Read in the event loop on purpose: nothing else of this worker may run until its
-        # parsers are rebuilt (awaiting a thread here let Faust go on mid-recovery, and the
-        # restarted worker then sometimes stopped fetching altogether).
-        lines = read_range(settings, names.logs, partition, first, offset)
+        # Read in the event loop on purpose: nothing else of this worker runs until its
+        # parsers are rebuilt.
+        lines = read_range(settings, names.logs, partition, first, end)
         for key, value, at in lines:
-            if key is not None and value is not None and at >= starts.get(key, offset):
-                # Sent before the restart: the outputs are discarded.
+            if key is not None and value is not None and at >= starts.get(key, end):
+                # Processed before the restart: the outputs were sent then.
                 signals_from_source(False, value, log_signals, (partition, at))
         log.info(
             "resumed %d log streams of %s[%d] from %d lines",

@@ -102,3 +102,16 @@ def read_range(
     finally:
         consumer.close()
     return found
+
+
+def committed_offset(settings: Settings, group: str, topic: str, partition: int) -> int | None:
+    """The offset `group` has committed on one partition (None when it never committed).
+    Read with a consumer that never joins the group."""
+    consumer = Consumer(consumer_config(settings, group))
+    try:
+        (found,) = consumer.committed([TopicPartition(topic, partition)], timeout=30)
+    finally:
+        consumer.close()
+    if found.error is not None:
+        raise KafkaException(found.error)
+    return found.offset if found.offset >= 0 else None
