@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime
+from datetime import datetime
+
+from schemas.utc import utc_iso
 
 
 def anomaly_id(
@@ -17,8 +19,3 @@ def anomaly_id(
 ) -> str:
     parts = [run_id, kind, subject, *extra, utc_iso(start), utc_iso(end)]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
-
-
-def utc_iso(when: datetime) -> str:
-    aware = when.astimezone(UTC) if when.tzinfo is not None else when.replace(tzinfo=UTC)
-    return aware.isoformat(timespec="microseconds")

@@ -100,7 +100,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -119,6 +119,7 @@ from schemas.messages import (
     TestResult,
     TestStatus,
 )
+from schemas.utc import as_utc as _utc
 from sentinel.config import InfraDetectorsConfig
 
 OOM_KILLED = "oom_killed"
@@ -784,10 +785,6 @@ def _extra_time(value: Any) -> datetime | None:
 
 def _on_node(node: str | None) -> str:
     return f" on node {node}" if node else ""
-
-
-def _utc(when: datetime) -> datetime:
-    return when.astimezone(UTC) if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def _iso(when: datetime) -> str:

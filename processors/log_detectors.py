@@ -97,6 +97,7 @@ from processors.anomaly_ids import anomaly_id
 from processors.log_levels import Event, StackTraceFolder, detect_level, is_continuation
 from processors.log_templates import DEFAULT_CONFIG, LogTemplateMiner, MinerConfig
 from schemas.messages import Anomaly, AnomalyCategory, LogLine, Severity
+from schemas.utc import as_utc as _utc
 from sentinel.config import LogDetectorsConfig
 
 __all__ = [
@@ -267,10 +268,6 @@ def template_matches(a: str, b: str, sim_th: float = DEFAULT_CONFIG.sim_th) -> b
         return True
     same = sum(1 for x, y in zip(ta, tb, strict=True) if x == y or _WILDCARD in (x, y))
     return same / len(ta) >= sim_th
-
-
-def _utc(when: datetime) -> datetime:
-    return when.astimezone(UTC) if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def _iso(when: datetime) -> str:

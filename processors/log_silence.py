@@ -18,10 +18,12 @@ category app, ids as every detector's (processors.anomaly_ids).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-from processors.anomaly_ids import anomaly_id, utc_iso
+from processors.anomaly_ids import anomaly_id
 from schemas.messages import Anomaly, AnomalyCategory, PodState, RunState, Severity
+from schemas.utc import as_utc as _utc
+from schemas.utc import utc_iso
 
 LOG_SILENCE = "log_silence"
 
@@ -89,7 +91,3 @@ def _quiet_since(run: RunState, bucket_s: float) -> list[tuple[PodState, datetim
 
 def _running(pod: PodState) -> bool:
     return pod.phase == "Running" and not pod.terminated
-
-
-def _utc(when: datetime) -> datetime:
-    return when.astimezone(UTC) if when.tzinfo is not None else when.replace(tzinfo=UTC)

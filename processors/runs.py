@@ -62,6 +62,7 @@ from schemas.messages import (
     StepInfo,
     TestCounts,
 )
+from schemas.utc import as_utc as _utc
 
 DEFAULT_IGNORED_APPS: frozenset[str] = frozenset({"github-actions"})
 CHECK_EVENT_TYPES = frozenset({"check_suite", "check_run"})
@@ -724,9 +725,3 @@ def _duration(start: datetime | None, end: datetime | None) -> float | None:
 def _stamp(when: datetime) -> str:
     # Fixed width (years zero-padded, microseconds always present) so strings sort as times.
     return _utc(when).replace(tzinfo=None).isoformat(timespec="microseconds")
-
-
-def _utc(when: datetime) -> datetime:
-    # One representation per instant, so merged states compare and serialise identically
-    # whatever offsets the events used.
-    return when.astimezone(UTC) if when.tzinfo is not None else when.replace(tzinfo=UTC)

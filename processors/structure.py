@@ -56,6 +56,7 @@ from schemas.messages import (
     Severity,
     StageState,
 )
+from schemas.utc import as_utc as _utc
 from sentinel.config import StructureRule
 
 STAGE_TOO_LONG = "stage_too_long"
@@ -474,10 +475,6 @@ def anomaly_id(
 
 def _glob(value: str | None, pattern: str) -> bool:
     return value is not None and fnmatchcase(value, pattern)
-
-
-def _utc(when: datetime) -> datetime:
-    return when.astimezone(UTC) if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def _iso(when: datetime) -> str:

@@ -74,7 +74,7 @@ from __future__ import annotations
 import json
 import statistics
 from collections.abc import Collection, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, Field
@@ -89,6 +89,7 @@ from schemas.messages import (
     TestResult,
     TestStatus,
 )
+from schemas.utc import as_utc as _utc
 from sentinel.config import TestDetectorsConfig
 
 FLAKY_TEST = "flaky_test"
@@ -601,10 +602,6 @@ def _anomaly(
         window_end=end,
         detected_at=_utc(run.finished_at),
     )
-
-
-def _utc(when: datetime) -> datetime:
-    return when.astimezone(UTC) if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def _iso(when: datetime) -> str:

@@ -23,6 +23,7 @@ from processors.log_detectors import LogAnalyzer
 from processors.warm_start import StoredRun, warm_entries
 from producers.publisher import KafkaPublisher
 from schemas.messages import TERMINAL_STATUSES, LogLine, RunState, TestResult
+from schemas.utc import as_utc as _utc
 from sentinel.config import Settings
 from sentinel.kafka_clients import producer_config
 from sinks.clickhouse.rows import row_to_run_state
@@ -132,10 +133,6 @@ def _test_result(row: dict[str, Any]) -> TestResult:
         event_time=_utc(row["event_time"]),
         received_at=_utc(row["received_at"]),
     )
-
-
-def _utc(when: datetime) -> datetime:
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 def warm_start(
