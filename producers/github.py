@@ -335,7 +335,7 @@ def _workflow_run_labels(run: Payload) -> dict[str, str]:
         labels["github.head_repository"] = head_repo
     numbers = [
         str(pr["number"])
-        for pr in run.get("pull_requests") or []
+        for pr in _list(run.get("pull_requests"))
         if isinstance(pr, Mapping) and isinstance(pr.get("number"), int)
     ]
     if numbers:
@@ -346,7 +346,7 @@ def _workflow_run_labels(run: Payload) -> dict[str, str]:
 def _runner_labels(job: Payload) -> dict[str, str]:
     # Runner labels pick the machine type (and, with ARC, the scale set): the usual suspect
     # when one kind of runner is slow or flaky. Joined in GitHub's order to stay one map entry.
-    runner_labels = [label for label in job.get("labels") or [] if isinstance(label, str)]
+    runner_labels = [label for label in _list(job.get("labels")) if isinstance(label, str)]
     labels = {
         "github.runner_labels": ",".join(runner_labels),
         "github.runner_group": _opt_str(job, "runner_group_name"),
@@ -437,6 +437,11 @@ def _object(obj: Payload, key: str, path: str) -> Payload:
     if not isinstance(value, Mapping):
         raise PayloadError(path, _problem(value, "an object"))
     return value
+
+
+def _list(value: Any) -> list[Any]:
+    """A payload list, or nothing when a corrupted payload has something else there."""
+    return value if isinstance(value, list) else []
 
 
 def _mapping(value: Any) -> Payload:
