@@ -149,16 +149,19 @@ def create_app(settings: Settings) -> faust.App:
         # first offset delivered to this one: Faust may deliver from elsewhere before it seeks
         # to the committed offset. Lines past the commit were not processed: they must give
         # their signals when they come (and lines before it, delivered again, give nothing).
+        known = {
+            bytes(key): int(where["o"])
+            for key, where in ((k, json.loads(v)) for k, v in list(stream_starts.items()))
+            if where["p"] == partition
+        }
+        if not known:
+            return  # no stream of this partition to resume: nothing to ask the broker
         committed = committed_offset(settings, settings.worker_app_id, names.logs, partition)
         end = offset if committed is None else committed
-        starts: dict[bytes, int] = {}
-        for key, value in list(stream_starts.items()):
-            where = json.loads(value)
-            if where["p"] == partition and where["o"] < end:
-                starts[bytes(key)] = int(where["o"])
-        for key in [k for k, start in starts.items() if start < end - recovery_lines]:
-            del stream_starts[key]  # too far back: that stream starts over
-            del starts[key]
+        starts = {key: start for key, start in known.items() if start < end}
+        for stale in [k for k, start in starts.items() if start < end - recovery_lines]:
+            del stream_starts[stale]  # too far back: that stream starts over
+            del starts[stale]
         if not starts:
             return
         first = min(starts.values())

@@ -323,14 +323,14 @@ class RunTracker:
 
     def _next_deadline(self, state: RunState) -> datetime | None:
         found = list(deadlines(state, self.config.policy))
+        mark = self.watermark()
         if _SETTLED_KEY not in state.merge_keys:
             if state.status.terminal:  # its end-of-run checks and history entry are due then
                 end = state.finished_at or state.updated_at
                 found.append(end + timedelta(seconds=self.config.settle_s))
             if self.config.rules:
-                after = self.watermark()
                 structure = next_deadline(
-                    state, self.config.rules, settle_s=self.config.settle_s, after=after
+                    state, self.config.rules, settle_s=self.config.settle_s, after=mark
                 )
                 if structure is not None:
                     found.append(structure)
@@ -343,7 +343,6 @@ class RunTracker:
                 limits += silence_deadlines(
                     state, self.config.log_silence_s, self.config.activity_bucket_s
                 )
-            mark = self.watermark()
             found += [when for when in limits if mark is None or when > mark]
         return min(found) if found else None
 

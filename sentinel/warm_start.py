@@ -79,45 +79,52 @@ def read_history(store: Store, settings: Settings, now: datetime) -> list[Stored
 
 def _log_lines(store: Store, states: list[RunState], per_run: int) -> dict[str, list[LogLine]]:
     """Each run's lines: stored with its run id, or with one of its correlation keys (the sink
-    stores lines as they come, before the worker has tied a pod to its run) within its time."""
+    stores lines as they come, before the worker has tied a pod to its run) within its time.
+    One query for every run; the lines are then given to their runs here."""
     if per_run == 0:
         return {}
-    out: dict[str, list[LogLine]] = {}
-    sql = (
-        "SELECT event_time, namespace, pod, container, line, correlation_key, received_at"
-        f" FROM {store.database}.log_lines"
-        " WHERE (run_id = {run_id:String} OR correlation_key IN {keys:Array(String)})"
-        " AND event_time >= {start:DateTime64(3, 'UTC')}"
-        " AND event_time <= {end:DateTime64(3, 'UTC')}"
-        " ORDER BY event_time LIMIT {limit:UInt32}"
-    )
+    windows: dict[str, tuple[datetime, datetime]] = {}
+    by_key: dict[str, list[str]] = defaultdict(list)
     for state in states:
         start = state.started_at or state.created_at or state.first_event_at
         end = state.finished_at or state.updated_at
-        rows = store.query_rows(
-            sql,
-            {
-                "run_id": state.run_id,
-                # A run of its own (a Job, a Tekton run) is keyed by its run id.
-                "keys": [state.run_id, *state.correlation_keys],
-                "start": start,
-                "end": max(end, state.last_activity_at or end),
-                "limit": per_run,
-            },
-        )
-        out[state.run_id] = [
-            LogLine(
-                namespace=row["namespace"],
-                pod=row["pod"],
-                container=row["container"],
-                line=row["line"],
-                correlation_key=row["correlation_key"] or None,
-                run_id=state.run_id,
-                event_time=_utc(row["event_time"]),
-                received_at=_utc(row["received_at"]),
-            )
-            for row in rows
-        ]
+        windows[state.run_id] = (start, max(end, state.last_activity_at or end))
+        # A run of its own (a Job, a Tekton run) is keyed by its run id.
+        for key in {state.run_id, *state.correlation_keys}:
+            by_key[key].append(state.run_id)
+    sql = (
+        "SELECT event_time, run_id, namespace, pod, container, line, correlation_key,"
+        f" received_at FROM {store.database}.log_lines"
+        " WHERE (run_id IN {ids:Array(String)} OR correlation_key IN {keys:Array(String)})"
+        " AND event_time >= {start:DateTime64(3, 'UTC')}"
+        " AND event_time <= {end:DateTime64(3, 'UTC')}"
+        " ORDER BY event_time"
+    )
+    params = {
+        "ids": list(windows),
+        "keys": list(by_key),
+        "start": min(start for start, _ in windows.values()),
+        "end": max(end for _, end in windows.values()),
+    }
+    out: dict[str, list[LogLine]] = defaultdict(list)
+    for row in store.query_rows(sql, params):
+        at = _utc(row["event_time"])
+        owners = by_key.get(row["run_id"], []) + by_key.get(row["correlation_key"], [])
+        for run_id in dict.fromkeys(owners):
+            start, end = windows[run_id]
+            if start <= at <= end and len(out[run_id]) < per_run:
+                out[run_id].append(
+                    LogLine(
+                        namespace=row["namespace"],
+                        pod=row["pod"],
+                        container=row["container"],
+                        line=row["line"],
+                        correlation_key=row["correlation_key"] or None,
+                        run_id=run_id,
+                        event_time=at,
+                        received_at=_utc(row["received_at"]),
+                    )
+                )
     return out
 
 
