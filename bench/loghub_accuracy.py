@@ -29,7 +29,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from processors.log_templates import DEFAULT_CONFIG, LogTemplateMiner
+from processors.logs.templates import DEFAULT_CONFIG, LogTemplateMiner
 
 # The six datasets' 2k samples are kept in the repository (tests/data/loghub, with Loghub's
 # licence); --root points elsewhere, e.g. at a full Loghub checkout for other datasets.

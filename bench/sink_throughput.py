@@ -31,6 +31,8 @@ from confluent_kafka import Producer
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from runtime.config import Settings, load_settings  # noqa: E402
+from runtime.kafka_clients import producer_config  # noqa: E402
 from schemas.messages import (  # noqa: E402
     LogLine,
     Message,
@@ -40,8 +42,6 @@ from schemas.messages import (  # noqa: E402
     TestResult,
     TestStatus,
 )
-from sentinel.config import Settings, load_settings  # noqa: E402
-from sentinel.kafka_clients import producer_config  # noqa: E402
 from sentinel.topic_admin import ensure_topics  # noqa: E402
 from sinks.clickhouse import Store, migrate, open_store  # noqa: E402
 from sinks.clickhouse.sink import ClickHouseSink, default_routes  # noqa: E402

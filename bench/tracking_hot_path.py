@@ -25,13 +25,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from processors.signals import LogSignals, signals_from_k8s  # noqa: E402
-from processors.tracking import RunTracker, TrackerConfig  # noqa: E402
-from producers.k8s_events import K8sNormalizer  # noqa: E402
-from producers.log_lines import to_log_line  # noqa: E402
+from processors.runs.k8s_signals import signals_from_k8s  # noqa: E402
+from processors.runs.log_signals import LogSignals  # noqa: E402
+from processors.runs.tracking import RunTracker, TrackerConfig  # noqa: E402
+from producers.k8s.log_lines import to_log_line  # noqa: E402
+from producers.k8s.objects import K8sNormalizer  # noqa: E402
+from runtime.config import K8sConfig, TrackingConfig  # noqa: E402
 from schemas.capture import K8sRecord, LogRecord, read_capture  # noqa: E402
 from schemas.messages import LogLine, RunSignal, RunState  # noqa: E402
-from sentinel.config import K8sConfig, TrackingConfig  # noqa: E402
 
 CAPTURES = sorted((REPO / "tests" / "data" / "anomaly_scenarios").glob("*.jsonl"))
 

@@ -31,8 +31,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from producers.publisher import KafkaPublisher  # noqa: E402
-from sentinel.config import BrokerKind, Settings, load_settings  # noqa: E402
-from sentinel.kafka_clients import consumer_config, producer_config  # noqa: E402
+from runtime.config import BrokerKind, Settings, load_settings  # noqa: E402
+from runtime.kafka_clients import consumer_config, producer_config  # noqa: E402
 from sentinel.stack import EmbeddedStack  # noqa: E402
 from tests.integration.helpers import ServerThread  # noqa: E402
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_INVALID, KafkaError, Message, Producer
 
-from sentinel.metrics import PUBLISH_FAILURES, PUBLISHED
+from runtime.metrics import PUBLISH_FAILURES, PUBLISHED
 
 log = logging.getLogger("sentinel.publisher")
 

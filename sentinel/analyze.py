@@ -17,14 +17,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from processors.source_signals import watermark_signal
+from processors.runs.source_signals import watermark_signal
+from producers.captures.replay import ReplayStats, replay
 from producers.publisher import KafkaPublisher
-from producers.replay import ReplayStats, replay
+from runtime.config import BrokerKind, Settings
+from runtime.kafka_clients import producer_config
 from schemas.capture import CaptureRecord, read_capture
 from schemas.messages import RunState
 from sentinel.api import run_view
-from sentinel.config import BrokerKind, Settings
-from sentinel.kafka_clients import producer_config
 from sentinel.replay_wiring import build_replay_targets
 from sentinel.run_queries import RunFilters, list_runs_sql
 from sentinel.stack import EmbeddedStack

@@ -13,8 +13,8 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
+from runtime import metrics as _metrics  # noqa: F401 - registers every collector for /metrics
 from schemas.messages import Anomaly, RunState, RunStatus
-from sentinel import metrics as _metrics  # noqa: F401 - registers every collector for /metrics
 from sentinel.run_queries import BadCursor, RunFilters, encode_cursor, get_run_sql, list_runs_sql
 from sinks.clickhouse.rows import row_to_run_state
 

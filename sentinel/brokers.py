@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol
 
-from sentinel.config import BrokerKind
+from runtime.config import BrokerKind
 
 log = logging.getLogger("sentinel.broker")
 

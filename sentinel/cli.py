@@ -13,9 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from producers.capture import CaptureWriter
-from sentinel.config import BrokerKind, ConfigError, Settings, load_settings
-from sentinel.logs import setup_logging
+from producers.captures.recording import CaptureWriter
+from runtime.config import BrokerKind, ConfigError, Settings, load_settings
+from runtime.log_setup import setup_logging
 from sentinel.logs_cli import add_parser as add_logs_parser
 
 log = logging.getLogger("sentinel.cli")
@@ -84,7 +84,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from producers.replay import replay
+    from producers.captures.replay import replay
     from schemas.capture import CaptureError, read_capture
     from sentinel.replay_wiring import build_replay_targets
     from sentinel.stack import WebhookIntake
@@ -113,8 +113,8 @@ def cmd_capture(args: argparse.Namespace) -> int:
     import uvicorn
     from fastapi import FastAPI
 
-    from producers.capture import RecordingIngest
-    from producers.webhooks import github_router
+    from producers.captures.recording import RecordingIngest
+    from producers.webhooks.routes import github_router
     from sentinel.stack import token_routers
 
     settings = _settings(args)
@@ -165,11 +165,11 @@ def _capture_producers(
 ) -> list[threading.Thread]:
     """The watcher and log streamer of `sentinel capture --k8s/--logs`: the live code paths,
     recording what they would publish instead of publishing it."""
-    from producers.capture import NullPublisher
+    from producers.captures.recording import NullPublisher
 
     threads = []
     if args.k8s:
-        from producers.k8s_watch import run_k8s_watch
+        from producers.k8s.watch import run_k8s_watch
 
         threads.append(
             threading.Thread(
@@ -180,7 +180,7 @@ def _capture_producers(
             )
         )
     if args.logs:
-        from producers.log_stream import run_log_stream
+        from producers.k8s.log_stream import run_log_stream
 
         threads.append(
             threading.Thread(
@@ -196,7 +196,7 @@ def _capture_producers(
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from processors.app import run_worker
+    from processors.worker.app import run_worker
 
     settings = _settings(args)
     setup_logging(settings.logging.level, settings.logging.format)
@@ -247,7 +247,7 @@ def cmd_sink(args: argparse.Namespace) -> int:
 
 
 def cmd_k8s_watch(args: argparse.Namespace) -> int:
-    from producers.k8s_watch import run_k8s_watch
+    from producers.k8s.watch import run_k8s_watch
 
     settings = _settings(args)
     setup_logging(settings.logging.level, settings.logging.format)
@@ -258,7 +258,7 @@ def cmd_k8s_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_log_stream(args: argparse.Namespace) -> int:
-    from producers.log_stream import run_log_stream
+    from producers.k8s.log_stream import run_log_stream
 
     settings = _settings(args)
     setup_logging(settings.logging.level, settings.logging.format)

@@ -13,7 +13,7 @@ import json
 import sys
 from typing import Any, TextIO
 
-from processors.log_templates import LogTemplateMiner
+from processors.logs.templates import LogTemplateMiner
 
 __all__ = ["add_parser", "main", "mine"]
 

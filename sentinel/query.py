@@ -22,7 +22,7 @@ from importlib import resources
 from typing import Any
 from uuid import UUID
 
-from sentinel.config import Settings
+from runtime.config import Settings
 
 MAX_CELL = 200  # characters shown per cell in table format (csv and json are never cut)
 

@@ -3,12 +3,12 @@ normalisation as the live producers (webhook ingest, watcher, log streamer)."""
 
 from __future__ import annotations
 
-from producers.k8s_events import K8sNormalizer, object_key
-from producers.log_lines import log_key, to_log_line
-from producers.replay import ReplayTargets
-from producers.webhooks import WebhookIngest
+from producers.captures.replay import ReplayTargets
+from producers.k8s.log_lines import log_key, to_log_line
+from producers.k8s.objects import K8sNormalizer, object_key
+from producers.webhooks.intake import WebhookIngest
+from runtime.config import Settings
 from schemas.capture import K8sRecord, LogRecord
-from sentinel.config import Settings
 from sentinel.stack import WebhookIntake
 
 

@@ -23,28 +23,16 @@ from confluent_kafka import Consumer, ConsumerGroupState, KafkaException, TopicP
 from confluent_kafka.admin import AdminClient
 from fastapi import APIRouter
 
-from producers import generic, jenkins
-from producers.capture import CaptureWriter, RecordingIngest
-from producers.ledger import DeliveryLedger
+from producers.captures.recording import CaptureWriter, RecordingIngest
 from producers.publisher import KafkaPublisher
-from producers.spool import Spool, SpoolDrainer
-from producers.webhooks import (
-    GithubIngest,
-    Intake,
-    TokenIngest,
-    WebhookIngest,
-    generic_router,
-    github_router,
-    jenkins_router,
-)
+from producers.webhooks import generic, jenkins
+from producers.webhooks.intake import GithubIngest, Intake, TokenIngest, WebhookIngest
+from producers.webhooks.ledger import DeliveryLedger
+from producers.webhooks.routes import generic_router, github_router, jenkins_router
+from producers.webhooks.spool import Spool, SpoolDrainer
+from runtime.config import BrokerKind, Settings
+from runtime.kafka_clients import admin_config, bootstrap_servers, consumer_config, producer_config
 from sentinel.brokers import Broker, broker_answers, make_broker
-from sentinel.config import BrokerKind, Settings
-from sentinel.kafka_clients import (
-    admin_config,
-    bootstrap_servers,
-    consumer_config,
-    producer_config,
-)
 from sentinel.topic_admin import ensure_topics
 from sentinel.warm_start import start_warm_start
 from sinks.clickhouse.migrations import migrate
@@ -158,7 +146,7 @@ class StoreOwner:
         )
 
     def _junit_router(self) -> APIRouter:
-        from producers.junit_upload import junit_router
+        from producers.webhooks.junit_upload import junit_router
 
         intake, hooks = self.intake, self.settings.webhooks
         assert intake.publisher is not None and intake.ledger is not None

@@ -13,9 +13,9 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
+from runtime.config import Settings
+from runtime.kafka_clients import admin_config
 from schemas.topics import ALL_TOPICS, TopicSpec
-from sentinel.config import Settings
-from sentinel.kafka_clients import admin_config
 
 log = logging.getLogger("sentinel.topics")
 

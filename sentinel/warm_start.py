@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from processors.log_detectors import LogAnalyzer
-from processors.warm_start import StoredRun, warm_entries
+from processors.anomalies.logs import LogAnalyzer
+from processors.anomalies.warm_start import StoredRun, warm_entries
 from producers.publisher import KafkaPublisher
+from runtime.config import Settings
+from runtime.kafka_clients import producer_config
 from schemas.messages import TERMINAL_STATUSES, LogLine, RunState, TestResult
 from schemas.utc import as_utc as _utc
-from sentinel.config import Settings
-from sentinel.kafka_clients import producer_config
 from sinks.clickhouse.rows import row_to_run_state
 from sinks.clickhouse.store import Store
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from sentinel.config import Settings, load_settings
+from runtime.config import Settings, load_settings
 
 TEST_KAFKA_VERSION = os.environ.get("SENTINEL_TEST_KAFKA_VERSION", "4.1.1")
 REPO = Path(__file__).resolve().parents[1]

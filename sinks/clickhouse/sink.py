@@ -33,9 +33,9 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
+from runtime.config import Settings
+from runtime.kafka_clients import consumer_config, producer_config
 from schemas.messages import DeadLetter
-from sentinel.config import Settings
-from sentinel.kafka_clients import consumer_config, producer_config
 from sinks.clickhouse.policy import parse_plan, plan_metadata, rejection_reason
 from sinks.clickhouse.rows import RUNS_ROUTE, Row, TableRoute, dedup_token
 from sinks.clickhouse.store import Store, store_errors

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse, urlunparse
 
-from sentinel.config import Settings
+from runtime.config import Settings
 from sinks.clickhouse.ddl import DdlOptions, render
 
 log = logging.getLogger("sentinel.store")

@@ -16,9 +16,9 @@ import httpx
 import uvicorn
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
+from runtime.config import Settings
+from runtime.kafka_clients import consumer_config
 from sentinel.brokers import free_port
-from sentinel.config import Settings
-from sentinel.kafka_clients import consumer_config
 from sentinel.stack import EmbeddedStack
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "github-webhooks"

@@ -7,7 +7,7 @@ import asyncio
 import json
 from typing import Any
 
-from producers.replay import replay
+from producers.captures.replay import replay
 from schemas.capture import CaptureRecord
 from schemas.messages import Anomaly, RunState
 from sentinel.analyze import end_of_input, quiet_chunks, time_passed

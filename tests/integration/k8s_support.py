@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sentinel.config import Settings
+from runtime.config import Settings
 from tests.fakes.kube_api import FakeKubeApi
 
 # Small timeouts so a dead stream or a retry costs fractions of a second in tests.

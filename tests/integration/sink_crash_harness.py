@@ -13,7 +13,7 @@ import logging
 import sys
 import threading
 
-from sentinel.config import load_settings
+from runtime.config import load_settings
 from sinks.clickhouse.migrations import migrate
 from sinks.clickhouse.sink import ClickHouseSink
 from sinks.clickhouse.store import open_store

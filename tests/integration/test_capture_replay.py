@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
+from runtime.config import Settings
 from sentinel.brokers import free_port
-from sentinel.config import Settings
 from sentinel.stack import StoreOwner
 from sentinel.topic_admin import ensure_topics
 from tests.integration.helpers import ServerThread, github_headers, payload, read_topic
@@ -209,12 +209,12 @@ def test_recorded_watch_events_and_log_lines_replay_to_the_same_messages(
 ) -> None:
     """The watcher and log streamer publish live while their capture observers record; replaying
     that capture into other topics publishes the same messages (ingestion times aside)."""
-    from producers.capture import CaptureWriter
-    from producers.k8s_watch import K8sWatcher
-    from producers.kube_client import api_client
-    from producers.log_stream import LogStreamer
+    from producers.captures.recording import CaptureWriter
+    from producers.k8s.client import api_client
+    from producers.k8s.log_stream import LogStreamer
+    from producers.k8s.watch import K8sWatcher
     from producers.publisher import KafkaPublisher
-    from sentinel.kafka_clients import producer_config
+    from runtime.kafka_clients import producer_config
     from tests.fakes.kube_api import FakeKubeApi, make_pod
     from tests.integration.k8s_support import k8s_settings, wait_for
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sentinel.config import Settings
+from runtime.config import Settings
 from sentinel.topic_admin import ensure_topics
 from tests.fakes.kube_api import FakeKubeApi, make_pod
 from tests.integration.helpers import read_topic

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from runtime.config import Settings
 from schemas.messages import (
     AlertDelivery,
     Anomaly,
@@ -37,7 +38,6 @@ from schemas.messages import (
     TestStatus as Outcome,
 )
 from schemas.topics import TopicNames
-from sentinel.config import Settings
 from sentinel.query import analyst_queries
 from sinks.clickhouse import Store, migrate, open_store
 from sinks.clickhouse.topic_rows import routes_for
@@ -497,7 +497,7 @@ def test_sentinel_query_names_the_fix_when_the_store_is_in_use(settings: Setting
         [
             sys.executable,
             "-c",
-            "import sys, time; from sentinel.config import load_settings;"
+            "import sys, time; from runtime.config import load_settings;"
             "from sinks.clickhouse import open_store;"
             "s = open_store(load_settings()); print('open', flush=True); time.sleep(60)",
         ],

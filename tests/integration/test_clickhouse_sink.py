@@ -12,9 +12,9 @@ from clickhouse_connect.driver.exceptions import OperationalError
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from runtime.config import Settings
+from runtime.kafka_clients import admin_config, consumer_config, producer_config
 from schemas.messages import DeadLetter, RunState, RunStatus
-from sentinel.config import Settings
-from sentinel.kafka_clients import admin_config, consumer_config, producer_config
 from sinks.clickhouse import Store, migrate, open_store
 from sinks.clickhouse.sink import ClickHouseSink
 

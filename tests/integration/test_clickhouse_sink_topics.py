@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from runtime.config import Settings
+from runtime.kafka_clients import consumer_config, producer_config
 from schemas.messages import (
     AlertDelivery,
     Anomaly,
@@ -39,8 +41,6 @@ from schemas.messages import (
     TestResult,
 )
 from schemas.messages import TestStatus as Outcome
-from sentinel.config import Settings
-from sentinel.kafka_clients import consumer_config, producer_config
 from sentinel.topic_admin import ensure_topics
 from sinks.clickhouse import Store, migrate, open_store
 from sinks.clickhouse.sink import ClickHouseSink

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from runtime.config import Settings
 from schemas.messages import RunState, RunStatus
-from sentinel.config import Settings
 from sinks.clickhouse import MigrationError, Store, migrate, open_store
 from sinks.clickhouse.migrations import load_migrations, split_statements
 from sinks.clickhouse.rows import RUN_COLUMNS, dedup_token, row_to_run_state, run_state_to_row

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from sentinel.config import Settings
+from runtime.config import Settings
 from sentinel.stack import EmbeddedStack
 from tests.integration.helpers import post_webhook, served_stack, wait_for_run
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sentinel.config import Settings
+from runtime.config import Settings
 from sentinel.stack import EmbeddedStack
 from tests.integration.helpers import read_topic, served_stack, wait_for_run
 

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from producers.k8s_watch import K8sWatcher
-from producers.kube_client import api_client
+from producers.k8s.client import api_client
+from producers.k8s.watch import K8sWatcher
 from producers.publisher import KafkaPublisher
-from sentinel.config import Settings
-from sentinel.kafka_clients import producer_config
+from runtime.config import Settings
+from runtime.kafka_clients import producer_config
 from sentinel.topic_admin import ensure_topics
 from tests.fakes.kube_api import FakeKubeApi, make_pod
 from tests.integration.helpers import read_topic

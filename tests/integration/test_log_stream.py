@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from producers.kube_client import api_client
-from producers.log_lines import ns_to_datetime
-from producers.log_stream import LogStreamer
+from producers.k8s.client import api_client
+from producers.k8s.log_lines import ns_to_datetime
+from producers.k8s.log_stream import LogStreamer
 from producers.publisher import KafkaPublisher
-from sentinel.config import Settings
-from sentinel.kafka_clients import producer_config
+from runtime.config import Settings
+from runtime.kafka_clients import producer_config
 from sentinel.topic_admin import ensure_topics
 from tests.fakes.kube_api import FakeKubeApi, make_pod
 from tests.integration.helpers import read_topic

@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
+from runtime.config import Settings
 from schemas.messages import Anomaly, AnomalyCategory, RunState, RunStatus, Severity, StageState
 from sentinel.api import create_api
-from sentinel.config import Settings
 from sinks.clickhouse.migrations import migrate
 from sinks.clickhouse.rows import RUN_COLUMNS, run_state_to_row
 from sinks.clickhouse.store import Store, open_store

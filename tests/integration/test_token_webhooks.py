@@ -14,10 +14,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from producers.capture import CaptureWriter
-from producers.replay import replay
+from producers.captures.recording import CaptureWriter
+from producers.captures.replay import replay
+from runtime.config import Settings
 from schemas.capture import read_capture
-from sentinel.config import Settings
 from sentinel.replay_wiring import build_replay_targets
 from sentinel.stack import StoreOwner, WebhookIntake, token_routers
 from sentinel.topic_admin import ensure_topics

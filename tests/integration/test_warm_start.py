@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 import yaml
 
+from runtime.config import Settings
 from schemas.capture import CaptureRecord, read_capture
-from sentinel.config import Settings
 from sentinel.stack import EmbeddedStack
 from sentinel.warm_start import read_history
 from tests.integration.history_replay import outcome, replay_letting_time_pass

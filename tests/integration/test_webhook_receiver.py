@@ -10,8 +10,8 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from producers.spool import Spool
-from sentinel.config import Settings
+from producers.webhooks.spool import Spool
+from runtime.config import Settings
 from sentinel.stack import StoreOwner
 from sentinel.topic_admin import ensure_topics
 from tests.integration.helpers import ServerThread, github_headers, json_values, payload, read_topic

@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from producers.github import normalize
 from producers.publisher import KafkaPublisher
+from producers.webhooks.github import normalize
+from runtime.config import Settings
+from runtime.kafka_clients import producer_config
 from schemas.messages import CiEvent, DeadLetter, RunState
-from sentinel.config import Settings
-from sentinel.kafka_clients import producer_config
 from sentinel.stack import EmbeddedStack, WorkerProcess
 from tests.integration.helpers import payload, read_topic
 

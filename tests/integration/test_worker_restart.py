@@ -20,10 +20,10 @@ import pytest
 import yaml
 from confluent_kafka import Consumer, TopicPartition
 
+from runtime.config import Settings
+from runtime.kafka_clients import consumer_config
 from schemas.capture import CaptureRecord, read_capture
 from sentinel.analyze import quiet_chunks
-from sentinel.config import Settings
-from sentinel.kafka_clients import consumer_config
 from sentinel.stack import EmbeddedStack
 from tests.integration.history_replay import outcome, publish, replay_letting_time_pass
 

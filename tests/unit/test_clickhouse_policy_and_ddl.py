@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError, DataError, OperationalError
 
-from sentinel.config import load_settings
+from runtime.config import load_settings
 from sinks.clickhouse.ddl import DdlOptions, render
 from sinks.clickhouse.migrations import load_migrations
 from sinks.clickhouse.policy import parse_plan, plan_metadata, rejection_reason

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from runtime.config import GITHUB_SECRET_ENV, BrokerKind, ConfigError, load_settings
 from sentinel.cli import main
-from sentinel.config import GITHUB_SECRET_ENV, BrokerKind, ConfigError, load_settings
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config.example.yaml"
 

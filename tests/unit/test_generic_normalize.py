@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from producers.generic import derive_event_id, normalize, parse
-from producers.github import PayloadError
+from producers.webhooks.generic import derive_event_id, normalize, parse
+from producers.webhooks.github import PayloadError
 from schemas.messages import CiEvent, CiEventKind, RunStatus
 
 RECEIVED = datetime(2026, 11, 27, 10, 30, tzinfo=UTC)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from producers.github import (
+from producers.webhooks.github import (
     Ignored,
     PayloadError,
     Ping,

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from producers.github import Ignored, PayloadError, Ping, normalize
+from producers.webhooks.github import Ignored, PayloadError, Ping, normalize
 from schemas.messages import CiEvent
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "github-webhooks"

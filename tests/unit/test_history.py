@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from processors.history import (
+from processors.anomalies.history import (
     HistoryEntry,
     decode_results,
     encode_results,
     history_entry,
     judge,
 )
+from runtime.config import InfraDetectorsConfig, TestDetectorsConfig
 from schemas.messages import (
     ContainerState,
     PodState,
@@ -21,7 +22,6 @@ from schemas.messages import (
     TestResult,
 )
 from schemas.messages import TestStatus as Outcome
-from sentinel.config import InfraDetectorsConfig, TestDetectorsConfig
 
 T0 = datetime(2026, 4, 1, 2, 0, tzinfo=UTC)
 CONFIG = TestDetectorsConfig(min_samples=3)

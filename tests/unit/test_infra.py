@@ -8,12 +8,8 @@ from typing import Any
 
 import pytest
 
-from processors.infra import (
-    INFRA_CAUSES,
-    attribute,
-    detect_infra,
-    overlaps,
-)
+from processors.anomalies.infra import INFRA_CAUSES, attribute, detect_infra, overlaps
+from runtime.config import InfraDetectorsConfig
 from schemas.messages import (
     AnomalyCategory,
     ContainerState,
@@ -23,7 +19,6 @@ from schemas.messages import (
     RunStatus,
     Severity,
 )
-from sentinel.config import InfraDetectorsConfig
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 CONFIG = InfraDetectorsConfig()  # pending 300 s, 3 restarts per 600 s
@@ -500,7 +495,7 @@ def test_overlaps() -> None:
 
 @pytest.mark.parametrize("kind", sorted(INFRA_CAUSES))
 def test_infra_causes_are_error_by_default(kind: str) -> None:
-    from processors.infra import DEFAULT_SEVERITY
+    from processors.anomalies.infra import DEFAULT_SEVERITY
 
     assert DEFAULT_SEVERITY[kind] is Severity.ERROR
 

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from producers.github import Ignored, PayloadError
-from producers.jenkins import (
+from producers.webhooks.github import Ignored, PayloadError
+from producers.webhooks.jenkins import (
     RAW_LOG_CHARS,
     delivery_id,
     job_full_name,

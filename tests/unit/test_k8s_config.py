@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sentinel.config import ConfigError, K8sKind, load_settings
+from runtime.config import ConfigError, K8sKind, load_settings
 
 
 def test_defaults_follow_design_order() -> None:

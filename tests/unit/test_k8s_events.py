@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from producers.k8s_events import (
+from producers.k8s.objects import (
     K8sNormalizer,
     correlation_key,
     object_key,
@@ -13,7 +13,7 @@ from producers.k8s_events import (
     strip_noise,
     to_object_event,
 )
-from sentinel.config import CorrelationRule, K8sConfig
+from runtime.config import CorrelationRule, K8sConfig
 
 RECEIVED = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 CONFIG = K8sConfig()

@@ -8,10 +8,10 @@ from typing import Any
 
 from kubernetes import client
 
-from producers.k8s_watch import K8sWatcher
-from producers.watch_state import Emit
+from producers.k8s.watch import K8sWatcher
+from producers.k8s.watch_state import Emit
+from runtime.config import load_settings
 from schemas.messages import DeadLetter, K8sObjectEvent
-from sentinel.config import load_settings
 
 
 class RecordingPublisher:

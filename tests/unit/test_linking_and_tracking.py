@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
-from processors.linking import LinkState, bind_signal, link
-from processors.runs import Policy
-from processors.source_signals import watermark_signal
-from processors.tracking import RunTracker, TrackerConfig
+from processors.runs.linking import LinkState, bind_signal, link
+from processors.runs.source_signals import watermark_signal
+from processors.runs.state import Policy
+from processors.runs.tracking import RunTracker, TrackerConfig
+from runtime.config import StructureRule
 from schemas.messages import (
     CiEvent,
     CiEventKind,
@@ -30,7 +31,6 @@ from schemas.messages import (
 from schemas.messages import (
     TestStatus as CaseStatus,
 )
-from sentinel.config import StructureRule
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 RUN = "github:acme/shop:555:1"

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors.log_detectors import (
+from processors.anomalies.logs import (
     ERROR_SPIKE,
     NEW_ERROR_TEMPLATE,
     LogAnalyzer,
@@ -19,9 +19,9 @@ from processors.log_detectors import (
     mining_text,
     template_matches,
 )
-from processors.log_templates import LogTemplateMiner
+from processors.logs.templates import LogTemplateMiner
+from runtime.config import LogDetectorsConfig
 from schemas.messages import Anomaly, AnomalyCategory, LogLine, Severity
-from sentinel.config import LogDetectorsConfig
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 CFG = LogDetectorsConfig()  # window 60 s, factor 5, min errors 10, silence 900 s, min samples 3

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from processors.log_levels import StackTraceFolder, detect_level
+from processors.logs.levels import StackTraceFolder, detect_level
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from producers.log_lines import log_key, split_timestamp, to_log_line
+from producers.k8s.log_lines import log_key, split_timestamp, to_log_line
 
 RECEIVED = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -50,14 +50,14 @@ def test_long_line_is_cut_at_a_character_boundary_and_flagged() -> None:
 
 
 def test_split_lines_caps_memory_and_keeps_a_clean_final_line() -> None:
-    from producers.log_lines import split_lines
+    from producers.k8s.log_lines import split_lines
 
     chunks = [b"ab", b"c\nde", b"f\n", b"x" * 10 + b"\n", b"tail"]
     assert list(split_lines(chunks, 4)) == [b"abc", b"def", b"xxxx", b"tail"]
 
 
 def test_split_lines_drops_a_partial_line_when_the_stream_breaks() -> None:
-    from producers.log_lines import split_lines
+    from producers.k8s.log_lines import split_lines
 
     def broken() -> Iterator[bytes]:
         yield b"whole\npart"
@@ -70,7 +70,7 @@ def test_split_lines_drops_a_partial_line_when_the_stream_breaks() -> None:
 
 
 def test_resume_point_skips_exactly_what_was_sent() -> None:
-    from producers.log_lines import ResumePoint
+    from producers.k8s.log_lines import ResumePoint
 
     resume = ResumePoint()
     assert resume.since_time() is None
@@ -85,7 +85,7 @@ def test_resume_point_skips_exactly_what_was_sent() -> None:
 
 
 def test_resume_since_time_is_the_second_of_the_last_line() -> None:
-    from producers.log_lines import ResumePoint, split_timestamp
+    from producers.k8s.log_lines import ResumePoint, split_timestamp
 
     resume = ResumePoint()
     ts, _ = split_timestamp(b"2026-01-01T10:00:07.999999999Z x")

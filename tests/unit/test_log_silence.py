@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from processors.log_silence import LOG_SILENCE, detect_log_silence, silence_deadlines
-from processors.source_signals import watermark_signal
-from processors.tracking import RunTracker, TrackerConfig
+from processors.anomalies.silence import LOG_SILENCE, detect_log_silence, silence_deadlines
+from processors.runs.source_signals import watermark_signal
+from processors.runs.tracking import RunTracker, TrackerConfig
 from schemas.messages import PodState, RunSignal, RunState, RunStatus, SignalKind
 
 T0 = datetime(2026, 5, 4, 2, 0, tzinfo=UTC)

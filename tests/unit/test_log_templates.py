@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from processors.log_templates import LogTemplateMiner, mask, strip_header
+from processors.logs.templates import LogTemplateMiner, mask, strip_header
 from sentinel import logs_cli
 
 REPO = Path(__file__).resolve().parents[2]

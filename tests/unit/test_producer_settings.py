@@ -8,9 +8,9 @@ import time
 import pytest
 
 from producers.publisher import KafkaPublisher, PublishError
-from sentinel.config import load_settings
-from sentinel.kafka_clients import producer_config
-from sentinel.metrics import PUBLISH_FAILURES
+from runtime.config import load_settings
+from runtime.kafka_clients import producer_config
+from runtime.metrics import PUBLISH_FAILURES
 
 
 def test_producer_config_is_idempotent_acks_all_and_compressed() -> None:

@@ -14,7 +14,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from processors.runs import Policy, advance, apply, apply_signal, deadlines
+from processors.runs.state import Policy, advance, apply, apply_signal, deadlines
 from schemas.messages import (
     CiEvent,
     CiEventKind,

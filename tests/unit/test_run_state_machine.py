@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from processors.runs import apply
-from producers.github import normalize
+from processors.runs.state import apply
+from producers.webhooks.github import normalize
 from schemas.messages import CiEvent, CiEventKind, RunState, RunStatus, StepInfo
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "github-webhooks"

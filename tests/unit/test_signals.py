@@ -9,10 +9,12 @@ from typing import Any
 
 import pytest
 
-from processors.signals import LogSignals, parse_time, route, signals_from_k8s
-from producers.k8s_events import to_object_event
+from processors.runs.correlation import route
+from processors.runs.k8s_signals import parse_time, signals_from_k8s
+from processors.runs.log_signals import LogSignals
+from producers.k8s.objects import to_object_event
+from runtime.config import K8sConfig, LogMarkerRule, MarkerAction, TrackingConfig
 from schemas.messages import K8sObjectEvent, LogLine, RunSignal, RunStatus, SignalKind
-from sentinel.config import K8sConfig, LogMarkerRule, MarkerAction, TrackingConfig
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "test-logs"
 RECEIVED = datetime(2026, 3, 2, 11, 0, tzinfo=UTC)

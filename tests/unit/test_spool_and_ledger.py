@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from producers.ledger import DeliveryLedger
-from producers.spool import Spool, SpoolDrainer
+from producers.webhooks.ledger import DeliveryLedger
+from producers.webhooks.spool import Spool, SpoolDrainer
 
 
 class FlakyPublisher:

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from processors.structure import evaluate, next_deadline, rule_matches
+from processors.runs.structure import evaluate, next_deadline, rule_matches
+from runtime.config import RuleMatch, StructureRule
 from schemas.messages import (
     Anomaly,
     AnomalyCategory,
@@ -22,7 +23,6 @@ from schemas.messages import (
     StageState,
     TestCounts,
 )
-from sentinel.config import RuleMatch, StructureRule
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 SETTLE = 60.0

@@ -12,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors import test_detectors as td
+from processors.anomalies import tests as td
+from runtime.config import TestDetectorsConfig
 from schemas.messages import (
     Anomaly,
     AnomalyCategory,
@@ -22,7 +23,6 @@ from schemas.messages import (
     TestResult,
 )
 from schemas.messages import TestStatus as Status
-from sentinel.config import TestDetectorsConfig
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 CONFIG = TestDetectorsConfig()  # history 20, min_samples 5, ratio 2, delta 5s, 5 MADs, cv 0.5

@@ -11,13 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors.test_results import (
-    JUnitXmlError,
-    TestLogParser,
-    clean_line,
-    count_by_status,
-    parse_junit_xml,
-)
+from processors.test_results.cases import count_by_status
+from processors.test_results.junit_xml import JUnitXmlError, parse_junit_xml
+from processors.test_results.log_parsers import TestLogParser, clean_line
 from schemas.messages import LogLine, TestResult
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "test-logs"

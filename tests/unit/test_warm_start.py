@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from processors.history import HistoryEntry, history_entry, judge
-from processors.log_detectors import LogAnalyzer
-from processors.warm_start import StoredRun, warm_entries
+from processors.anomalies.history import HistoryEntry, history_entry, judge
+from processors.anomalies.logs import LogAnalyzer
+from processors.anomalies.warm_start import StoredRun, warm_entries
+from runtime.config import LogDetectorsConfig, TestDetectorsConfig
 from schemas.messages import LogLine, RunState, RunStatus
-from sentinel.config import LogDetectorsConfig, TestDetectorsConfig
 from tests.unit.test_history import results, run
 
 CONFIG = TestDetectorsConfig(min_samples=3, history_runs=4)

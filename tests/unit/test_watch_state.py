@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from producers.watch_state import ObjectLedger, backoff_delay
+from producers.k8s.watch_state import ObjectLedger, backoff_delay
 
 
 def obj(uid: str, rv: int, name: str | None = None, **labels: str) -> dict[str, Any]:

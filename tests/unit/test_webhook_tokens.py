@@ -6,13 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from producers.webhooks import bearer_matches
-from sentinel.config import (
-    GENERIC_TOKEN_ENV,
-    JENKINS_TOKEN_ENV,
-    ConfigError,
-    load_settings,
-)
+from producers.webhooks.routes import bearer_matches
+from runtime.config import GENERIC_TOKEN_ENV, JENKINS_TOKEN_ENV, ConfigError, load_settings
 
 
 @pytest.fixture(autouse=True)

@@ -1034,6 +1034,7 @@ def new_template_subject(plans: list[RunPlan], pipe: Pipeline, index: int) -> st
     """The template id the pipeline's miner gives run `index`'s new error (mined as the worker
     mines: every error event of the earlier runs, in order, on one miner)."""
     from processors.log_detectors import LogAnalyzer
+
     from schemas.messages import LogLine
 
     analyzer = LogAnalyzer()
@@ -1119,7 +1120,6 @@ def simulate(name: str, flush: bool) -> Replay:
     from processors.infra import attribute, detect_infra, infra_affected_tests
     from processors.log_detectors import LogAnalyzer
     from processors.log_silence import detect_log_silence
-    from processors.runs import Policy, advance, apply_signal, has_test_batch
     from processors.signals import LogSignals, route, signals_from_k8s
     from processors.test_detectors import (
         PipelineHistory,
@@ -1130,9 +1130,11 @@ def simulate(name: str, flush: bool) -> Replay:
     )
     from producers.k8s_events import K8sNormalizer
     from producers.log_lines import to_log_line
+    from sentinel.config import load_settings
+
+    from processors.runs import Policy, advance, apply_signal, has_test_batch
     from schemas.capture import K8sRecord, LogRecord, read_capture
     from schemas.messages import RunSignal
-    from sentinel.config import load_settings
 
     settings = load_settings(HERE / f"{name}.config.yaml")
     cfg = settings.anomalies

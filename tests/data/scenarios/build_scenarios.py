@@ -2883,13 +2883,14 @@ def expect(condition: bool, message: str) -> None:
 
 def check(scenario: Scenario) -> list[str]:
     """Verify one written scenario; returns notes (raises CheckFailed on a problem)."""
+    from producers.k8s_events import K8sNormalizer
+    from producers.log_lines import to_log_line
+    from sentinel.config import load_settings
+
     from processors.test_results import TestLogParser, count_by_status
     from producers import github as gh
     from producers import jenkins as jk
-    from producers.k8s_events import K8sNormalizer
-    from producers.log_lines import to_log_line
     from schemas.capture import K8sRecord, LogRecord, WebhookRecord, read_capture
-    from sentinel.config import load_settings
 
     notes: list[str] = []
     name = scenario.name

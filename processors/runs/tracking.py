@@ -1,0 +1,371 @@
+"""Run tracking as pure steps: one input message in, what to store and send out.
+
+The Faust agent looks up states in its table and calls `RunTracker.on_message`; the tracker
+returns an `Outcome` (new states, test results, structure anomalies, BINDs for the links topic,
+dead letters) and the agent writes them. Nothing here touches Kafka.
+
+Event time (DESIGN.md "Time")
+    The watermark is the newest event time seen minus `allowed_lateness_s`. In live mode a
+    WATERMARK tick (sent by the worker's timer once a second to every partition) carries the
+    wall clock; it counts only when no input has come for `idle_watermark_s`, so a hung run
+    times out even when nothing else happens. `sentinel analyze` sets no idle clock and a huge
+    lateness, and sends one final WATERMARK at the end of the capture: then every decision that
+    depends on time is taken once, with all input known, and a replay as fast as possible gives
+    the same runs and anomalies as living through it.
+
+Which runs to look at when time passes: per partition, an index of each open run's next
+deadline (timeouts, quiet periods, structure checks); it is rebuilt from the table after a
+restart (`rebuild`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from pydantic import ValidationError
+
+from processors.anomalies.infra import attribute, detect_infra
+from processors.anomalies.silence import detect_log_silence, silence_deadlines
+from processors.runs.linking import bind_signal
+from processors.runs.source_signals import REPLAY
+from processors.runs.state import (
+    Policy,
+    advance,
+    apply,
+    apply_signal,
+    ci_correlation_keys,
+    deadlines,
+    has_test_batch,
+)
+from processors.runs.structure import evaluate, next_deadline
+from runtime.config import InfraDetectorsConfig, Settings, StructureRule
+from schemas.messages import (
+    Anomaly,
+    CiEvent,
+    LogLine,
+    RunAttribution,
+    RunSignal,
+    RunState,
+    SignalKind,
+    TestResult,
+)
+
+_ANOMALY_PREFIX = "anomaly:"
+JUNIT_SOURCE = "junit"
+_SETTLED_KEY = "structure:settled"
+
+
+@dataclass
+class Outcome:
+    states: list[RunState] = field(default_factory=list)
+    tests: list[TestResult] = field(default_factory=list)
+    anomalies: list[Anomaly] = field(default_factory=list)
+    binds: list[RunSignal] = field(default_factory=list)
+    # Every result of a new test batch (with the run id), to keep with the run for its history.
+    batch_results: list[TestResult] = field(default_factory=list)
+    # Runs that just ended for good (end-of-run checks done): their history entry is due.
+    finished: list[RunState] = field(default_factory=list)
+    # Log lines for the run's log analysis: (run id, signal id, line).
+    log_lines: list[tuple[str, str, LogLine]] = field(default_factory=list)
+    error: str | None = None
+    error_type: str | None = None
+
+
+@dataclass
+class TrackerConfig:
+    policy: Policy = field(default_factory=Policy)
+    ignore_check_suite_apps: frozenset[str] = frozenset({"github-actions"})
+    rules: tuple[StructureRule, ...] = ()
+    settle_s: float = 60.0
+    allowed_lateness_s: float = 60.0
+    idle_watermark_s: float | None = 10.0
+    infra: InfraDetectorsConfig | None = None
+    log_silence_s: float | None = None  # None: off
+    activity_bucket_s: float = 60.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TrackerConfig:
+        tracking = settings.tracking
+        return cls(
+            policy=Policy(
+                inactivity_timeout_s=tracking.inactivity_timeout_s,
+                pod_quiet_period_s=tracking.pod_quiet_period_s,
+            ),
+            ignore_check_suite_apps=frozenset(tracking.ignore_check_suite_apps),
+            rules=tuple(settings.structure.rules),
+            settle_s=tracking.settle_s,
+            allowed_lateness_s=tracking.allowed_lateness_s,
+            idle_watermark_s=tracking.idle_watermark_s,
+            infra=settings.anomalies.infra if settings.anomalies.infra.enabled else None,
+            log_silence_s=settings.anomalies.logs.silence_s,
+            activity_bucket_s=tracking.activity_bucket_s,
+        )
+
+
+Load = Callable[[str], RunState | None]
+
+
+class RunTracker:
+    """Folds CI events and run signals into runs; decides what passing event time closes."""
+
+    def __init__(self, config: TrackerConfig, clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self._clock = clock
+        self._newest: datetime | None = None  # newest event time seen on any input
+        self._final: datetime | None = None  # end of input (offline analysis)
+        self._replayed: datetime | None = None  # input processed up to here (offline analysis)
+        self._last_input = clock()
+        self._due: dict[int, dict[str, datetime]] = {}  # partition -> run id -> next deadline
+        self._rebuilt: set[int] = set()
+
+    # -- inputs -------------------------------------------------------------------------------
+
+    def on_message(self, topic_kind: str, raw: bytes, partition: int, load: Load) -> Outcome:
+        """One message of `sentinel.ci` (topic_kind "ci") or of run-signals ("signal")."""
+        if topic_kind == "ci":
+            return self._on_ci(raw, partition, load)
+        return self._on_signal(raw, partition, load)
+
+    def _on_ci(self, raw: bytes, partition: int, load: Load) -> Outcome:
+        try:
+            event = CiEvent.model_validate_json(raw)
+        except ValidationError as exc:
+            return Outcome(error=f"not a valid CiEvent: {exc}", error_type="ValidationError")
+        self._saw(event.event_time)
+        before = load(event.run_id)
+        try:
+            state = apply(before, event, self.config.ignore_check_suite_apps, self.config.policy)
+        except ValueError as exc:  # e.g. a stage event without a stage id: not retriable
+            return Outcome(error=str(exc), error_type="InvalidEvent")
+        out = Outcome()
+        if state is not None:
+            known = set(before.correlation_keys) if before else set()
+            for key in ci_correlation_keys(event):
+                if key not in known:
+                    out.binds.append(
+                        bind_signal(key, event.run_id, event.event_id, event.event_time)
+                    )
+            self._settle(state, partition, out)
+        return out
+
+    def _on_signal(self, raw: bytes, partition: int, load: Load) -> Outcome:
+        try:
+            signal = RunSignal.model_validate_json(raw)
+        except ValidationError as exc:
+            return Outcome(error=f"not a valid RunSignal: {exc}", error_type="ValidationError")
+        if signal.kind is SignalKind.WATERMARK:
+            return self._on_watermark(signal, partition, load)
+        if signal.run_id is None:
+            return Outcome(error="run signal without run_id", error_type="InvalidEvent")
+        if signal.kind is SignalKind.LOG:
+            # For the log detectors only: the run's state is not what a log line changes
+            # (its activity comes as ACTIVITY signals).
+            if signal.log_line is None:
+                return Outcome(error="log signal without a line", error_type="InvalidEvent")
+            return Outcome(log_lines=[(signal.run_id, signal.signal_id, signal.log_line)])
+        self._saw(signal.event_time)
+        before = load(signal.run_id)
+        new_batch = signal.kind is SignalKind.TESTS and not has_test_batch(before, signal.signal_id)
+        try:
+            state = apply_signal(before, signal, self.config.policy)
+        except ValueError as exc:
+            return Outcome(error=str(exc), error_type="InvalidEvent")
+        out = Outcome()
+        if new_batch:
+            out.batch_results = [
+                result.model_copy(update={"run_id": signal.run_id})
+                for result in signal.test_results
+            ]
+            if signal.source != JUNIT_SOURCE:  # the upload published its results itself
+                out.tests = list(out.batch_results)
+        if state is not None:
+            self._settle(state, partition, out)
+        return out
+
+    def _on_watermark(self, tick: RunSignal, partition: int, load: Load) -> Outcome:
+        if tick.final:
+            self._final = max(self._final or tick.event_time, tick.event_time)
+        elif tick.source == REPLAY:
+            # Offline: everything up to this time has been processed, so it is event time.
+            self._replayed = max(self._replayed or tick.event_time, tick.event_time)
+        elif self._idle():
+            # Wall clock of the worker: only while no input is arriving (live mode).
+            self._saw(tick.event_time, count_as_input=False)
+        return self.due(partition, load)
+
+    # -- time ---------------------------------------------------------------------------------
+
+    def watermark(self) -> datetime | None:
+        marks = []
+        if self._newest is not None:
+            marks.append(self._newest - timedelta(seconds=self.config.allowed_lateness_s))
+        if self._final is not None:
+            marks.append(self._final)
+        if self._replayed is not None:
+            marks.append(self._replayed)
+        return max(marks) if marks else None
+
+    def due(self, partition: int, load: Load) -> Outcome:
+        """Re-check the runs of `partition` whose next deadline the watermark has passed."""
+        out = Outcome()
+        mark = self.watermark()
+        pending = self._due.get(partition, {})
+        if mark is None or not pending:
+            return out
+        final = self._final is not None
+        for run_id in [r for r, when in pending.items() if final or when <= mark]:
+            state = load(run_id)
+            if state is None:
+                pending.pop(run_id, None)
+                continue
+            self._settle(state, partition, out, force=True)
+        return out
+
+    def needs_rebuild(self, partition: int) -> bool:
+        return partition not in self._rebuilt
+
+    def rebuild(self, partition: int, states: Iterable[RunState]) -> None:
+        """After a (re)start: index the open runs of a partition from the table."""
+        self._rebuilt.add(partition)
+        pending = self._due.setdefault(partition, {})
+        for state in states:
+            when = self._next_deadline(state)
+            if when is not None:
+                pending.setdefault(state.run_id, when)
+
+    def _saw(self, when: datetime, count_as_input: bool = True) -> None:
+        when = when.astimezone(UTC)
+        if self._newest is None or when > self._newest:
+            self._newest = when
+        if count_as_input:
+            self._last_input = self._clock()
+
+    def _idle(self) -> bool:
+        idle_after = self.config.idle_watermark_s
+        return idle_after is not None and self._clock() - self._last_input >= idle_after
+
+    # -- after every change ---------------------------------------------------------------------
+
+    def _settle(self, state: RunState, partition: int, out: Outcome, force: bool = False) -> None:
+        """Advance `state` to the watermark, check structure, index its next deadline."""
+        mark = self.watermark()
+        changed = not force
+        if mark is not None:
+            advanced = advance(state, mark, self.config.policy)
+            if advanced is not None:
+                state, changed = advanced, True
+        attribution = self._attribution(state, mark)
+        if attribution != state.attribution:
+            state = state.model_copy(
+                update={"attribution": attribution, "version": state.version + 1}
+            )
+            changed = True
+        found = self._new_anomalies(state, mark)
+        if found:
+            state = _record_anomalies(state, found)
+            out.anomalies.extend(found)
+            changed = True
+        if self._end_checked(state, mark) and _SETTLED_KEY not in state.merge_keys:
+            state = _with_keys(state, {_SETTLED_KEY: "1"})
+            changed = True
+            out.finished.append(state)
+        if changed:
+            out.states.append(state)
+        pending = self._due.setdefault(partition, {})
+        when = self._next_deadline(state)
+        if when is None:
+            pending.pop(state.run_id, None)
+        else:
+            pending[state.run_id] = when
+
+    def _new_anomalies(self, state: RunState, mark: datetime | None) -> list[Anomaly]:
+        found: list[Anomaly] = []
+        if self.config.rules:
+            found += evaluate(
+                state,
+                self.config.rules,
+                mark,
+                settle_s=self.config.settle_s,
+                final=self._final is not None,
+            )
+        if self.config.infra is not None:
+            found += detect_infra(state, mark, self.config.infra)
+        if self.config.log_silence_s is not None:
+            found += detect_log_silence(
+                state, mark, self.config.log_silence_s, self.config.activity_bucket_s
+            )
+        return [a for a in found if _ANOMALY_PREFIX + a.anomaly_id not in state.merge_keys]
+
+    def _attribution(self, state: RunState, mark: datetime | None) -> RunAttribution | None:
+        """Infrastructure that explains a failed run (derived again on every change)."""
+        if self.config.infra is None or not state.status.terminal:
+            return None
+        found = attribute(state, detect_infra(state, mark, self.config.infra))
+        if found is None:
+            return None
+        return RunAttribution(
+            cause=found.cause,
+            types=list(found.types),
+            anomaly_ids=list(found.anomaly_ids),
+            summary=found.summary,
+        )
+
+    def _end_checked(self, state: RunState, mark: datetime | None) -> bool:
+        if not state.status.terminal:
+            return False
+        if self._final is not None:
+            return True
+        end = state.finished_at or state.updated_at
+        return mark is not None and mark >= end + timedelta(seconds=self.config.settle_s)
+
+    def _next_deadline(self, state: RunState) -> datetime | None:
+        found = list(deadlines(state, self.config.policy))
+        mark = self.watermark()
+        if _SETTLED_KEY not in state.merge_keys:
+            if state.status.terminal:  # its end-of-run checks and history entry are due then
+                end = state.finished_at or state.updated_at
+                found.append(end + timedelta(seconds=self.config.settle_s))
+            if self.config.rules:
+                structure = next_deadline(
+                    state, self.config.rules, settle_s=self.config.settle_s, after=mark
+                )
+                if structure is not None:
+                    found.append(structure)
+            # Detectors' limits: those already passed were judged just now (`_settle` checks
+            # before it indexes), so only future ones are due; else every tick re-checks them.
+            limits: list[datetime] = []
+            if self.config.infra is not None and not state.status.terminal:
+                limits += _pending_deadlines(state, self.config.infra)
+            if self.config.log_silence_s is not None:
+                limits += silence_deadlines(
+                    state, self.config.log_silence_s, self.config.activity_bucket_s
+                )
+            found += [when for when in limits if mark is None or when > mark]
+        return min(found) if found else None
+
+
+def _pending_deadlines(state: RunState, config: InfraDetectorsConfig) -> list[datetime]:
+    """When still-pending pods become `pending_too_long` (so it fires while they wait)."""
+    limit = timedelta(seconds=config.pending_limit_s, microseconds=1)
+    return [
+        pod.created_at + limit
+        for pod in state.pods
+        if pod.created_at is not None and pod.started_at is None and not pod.terminated
+    ]
+
+
+def _record_anomalies(state: RunState, found: Collection[Anomaly]) -> RunState:
+    return _with_keys(state, {_ANOMALY_PREFIX + a.anomaly_id: a.type for a in found})
+
+
+def _with_keys(state: RunState, keys: dict[str, str]) -> RunState:
+    return state.model_copy(
+        update={"merge_keys": {**state.merge_keys, **keys}, "version": state.version + 1}
+    )
+
+
+def decode_state(raw: bytes | None) -> RunState | None:
+    return None if raw is None else RunState.model_validate_json(raw)

@@ -1,0 +1,145 @@
+"""Durable on-disk spool for messages the broker could not take right now.
+
+GitHub does not redeliver a failed webhook by itself, so the receiver answers 2xx only once an
+event is safe: acknowledged by the broker, or written here (fsync'd file, atomic rename, fsync'd
+directory) and published later by `SpoolDrainer`. Each entry is one JSON file named so that a
+lexical sort gives arrival order.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from runtime.metrics import SPOOLED
+
+log = logging.getLogger("sentinel.spool")
+
+
+@dataclass(frozen=True)
+class SpoolEntry:
+    path: Path
+    topic: str
+    key: bytes | None
+    value: bytes
+
+
+class SyncPublisher(Protocol):
+    def publish_sync(
+        self, topic: str, key: bytes | None, value: bytes, timeout: float | None = None
+    ) -> tuple[int, int]: ...
+
+
+class Spool:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.directory.mkdir(parents=True, exist_ok=True)
+        SPOOLED.set(len(self._files()))
+
+    def _files(self) -> list[Path]:
+        return sorted(self.directory.glob("*.json"))
+
+    def put(self, topic: str, key: bytes | None, value: bytes) -> Path:
+        record = {
+            "topic": topic,
+            "key": None if key is None else base64.b64encode(key).decode(),
+            "value": base64.b64encode(value).decode(),
+        }
+        name = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.json"
+        tmp = self.directory / f".{name}.tmp"
+        with tmp.open("w") as handle:
+            json.dump(record, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        final = self.directory / name
+        tmp.rename(final)
+        self._fsync_dir()
+        SPOOLED.inc()
+        return final
+
+    def _fsync_dir(self) -> None:
+        fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def pending(self) -> list[SpoolEntry]:
+        entries: list[SpoolEntry] = []
+        for path in self._files():
+            try:
+                record = json.loads(path.read_text())
+                key = record["key"]
+                entries.append(
+                    SpoolEntry(
+                        path=path,
+                        topic=record["topic"],
+                        key=None if key is None else base64.b64decode(key),
+                        value=base64.b64decode(record["value"]),
+                    )
+                )
+            except (OSError, ValueError, KeyError) as exc:
+                # Keep the bytes for a human instead of deleting them.
+                bad = path.with_suffix(".corrupt")
+                log.error("spool entry %s unreadable (%s); moved to %s", path, exc, bad)
+                path.rename(bad)
+        return entries
+
+    def remove(self, entry: SpoolEntry) -> None:
+        entry.path.unlink(missing_ok=True)
+        SPOOLED.set(len(self._files()))
+
+    def __len__(self) -> int:
+        return len(self._files())
+
+
+class SpoolDrainer:
+    """Publishes spooled entries in arrival order; stops at the first failure and retries later."""
+
+    def __init__(
+        self, spool: Spool, publisher: SyncPublisher, interval: float = 2.0, timeout: float = 10.0
+    ) -> None:
+        self.spool = spool
+        self.publisher = publisher
+        self.interval = interval
+        self.timeout = timeout
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def drain_once(self) -> int:
+        """Publish what is pending; return how many entries were delivered."""
+        delivered = 0
+        with self._lock:
+            for entry in self.spool.pending():
+                try:
+                    self.publisher.publish_sync(entry.topic, entry.key, entry.value, self.timeout)
+                except Exception as exc:
+                    log.warning("spool drain paused: %s (%d pending)", exc, len(self.spool))
+                    break
+                self.spool.remove(entry)
+                delivered += 1
+        if delivered:
+            log.info("published %d spooled messages", delivered)
+        return delivered
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="spool-drainer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.drain_once()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(self.timeout + 2)
