@@ -8,6 +8,7 @@ rejecting the message. Timestamps are timezone-aware UTC datetimes.
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
@@ -264,6 +265,20 @@ class TestCounts(BaseModel):
     failed: int = 0
     skipped: int = 0
     error: int = 0
+
+    @classmethod
+    def of(cls, results: Iterable[TestResult]) -> TestCounts:
+        """The counts of these results (each result counted once, under its status)."""
+        by_status = dict.fromkeys(TestStatus, 0)
+        for result in results:
+            by_status[result.status] += 1
+        return cls(
+            total=sum(by_status.values()),
+            passed=by_status[TestStatus.PASSED],
+            failed=by_status[TestStatus.FAILED],
+            skipped=by_status[TestStatus.SKIPPED],
+            error=by_status[TestStatus.ERROR],
+        )
 
 
 class SignalKind(StrEnum):

@@ -45,58 +45,11 @@ def analyze_capture(
     under a topic prefix of its own (``sentinel-analyze-<random>.``) instead of a new broker."""
     records = list(read_capture(capture))  # validate the whole file before starting anything
     with tempfile.TemporaryDirectory(prefix="sentinel-analyze-") as tmp:
-        embedded = settings.embedded.model_copy(update={"data_dir": Path(tmp)})
-        kafka = settings.kafka.model_copy(update={"bootstrap_servers": bootstrap})
-        topics = settings.topics
-        if bootstrap:
-            topics = topics.model_copy(
-                update={"prefix": f"sentinel-analyze-{uuid.uuid4().hex[:12]}."}
-            )
-        webhooks = settings.webhooks.model_copy(update={"spool_dir": None})
-        # Time-driven decisions wait for the end of the capture (see processors.tracking).
-        tracking = settings.tracking.model_copy(
-            update={
-                "idle_watermark_s": None,
-                "allowed_lateness_s": OFFLINE_LATENESS_S,
-                # Short-lived: commit and flush often, so each step is seen done sooner.
-                "commit_interval_s": 0.2,
-            }
-        )
-        sink = settings.sink.model_copy(update={"batch_seconds": 0.2})
-        # The capture alone decides what is found: no baselines from any store's history.
-        anomaly_settings = settings.anomalies.model_copy(
-            update={
-                "warm_start": settings.anomalies.warm_start.model_copy(update={"enabled": False})
-            }
-        )
-        run_settings = settings.model_copy(
-            update={
-                "embedded": embedded,
-                "kafka": kafka,
-                "webhooks": webhooks,
-                "tracking": tracking,
-                "topics": topics,
-                "sink": sink,
-                "anomalies": anomaly_settings,
-            }
-        )
+        run_settings = analysis_settings(settings, Path(tmp), bootstrap)
         stack = EmbeddedStack(run_settings, broker_kind=broker)
         try:
             stack.start()
-            assert stack.owner is not None
-            targets = build_replay_targets(stack.settings, stack.owner.intake)
-            stats = ReplayStats()
-            for chunk, quiet_until in quiet_chunks(records, settings.tracking.settle_s):
-                stats = stats.merged(asyncio.run(replay(chunk, targets)))
-                stack.wait_consumed(timeout=timeout, settle=0.3)
-                # Nothing happened until the next record: event time has passed; runs that
-                # ended before are settled now, in the order they ended.
-                time_passed(stack.settings, quiet_until, final=False)
-                stack.wait_consumed(timeout=timeout, settle=0.3)
-            log.info("replayed %s", stats.summary())
-            if records:
-                time_passed(stack.settings, max(record.ts for record in records), final=True)
-                stack.wait_consumed(timeout=timeout)
+            stats = _replay_letting_time_pass(stack, records, settings.tracking.settle_s, timeout)
             runs = fetch_all_runs(stack)
             anomalies = fetch_anomalies(stack)
         finally:
@@ -107,6 +60,55 @@ def analyze_capture(
         "alerts": [],
     }
     return report, stats
+
+
+def analysis_settings(settings: Settings, data_dir: Path, bootstrap: str | None) -> Settings:
+    """The user's settings, made fit for a short offline replay of one capture."""
+    topics = settings.topics
+    if bootstrap:
+        topics = topics.model_copy(update={"prefix": f"sentinel-analyze-{uuid.uuid4().hex[:12]}."})
+    # Time-driven decisions wait for the end of the capture (see processors.runs.tracking).
+    tracking = settings.tracking.model_copy(
+        update={
+            "idle_watermark_s": None,
+            "allowed_lateness_s": OFFLINE_LATENESS_S,
+            # Short-lived: commit and flush often, so each step is seen done sooner.
+            "commit_interval_s": 0.2,
+        }
+    )
+    # The capture alone decides what is found: no baselines from any store's history.
+    warm_start = settings.anomalies.warm_start.model_copy(update={"enabled": False})
+    return settings.model_copy(
+        update={
+            "embedded": settings.embedded.model_copy(update={"data_dir": data_dir}),
+            "kafka": settings.kafka.model_copy(update={"bootstrap_servers": bootstrap}),
+            "webhooks": settings.webhooks.model_copy(update={"spool_dir": None}),
+            "tracking": tracking,
+            "topics": topics,
+            "sink": settings.sink.model_copy(update={"batch_seconds": 0.2}),
+            "anomalies": settings.anomalies.model_copy(update={"warm_start": warm_start}),
+        }
+    )
+
+
+def _replay_letting_time_pass(
+    stack: EmbeddedStack, records: list[CaptureRecord], settle_s: float, timeout: float
+) -> ReplayStats:
+    assert stack.owner is not None
+    targets = build_replay_targets(stack.settings, stack.owner.intake)
+    stats = ReplayStats()
+    for chunk, quiet_until in quiet_chunks(records, settle_s):
+        stats = stats.merged(asyncio.run(replay(chunk, targets)))
+        stack.wait_consumed(timeout=timeout, settle=0.3)
+        # Nothing happened until the next record: event time has passed; runs that ended
+        # before are settled now, in the order they ended.
+        time_passed(stack.settings, quiet_until, final=False)
+        stack.wait_consumed(timeout=timeout, settle=0.3)
+    log.info("replayed %s", stats.summary())
+    if records:
+        time_passed(stack.settings, max(record.ts for record in records), final=True)
+        stack.wait_consumed(timeout=timeout)
+    return stats
 
 
 def quiet_chunks(

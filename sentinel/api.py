@@ -52,7 +52,12 @@ def run_view(run: RunState) -> dict[str, Any]:
 
 def runs_router(store: RunStore, page_size_max: int) -> APIRouter:
     router = APIRouter(tags=["runs"])
+    _add_run_list(router, store, page_size_max)
+    _add_run_detail(router, store)
+    return router
 
+
+def _add_run_list(router: APIRouter, store: RunStore, page_size_max: int) -> None:
     @router.get(
         "/api/runs",
         response_model=RunPage,
@@ -95,6 +100,8 @@ def runs_router(store: RunStore, page_size_max: int) -> APIRouter:
             next_cursor = encode_cursor(_aware(last["sort_at"]), last["run_id"])
         return RunPage(items=[row_to_run_state(row) for row in rows], next_cursor=next_cursor)
 
+
+def _add_run_detail(router: APIRouter, store: RunStore) -> None:
     # Before the run route: its {run_id:path} would swallow the "/anomalies" suffix.
     @router.get(
         "/api/runs/{run_id:path}/anomalies",
@@ -124,8 +131,6 @@ def runs_router(store: RunStore, page_size_max: int) -> APIRouter:
         if not rows:
             raise HTTPException(404, f"no run with id {run_id!r}")
         return row_to_run_state(rows[0])
-
-    return router
 
 
 def create_api(

@@ -397,14 +397,27 @@ class LogAnalyzer:
 
     def feed(self, state: RunLogState, line: LogLine, miner: LogTemplateMiner) -> RunLogState:
         """Fold one log line into ``state`` (in place; returned for convenience)."""
-        aux = self._aux_of(miner)
-        if state.run_id not in aux.seeded_runs:
-            aux.seeded_runs[state.run_id] = None
-            if len(aux.seeded_runs) > _MAX_SEEDED_RUNS:
-                del aux.seeded_runs[next(iter(aux.seeded_runs))]
-            self.seed(miner, {tid: t.text for tid, t in state.templates.items()})
+        self._seed_once(state, miner)
+        text = line.line.rstrip("\r\n")
+        pending, folded = self._fold(state, line, text, miner)
+        if pending.level in _ERROR_LEVELS:
+            self._judge_error(state, miner, pending, text, folded)
+        return state
 
-        pod = line.pod
+    def _seed_once(self, state: RunLogState, miner: LogTemplateMiner) -> None:
+        """A run's known templates go into the miner the first time this process sees it."""
+        aux = self._aux_of(miner)
+        if state.run_id in aux.seeded_runs:
+            return
+        aux.seeded_runs[state.run_id] = None
+        if len(aux.seeded_runs) > _MAX_SEEDED_RUNS:
+            del aux.seeded_runs[next(iter(aux.seeded_runs))]
+        self.seed(miner, {tid: t.text for tid, t in state.templates.items()})
+
+    def _fold(
+        self, state: RunLogState, line: LogLine, text: str, miner: LogTemplateMiner
+    ) -> tuple[StreamState, bool]:
+        """The stream's current event after this line, and whether the line continued it."""
         when = _utc(line.event_time)
         key = f"{line.namespace}/{line.pod}/{line.container}"
         pending = state.streams.get(key)
@@ -416,50 +429,58 @@ class LogAnalyzer:
             before = Event([pending.first_line], pending.level)
             folder._current = before
             folder._mode = pending.mode
-        text = line.line.rstrip("\r\n")
         folder.feed(text)
         current = folder._current
         assert current is not None
         folded = before is not None and current is before
-        if not folded or pending is None:
-            # A finished error event that never showed a line naming it: use its first line,
-            # unless that is a bare traceback header (a template every traceback shares).
-            if (
-                pending is not None
-                and pending.counted
-                and not pending.mined
-                and not pending.first_line.strip().startswith(_TRACEBACK)
-            ):
-                pending.mined = True
-                self._record_template(state, miner, pending, pending.first_line)
-            pending = StreamState(
-                pod=pod,
-                first_line=_sample(text),
-                time=when,
-                level=current.level,
-                mode=folder._mode,
-                strong=_is_strong(text),
-            )
-            state.streams[key] = pending
-            self._count_event(state, pod, when)
-        else:
+        if folded and pending is not None:
             pending.level = current.level
             pending.mode = folder._mode
+            return pending, True
+        # A finished error event that never showed a line naming it: use its first line,
+        # unless that is a bare traceback header (a template every traceback shares).
+        if (
+            pending is not None
+            and pending.counted
+            and not pending.mined
+            and not pending.first_line.strip().startswith(_TRACEBACK)
+        ):
+            pending.mined = True
+            self._record_template(state, miner, pending, pending.first_line)
+        pending = StreamState(
+            pod=line.pod,
+            first_line=_sample(text),
+            time=when,
+            level=current.level,
+            mode=folder._mode,
+            strong=_is_strong(text),
+        )
+        state.streams[key] = pending
+        self._count_event(state, line.pod, when)
+        return pending, folded
 
-        if pending.level in _ERROR_LEVELS:
-            if not pending.counted:
-                pending.counted = True
-                self._count_error(state, pending)
-            if not pending.mined:
-                name: str | None = None
-                if pending.strong:
-                    name = pending.first_line if folded else text
-                elif folded and _names_event(text):
-                    name = text
-                if name is not None:
-                    pending.mined = True
-                    self._record_template(state, miner, pending, name)
-        return state
+    def _judge_error(
+        self,
+        state: RunLogState,
+        miner: LogTemplateMiner,
+        pending: StreamState,
+        text: str,
+        folded: bool,
+    ) -> None:
+        """Count an error event once, and mine its template from the line that names it."""
+        if not pending.counted:
+            pending.counted = True
+            self._count_error(state, pending)
+        if pending.mined:
+            return
+        name: str | None = None
+        if pending.strong:
+            name = pending.first_line if folded else text
+        elif folded and _names_event(text):
+            name = text
+        if name is not None:
+            pending.mined = True
+            self._record_template(state, miner, pending, name)
 
     def _cell(self, state: RunLogState, pod: str, when: datetime) -> WindowCount | None:
         cells = state.windows.setdefault(pod, {})

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from processors.anomalies.history import HistoryEntry, history_entry
 from processors.anomalies.logs import LogAnalyzer
-from processors.runs.log_signals import worth_analysing
+from processors.logs.levels import worth_analysing
 from runtime.config import InfraDetectorsConfig
 from schemas.messages import LogLine, RunState, TestResult
 

@@ -240,3 +240,16 @@ class StackTraceFolder:
         self._current = None
         self._mode = None
         return [event]
+
+
+# Which lines go on to the log detectors: the run tracker's filter, and warm start's.
+_CONTINUATION = re.compile(
+    r"^(?:\s|Traceback \(|Caused by:|\.\.\. \d+ more|[\w.$]+(?:Error|Exception)\b)"
+)
+_ANALYSED_LEVELS = frozenset({"warning", "error", "fatal"})
+
+
+def worth_analysing(text: str) -> bool:
+    """Lines the log detectors need: warnings and errors, and what may continue a stack trace.
+    Plain info/debug lines are not sent on (they are most of a log and carry no finding)."""
+    return bool(_CONTINUATION.match(text)) or detect_level(text) in _ANALYSED_LEVELS

@@ -43,7 +43,7 @@ from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from typing import Any
 
-from processors.logs.levels import detect_level
+from processors.logs.levels import worth_analysing
 from processors.runs.correlation import provider_of, route, signal_digest
 from processors.runs.jenkins_stages import JenkinsStages, StageEvent
 from processors.test_results.log_parsers import TestLogParser
@@ -55,7 +55,6 @@ from schemas.messages import (
     SignalKind,
     TestCounts,
     TestResult,
-    TestStatus,
 )
 
 LOG_SOURCE = "logs"
@@ -149,19 +148,6 @@ def _seen(newest: tuple[int, int] | None, position: tuple[int, int] | None) -> b
     if newest is None or position is None:
         return False
     return position[0] == newest[0] and position[1] <= newest[1]
-
-
-def _counts(results: list[TestResult]) -> TestCounts:
-    by_status = {status: 0 for status in TestStatus}
-    for result in results:
-        by_status[result.status] += 1
-    return TestCounts(
-        total=len(results),
-        passed=by_status[TestStatus.PASSED],
-        failed=by_status[TestStatus.FAILED],
-        skipped=by_status[TestStatus.SKIPPED],
-        error=by_status[TestStatus.ERROR],
-    )
 
 
 class LogSignals:
@@ -367,19 +353,7 @@ class LogSignals:
                 signal_id,
                 SignalKind.TESTS,
                 max(r.event_time for r in results),
-                tests=_counts(results),
+                tests=TestCounts.of(results),
                 test_results=results,
             )
         ]
-
-
-_CONTINUATION = re.compile(
-    r"^(?:\s|Traceback \(|Caused by:|\.\.\. \d+ more|[\w.$]+(?:Error|Exception)\b)"
-)
-_ANALYSED_LEVELS = frozenset({"warning", "error", "fatal"})
-
-
-def worth_analysing(text: str) -> bool:
-    """Lines the log detectors need: warnings and errors, and what may continue a stack trace.
-    Plain info/debug lines are not sent on (they are most of a log and carry no finding)."""
-    return bool(_CONTINUATION.match(text)) or detect_level(text) in _ANALYSED_LEVELS

@@ -4,22 +4,13 @@ numbering, and the small conversions of durations and messages (pure)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from schemas.messages import TestResult, TestStatus
+from schemas.messages import TestStatus
 
 MAX_MESSAGE_CHARS = 1000
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def count_by_status(results: Iterable[TestResult]) -> dict[str, int]:
-    """Number of results per status; every status is present, zero included."""
-    counts = {status.value: 0 for status in TestStatus}
-    for result in results:
-        counts[result.status.value] += 1
-    return counts
 
 
 def aware(moment: datetime) -> datetime:

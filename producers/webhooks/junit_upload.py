@@ -18,9 +18,8 @@ from fastapi import APIRouter, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import SecretStr
 
-from processors.test_results.cases import count_by_status
-from processors.test_results.junit_xml import JUnitXmlError, parse_junit_xml
 from producers.publisher import KafkaPublisher, PublishError
+from producers.webhooks.junit_xml import JUnitXmlError, parse_junit_xml
 from producers.webhooks.ledger import DeliveryLedger
 from producers.webhooks.routes import bearer_matches, read_body
 from schemas.messages import RunSignal, SignalKind, TestCounts, TestResult, utcnow
@@ -33,16 +32,31 @@ PROVIDER = "junit"
 def counts_signal(run_id: str, upload_id: str, results: list[TestResult]) -> RunSignal:
     """One upload for the run tracker: counted on the run once per file, and kept with the run
     for its pipeline's history (without failure messages: the results topic has them)."""
-    counts = count_by_status(results)
     return RunSignal(
         signal_id=f"junit:{upload_id}",
         kind=SignalKind.TESTS,
         run_id=run_id,
         source="junit",
         event_time=utcnow(),
-        tests=TestCounts(total=sum(counts.values()), **counts),
+        tests=TestCounts.of(results),
         test_results=[result.model_copy(update={"message": None}) for result in results],
     )
+
+
+async def _publish(
+    publisher: KafkaPublisher,
+    topics: tuple[str, str],
+    run_id: str,
+    upload_id: str,
+    results: list[TestResult],
+) -> None:
+    """Every result to the tests topic and the counts to the tracker, all acknowledged."""
+    tests_topic, signals_topic = topics
+    key = run_id.encode()
+    futures = [publisher.submit(tests_topic, key, result.to_bytes()) for result in results]
+    signal = counts_signal(run_id, upload_id, results)
+    futures.append(publisher.submit(signals_topic, key, signal.to_bytes()))
+    await asyncio.gather(*(asyncio.wrap_future(future) for future in futures))
 
 
 def junit_router(
@@ -89,12 +103,7 @@ def junit_router(
         if not ledger.claim(PROVIDER, upload_id):
             return JSONResponse({"status": "duplicate", "run_id": run_id}, status_code=200)
         try:
-            futures = [
-                publisher.submit(topic, run_id.encode(), result.to_bytes()) for result in results
-            ]
-            signal = counts_signal(run_id, upload_id, results)
-            futures.append(publisher.submit(signals_topic, run_id.encode(), signal.to_bytes()))
-            await asyncio.gather(*(asyncio.wrap_future(future) for future in futures))
+            await _publish(publisher, (topic, signals_topic), run_id, upload_id, results)
         except PublishError as exc:
             ledger.release(PROVIDER, upload_id)
             log.error("JUnit upload for %s not published: %s", run_id, exc)
@@ -104,7 +113,7 @@ def junit_router(
                 headers={"Retry-After": "30"},
             )
         ledger.commit(PROVIDER, upload_id)
-        counts = count_by_status(results)
+        counts = TestCounts.of(results).model_dump(exclude={"total"})
         log.info("JUnit upload for %s: %d test results %s", run_id, len(results), counts)
         return JSONResponse(
             {"status": "accepted", "run_id": run_id, "tests": len(results), "by_status": counts},

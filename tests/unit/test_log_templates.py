@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from processors.logs.templates import LogTemplateMiner, mask, strip_header
-from sentinel import logs_cli
+from sentinel.cli import logs as logs_cli
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -182,7 +182,7 @@ def test_cli_mine_function() -> None:
 def test_cli_subprocess_reads_stdin() -> None:
     code = (
         "import argparse, sys\n"
-        "from sentinel.logs_cli import add_parser\n"
+        "from sentinel.cli.logs import add_parser\n"
         "p = argparse.ArgumentParser(); add_parser(p.add_subparsers(dest='command'))\n"
         "a = p.parse_args(sys.argv[1:]); sys.exit(a.func(a))\n"
     )

@@ -11,10 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors.test_results.cases import count_by_status
-from processors.test_results.junit_xml import JUnitXmlError, parse_junit_xml
 from processors.test_results.log_parsers import TestLogParser, clean_line
-from schemas.messages import LogLine, TestResult
+from producers.webhooks.junit_xml import JUnitXmlError, parse_junit_xml
+from schemas.messages import LogLine, TestCounts, TestResult
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "test-logs"
 T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
@@ -308,10 +307,10 @@ def test_naive_event_time_is_taken_as_utc_and_missing_time_reuses_the_last() -> 
     assert result.event_time == datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
 
 
-def test_count_by_status() -> None:
-    counts = count_by_status(parse_file("pytest-verbose-rerun.log"))
-    assert counts == {"passed": 3, "failed": 2, "skipped": 2, "error": 1}
-    assert count_by_status([]) == {"passed": 0, "failed": 0, "skipped": 0, "error": 0}
+def test_counts_by_status() -> None:
+    counts = TestCounts.of(parse_file("pytest-verbose-rerun.log"))
+    assert counts == TestCounts(total=8, passed=3, failed=2, skipped=2, error=1)
+    assert TestCounts.of([]) == TestCounts(total=0, passed=0, failed=0, skipped=0, error=0)
 
 
 # ---------------------------------------------------------------------------------------------

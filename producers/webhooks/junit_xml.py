@@ -1,28 +1,34 @@
-"""Test results from JUnit XML reports (pure: no I/O; the bytes are given).
+"""Test results from uploaded JUnit XML reports (pure: no I/O; the bytes are given).
 
 `parse_junit_xml` reads every ``<testcase>`` of a report written by pytest, Surefire,
 go-junit-report or jest-junit, refusing DTDs (no entity expansion, no external entities).
+It lives with the upload endpoint, as the other input formats live with their receivers; test
+results read from *logs* are the worker's (`processors.test_results`).
 """
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import NamedTuple
 from xml.etree import ElementTree
 from xml.parsers import expat
 
-from processors.test_results.cases import (
-    EPOCH,
-    Attempts,
-    Case,
-    aware,
-    parse_seconds,
-    short_message,
-)
 from schemas.messages import TestResult, TestStatus
 
 JUNIT_SOURCE = "junit-xml"
 DEFAULT_MAX_XML_BYTES = 20 * 1024 * 1024
+MAX_MESSAGE_CHARS = 1000
+
+
+class _Case(NamedTuple):
+    suite: str | None
+    name: str
+    status: TestStatus
+    duration_s: float | None = None
+    message: str | None = None
 
 
 class JUnitXmlError(ValueError):
@@ -111,11 +117,13 @@ def parse_junit_xml(
     root = _parse_xml(data)
     if _local(root.tag) not in ("testsuites", "testsuite"):
         raise JUnitXmlError(f"root element is <{root.tag}>, expected <testsuites> or <testsuite>")
-    at = aware(event_time)
-    attempts = Attempts()
+    at = event_time if event_time.tzinfo is not None else event_time.replace(tzinfo=UTC)
+    attempts: Counter[tuple[str | None, str]] = Counter()
     results: list[TestResult] = []
     for case in _junit_cases(root):
-        attempt = attempts.next(case.suite, case.name)
+        # The same (suite, name) again is its next attempt (reruns, flaky reports).
+        attempts[(case.suite, case.name)] += 1
+        attempt = attempts[(case.suite, case.name)]
         results.append(
             TestResult(
                 run_id=run_id,
@@ -140,7 +148,7 @@ _RERUN_STATUS = {
 }
 
 
-def _junit_cases(root: ElementTree.Element) -> Iterator[Case]:
+def _junit_cases(root: ElementTree.Element) -> Iterator[_Case]:
     stack: list[tuple[ElementTree.Element, str | None]] = [(root, None)]
     while stack:  # iterative: nesting depth is up to the document
         element, suite_name = stack.pop()
@@ -153,17 +161,17 @@ def _junit_cases(root: ElementTree.Element) -> Iterator[Case]:
         stack.extend((child, suite_name) for child in reversed(list(element)))
 
 
-def _testcase(element: ElementTree.Element, suite_name: str | None) -> Iterator[Case]:
+def _testcase(element: ElementTree.Element, suite_name: str | None) -> Iterator[_Case]:
     # jest-junit's "{classname} {title}" leaves a leading space when there is no describe
     suite = (element.get("classname") or "").strip() or suite_name
     name = (element.get("name") or "").strip()
-    duration = parse_seconds(element.get("time") or "")
+    duration = _seconds(element.get("time") or "")
     status, message = TestStatus.PASSED, None
     earlier: list[tuple[TestStatus, str | None]] = []
     later: list[tuple[TestStatus, str | None]] = []
     for child in element:
         kind = _local(child.tag)
-        text = short_message(child.get("message") or (child.text or "").strip().split("\n", 1)[0])
+        text = _short(child.get("message") or (child.text or "").strip().split("\n", 1)[0])
         if kind in ("failure", "error") and status is TestStatus.PASSED:
             status = TestStatus.FAILED if kind == "failure" else TestStatus.ERROR
             message = text
@@ -176,7 +184,23 @@ def _testcase(element: ElementTree.Element, suite_name: str | None) -> Iterator[
         elif kind in ("rerunFailure", "rerunError"):
             later.append((TestStatus.FAILED if kind == "rerunFailure" else TestStatus.ERROR, text))
     for flaky_status, flaky_message in earlier:
-        yield Case(suite, name, flaky_status, EPOCH, None, flaky_message)
-    yield Case(suite, name, status, EPOCH, duration, message)
+        yield _Case(suite, name, flaky_status, None, flaky_message)
+    yield _Case(suite, name, status, duration, message)
     for rerun_status, rerun_message in later:
-        yield Case(suite, name, rerun_status, EPOCH, None, rerun_message)
+        yield _Case(suite, name, rerun_status, None, rerun_message)
+
+
+def _short(text: str | None) -> str | None:
+    text = (text or "").strip()
+    if not text:
+        return None
+    return text if len(text) <= MAX_MESSAGE_CHARS else text[: MAX_MESSAGE_CHARS - 1] + "…"
+
+
+def _seconds(text: str) -> float | None:
+    """A duration as tools write it ("0.05", Surefire's "1,234.5"); None if not a sane one."""
+    try:
+        value = float(text.replace(",", ""))
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value >= 0 else None

@@ -1,0 +1,159 @@
+"""`sentinel up` and the subcommands that run one component each (one Deployment each)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from producers.captures.recording import CaptureWriter
+from runtime.config import BrokerKind
+from runtime.log_setup import setup_logging
+from sentinel.cli.common import on_signals, serve, settings_from
+
+log = logging.getLogger("sentinel.cli")
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from sentinel.stack import EmbeddedStack
+
+    overrides: dict[str, dict[str, Any]] = {}
+    if args.data_dir:
+        overrides["embedded"] = {"data_dir": args.data_dir}
+    if args.broker:
+        overrides.setdefault("embedded", {})["broker"] = args.broker
+    if args.api_port is not None:
+        overrides["api"] = {"port": args.api_port}
+    settings = settings_from(args, **overrides)
+    setup_logging(settings.logging.level, settings.logging.format)
+    stack = EmbeddedStack(settings, config_path=Path(args.config) if args.config else None)
+    capture: CaptureWriter | None = None
+    try:
+        stack.start()
+        assert stack.owner is not None
+        if args.capture:
+            capture = CaptureWriter(Path(args.capture))
+        app = stack.owner.api(capture)
+        host, port = settings.api.host, settings.api.port
+        broker = stack.broker
+        log.info(
+            "sentinel is up: API http://%s:%d (OpenAPI at /docs), webhooks at "
+            "POST /api/webhooks/{github,jenkins,generic}; broker %s at %s; data in %s",
+            host,
+            port,
+            broker.kind if broker else "external",
+            stack.settings.kafka.bootstrap_servers,
+            settings.embedded.data_dir,
+        )
+        server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None))
+        serve(server)
+    finally:
+        log.info("stopping the embedded stack")
+        stack.stop()
+        if capture is not None:
+            capture.close()
+            log.info("recorded %d records to %s", capture.records, capture.path)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from processors.worker.app import run_worker
+
+    settings = settings_from(args)
+    setup_logging(settings.logging.level, settings.logging.format)
+    run_worker(settings, loglevel=settings.logging.level.lower())
+    return 0
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from sentinel.stack import StoreOwner
+
+    settings = settings_from(args)
+    setup_logging(settings.logging.level, settings.logging.format)
+    owner = StoreOwner(settings, run_sink=args.with_sink)
+    try:
+        owner.start()
+        server = uvicorn.Server(
+            uvicorn.Config(
+                owner.api(), host=settings.api.host, port=settings.api.port, log_config=None
+            )
+        )
+        serve(server)
+    finally:
+        owner.stop()
+    return 0
+
+
+def cmd_sink(args: argparse.Namespace) -> int:
+    from sentinel.warm_start import start_warm_start
+    from sinks.clickhouse.migrations import migrate
+    from sinks.clickhouse.sink import ClickHouseSink, default_routes
+    from sinks.clickhouse.store import open_store
+
+    settings = settings_from(args)
+    setup_logging(settings.logging.level, settings.logging.format)
+    store = open_store(settings)
+    migrate(store)
+    sink = ClickHouseSink(settings, store, default_routes(settings))
+    start_warm_start(settings, store)
+    stop = threading.Event()
+    on_signals(lambda: stop.set())
+    try:
+        sink.run_forever(stop)
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_k8s_watch(args: argparse.Namespace) -> int:
+    from producers.k8s.watch import run_k8s_watch
+
+    settings = settings_from(args)
+    setup_logging(settings.logging.level, settings.logging.format)
+    stop = threading.Event()
+    on_signals(stop.set)
+    run_k8s_watch(settings, stop)  # returns once stopped and the producer is flushed
+    return 0
+
+
+def cmd_log_stream(args: argparse.Namespace) -> int:
+    from producers.k8s.log_stream import run_log_stream
+
+    settings = settings_from(args)
+    setup_logging(settings.logging.level, settings.logging.format)
+    stop = threading.Event()
+    on_signals(stop.set)
+    run_log_stream(settings, stop)
+    return 0
+
+
+def add_parsers(sub: Any) -> None:
+    up = sub.add_parser("up", help="run everything embedded: broker, store, worker, sink, API")
+    up.add_argument("--data-dir", help="where broker, store and spool keep their files")
+    up.add_argument("--api-port", type=int, help="HTTP port of the API (default 8080)")
+    up.add_argument("--broker", choices=[k.value for k in BrokerKind], help="embedded broker")
+    up.add_argument(
+        "--capture", metavar="OUT", help="also record every incoming webhook to this capture file"
+    )
+    up.set_defaults(func=cmd_up)
+    sub.add_parser("worker", help="the Faust worker (run tracking)").set_defaults(func=cmd_worker)
+    api = sub.add_parser("api", help="HTTP API and webhook receiver")
+    api.add_argument(
+        "--with-sink",
+        action="store_true",
+        help="also run the ClickHouse sink here (needed with the embedded store)",
+    )
+    api.set_defaults(func=cmd_api)
+    sub.add_parser("sink", help="the ClickHouse sink").set_defaults(func=cmd_sink)
+    sub.add_parser(
+        "k8s-watch", help="watch Pods, Jobs, Services and Events into the k8s topic"
+    ).set_defaults(func=cmd_k8s_watch)
+    sub.add_parser(
+        "log-stream", help="follow the container logs of run pods into the logs topic"
+    ).set_defaults(func=cmd_log_stream)
