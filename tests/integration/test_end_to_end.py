@@ -12,7 +12,7 @@ import pytest
 
 from runtime.config import Settings
 from sentinel.stack import EmbeddedStack
-from tests.integration.helpers import post_webhook, served_stack, wait_for_run
+from tests.support.helpers import post_webhook, served_stack, wait_for_run
 
 pytestmark = pytest.mark.integration
 

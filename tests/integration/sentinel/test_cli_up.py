@@ -1,0 +1,135 @@
+"""`sentinel up` as a user runs it: a foreground process, stopped with Ctrl-C (SIGINT)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from sentinel.brokers import free_port
+from tests.support.helpers import github_headers, payload, post_webhook
+
+pytestmark = pytest.mark.integration
+
+SECRET = "up-secret"
+RUN_ID = "github:octo-org/octo-repo:289782451:1"
+
+
+def start_up(data_dir: Path, port: int, broker: str) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, SENTINEL_GITHUB_WEBHOOK_SECRET=SECRET)
+    env.pop("SENTINEL_CONFIG", None)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sentinel",
+            "up",
+            "--data-dir",
+            str(data_dir),
+            "--api-port",
+            str(port),
+            "--broker",
+            broker,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def wait_ready(proc: subprocess.Popen[bytes], url: str, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            output = proc.stdout.read().decode() if proc.stdout else ""
+            raise AssertionError(f"sentinel up exited with {proc.returncode}:\n{output[-3000:]}")
+        try:
+            if httpx.get(f"{url}/ready", timeout=5).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError("sentinel up did not become ready")
+
+
+def interrupt(proc: subprocess.Popen[bytes]) -> str:
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=90)
+    assert proc.returncode == 0, output.decode()[-3000:]
+    return output.decode()
+
+
+def processes_using(data_dir: Path) -> list[int]:
+    """Live processes whose command line or environment mentions the data dir (broker, worker)."""
+    needle = str(data_dir).encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            blob = (entry / "cmdline").read_bytes() + (entry / "environ").read_bytes()
+            state = (entry / "stat").read_text().split()[2]
+        except OSError:
+            continue
+        if needle in blob and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def post(url: str, event: str, delivery: str, path: str) -> None:
+    response = post_webhook(url, event, delivery, path, SECRET)
+    assert response.status_code == 202, response.text
+
+
+def wait_status(url: str, status: str, timeout: float = 60) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        response = httpx.get(f"{url}/api/runs/{RUN_ID}", timeout=5)
+        if response.status_code == 200 and response.json()["status"] == status:
+            return time.monotonic() - started
+        time.sleep(0.05)
+    raise AssertionError(f"run never reached {status}")
+
+
+@pytest.mark.parametrize("broker", ["apache-kafka", "tansu"])
+def test_up_serves_runs_stops_on_ctrl_c_and_keeps_history(tmp_path: Path, broker: str) -> None:
+    data_dir = tmp_path / "data"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = start_up(data_dir, port, broker)
+    try:
+        wait_ready(proc, url)
+        post(url, "workflow_run", "up-1", "workflow_run/requested.payload.json")
+        post(url, "workflow_run", "up-2", "workflow_run/completed.payload.json")
+        seconds = wait_status(url, "succeeded")
+        print(f"{broker}: webhook to API in {seconds:.2f}s")
+    finally:
+        if proc.poll() is None:
+            output = interrupt(proc)
+    assert "stopping the embedded stack" in output
+    assert processes_using(data_dir) == [], "broker or worker left running after Ctrl-C"
+
+    # Run history lives in the embedded store and survives a restart with either broker.
+    again = start_up(data_dir, port, broker)
+    try:
+        wait_ready(again, url)
+        run = httpx.get(f"{url}/api/runs/{RUN_ID}", timeout=5)
+        assert run.status_code == 200
+        assert run.json()["status"] == "succeeded"
+        # A delivery accepted before the restart is still recognised as a duplicate.
+        body = payload("workflow_run/completed.payload.json")
+        repeat = httpx.post(
+            f"{url}/api/webhooks/github",
+            content=body,
+            headers=github_headers("workflow_run", "up-2", body, SECRET),
+        )
+        assert repeat.json()["status"] == "duplicate"
+    finally:
+        if again.poll() is None:
+            interrupt(again)
