@@ -1,4 +1,4 @@
-"""Loghub grouping accuracy of processors.log_templates against Drain's published figures.
+"""Loghub grouping accuracy of processors.logs.templates against Drain's published figures.
 
 Grouping accuracy (Zhu et al., "Tools and Benchmarks for Automated Log Parsing", ICSE-SEIP 2019):
 a message is parsed correctly iff the set of messages in its predicted group is exactly the set
@@ -13,7 +13,7 @@ Input (``--input``):
            header stripper, as `sentinel logs mine` does. Reported, not compared.
   both     both columns (default); the exit status still checks ``content`` only.
 
-One configuration (processors.log_templates.DEFAULT_CONFIG) for every dataset.
+One configuration (processors.logs.templates.DEFAULT_CONFIG) for every dataset.
 Exit status 1 if any dataset's content accuracy is below its published figure.
 
     .venv/bin/python bench/loghub_accuracy.py [--root DIR] [--datasets A,B] [--input both]

@@ -290,7 +290,8 @@ class LogDetectorsConfig(Section):
 
 
 class WarmStartConfig(Section):
-    """Baselines read back from the store's history at start-up (processors.warm_start)."""
+    """Baselines read back from the store's history at start-up (see
+    processors.anomalies.warm_start)."""
 
     enabled: bool = True
     lookback_days: float = Field(

@@ -31,7 +31,7 @@ class WebhookRecord(_Record):
 
 class K8sRecord(_Record):
     type: Literal["k8s"]
-    # RELISTED: a state the watcher found by relisting after a 410 (see producers/k8s_watch.py).
+    # RELISTED: a state the watcher found by relisting after a 410 (see producers/k8s/watch.py).
     event: Literal["ADDED", "MODIFIED", "DELETED", "RELISTED"]
     object: dict[str, Any]
 

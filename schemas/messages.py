@@ -422,9 +422,9 @@ class RunState(Message):
     merge_keys: dict[str, str] = Field(
         default_factory=dict,
         description=(
-            "Run tracker bookkeeping (processors.runs): for each newest-wins field, the order key"
-            " of the event whose value it holds, so late and duplicate events merge the same way"
-            " in any order."
+            "Run tracker bookkeeping (processors.runs.state): for each newest-wins field, the"
+            " order key of the event whose value it holds, so late and duplicate events merge the"
+            " same way in any order."
         ),
     )
 

@@ -62,7 +62,7 @@ DLQ = TopicSpec("dlq", DeadLetter, key="origin_topic/partition/offset", retentio
 RUN_SIGNALS = TopicSpec("run-signals", RunSignal, key="run_id", retention_ms=3 * DAY_MS)
 RUN_LINKS = TopicSpec("run-links", RunSignal, key="correlation_key", retention_ms=3 * DAY_MS)
 # Finished runs, keyed by [pipeline, branch], for the detectors that compare a run with the
-# earlier runs of its pipeline. The value is processors.test_detectors.RunRecord (JSON).
+# earlier runs of its pipeline. The value is processors.anomalies.tests.RunRecord (JSON).
 RUN_HISTORY = TopicSpec(
     "run-history",
     Message,

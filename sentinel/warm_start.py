@@ -1,5 +1,5 @@
 """Warm-start the worker's baselines from the store's history (the adapter; logic in
-processors.warm_start).
+processors.anomalies.warm_start).
 
 Reads, per (pipeline, branch), the newest `anomalies.tests.history_runs` runs that finished
 within `anomalies.warm_start.lookback_days` (and at least `min_age_s` ago), their test results

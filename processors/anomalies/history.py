@@ -40,8 +40,8 @@ class HistoryEntry(BaseModel):
     logs: RunLogState | None = None
     warm: bool = Field(
         default=False,
-        description="Read back from the store at start-up (processors.warm_start): recorded "
-        "if the history does not know the run yet, never judged.",
+        description="Read back from the store at start-up (processors.anomalies.warm_start): "
+        "recorded if the history does not know the run yet, never judged.",
     )
 
 

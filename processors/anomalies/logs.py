@@ -59,11 +59,11 @@ Detectors (thresholds from `LogDetectorsConfig`)
                         late lines within the caller's lateness are in). Subject: template id.
                         Window: the tumbling window of its first occurrence. Evidence: template,
                         up to 3 sample lines.
-    (Log silence is judged on the run's state by the tracker: processors.log_silence.)
+    (Log silence is judged on the run's state by the tracker: processors.anomalies.silence.)
     Detectors that need history (spike, new template) stay silent until the baseline has
     ``min_samples`` earlier runs that logged anything. Both have severity warning and
     category app. Ids: 32 hex chars of sha256 over JSON [run_id, type, subject, window start,
-    window end] (as in processors.structure / processors.test_detectors); detected_at = window
+    window end] (as in processors.runs.structure / processors.anomalies.tests); detected_at = window
     end. `detect` returns every finding that holds, each time: callers dedup on anomaly_id.
 
 Other judgment calls

@@ -13,7 +13,7 @@ from the *end* of that bucket — it may have logged until then.
 
 Pods that have ended are never silent (a finished step of a long pipeline is quiet by
 design), nor are pods that never logged (nothing says they should). Severity warning,
-category app, ids as every detector's (processors.anomaly_ids).
+category app, ids as every detector's (processors.anomalies.ids).
 """
 
 from __future__ import annotations

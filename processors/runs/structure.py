@@ -469,7 +469,7 @@ def _anomaly(
 def anomaly_id(
     run_id: str, kind: str, subject: str, rule: str, start: datetime, end: datetime
 ) -> str:
-    """The shared id (processors.anomaly_ids), with the rule's name among its parts."""
+    """The shared id (processors.anomalies.ids), with the rule's name among its parts."""
     return shared_anomaly_id(run_id, kind, subject, start, end, rule)
 
 

@@ -2,7 +2,7 @@
 
 Input is one line as the API server sends it with ``timestamps=true``: an RFC3339Nano timestamp,
 a space, then the bytes the container wrote (not necessarily UTF-8). Shared by the live log
-streamer (`producers.log_stream`) and capture replay.
+streamer (`producers.k8s.log_stream`) and capture replay.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Pure normalisation of Kubernetes objects into `K8sObjectEvent`s (no I/O, no kubernetes client).
 
-Shared by the live watcher (`producers.k8s_watch`) and capture replay, so both produce the same
+Shared by the live watcher (`producers.k8s.watch`) and capture replay, so both produce the same
 messages for the same object. Objects are the raw JSON dicts the API server sends.
 
 Correlation (DESIGN.md "Runs and correlation"): the first `k8s.correlation` rule whose label or

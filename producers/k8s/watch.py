@@ -17,8 +17,8 @@ With `k8s.state_file`, what was published is saved (after the producer flushed) 
 `k8s.checkpoint_s` and at shutdown, so a restart publishes only what changed while it was down.
 
 Publishing goes through `KafkaPublisher.submit`, which queues and returns: the watch loop never
-waits for the broker. Decisions (dedup, relist diff, backoff) live in `producers.watch_state`;
-normalisation in `producers.k8s_events`.
+waits for the broker. Decisions (dedup, relist diff, backoff) live in `producers.k8s.watch_state`;
+normalisation in `producers.k8s.objects`.
 
 RBAC (ClusterRole, or Role per watched namespace) the service account needs, and nothing more::
 

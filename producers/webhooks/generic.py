@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from producers.webhooks.github import PayloadError
+from producers.webhooks.payload import PayloadError, shown
 from schemas.messages import CiEvent, CiEventKind, RunStatus
+from schemas.utc import as_utc
 
 PROVIDER = "generic"
 EVENT_TYPE = "generic"
@@ -97,7 +98,7 @@ def parse(payload: Mapping[str, Any]) -> GenericEvent:
 def normalize(payload: Mapping[str, Any], received_at: datetime) -> list[CiEvent]:
     """One post -> its run event, and its stage event when it has a stage."""
     post = parse(payload)
-    received = _utc(received_at)
+    received = as_utc(received_at)
     run = post.sentinel_run_id
     event_id = post.event_id or derive_event_id(post)
     common: dict[str, Any] = {
@@ -110,7 +111,7 @@ def normalize(payload: Mapping[str, Any], received_at: datetime) -> list[CiEvent
         "pipeline": post.pipeline,
         "branch": post.branch,
         "commit_sha": post.commit,
-        "event_time": _utc(post.event_time),
+        "event_time": as_utc(post.event_time),
         "received_at": received,
         "raw": dict(payload),
     }
@@ -151,7 +152,7 @@ def derive_event_id(post: GenericEvent) -> str:
     parts = [
         post.sentinel_run_id,
         post.status.value,
-        _utc(post.event_time).isoformat(),
+        as_utc(post.event_time).isoformat(),
         stage.id if stage else "",
         stage.status.value if stage else "",
     ]
@@ -163,14 +164,4 @@ def derive_event_id(post: GenericEvent) -> str:
 def _reason(error: Any) -> str:
     if error["type"] == "missing":
         return "is missing"
-    given = error.get("input")
-    shown = repr(given)
-    if len(shown) > 60:
-        shown = shown[:57] + "..."
-    return f"is invalid: {error['msg']} (got {shown})"
-
-
-def _utc(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    return f"is invalid: {error['msg']} (got {shown(error.get('input'))})"

@@ -61,7 +61,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from producers.webhooks.payload import Ignored, PayloadError, problem
 from schemas.messages import CiEvent, CiEventKind, RunStatus, StepInfo
+from schemas.utc import as_utc
 
 PROVIDER = "github"
 SIGNATURE_PREFIX = "sha256="
@@ -92,14 +94,6 @@ _FINISHED_STATUSES = frozenset(
 Payload = Mapping[str, Any]
 
 
-class PayloadError(ValueError):
-    """A supported event whose payload lacks or garbles a field we need; `field` is its path."""
-
-    def __init__(self, field: str, problem: str = "is missing") -> None:
-        self.field = field
-        super().__init__(f"{field} {problem}")
-
-
 @dataclass(frozen=True)
 class Ping:
     """GitHub's hook check, sent once when a webhook is created."""
@@ -107,13 +101,6 @@ class Ping:
     delivery_id: str
     zen: str | None
     hook_id: int | None
-
-
-@dataclass(frozen=True)
-class Ignored:
-    """A valid delivery of an event Sentinel does not track (push, issues, ...)."""
-
-    reason: str
 
 
 NormalizeResult = CiEvent | Ping | Ignored
@@ -161,8 +148,8 @@ def normalize(
         event_type=event,
         action=_opt_str(payload, "action"),
         actor=fields.pop("actor", None) or _login(payload.get("sender")),
-        event_time=fields.pop("event_time", None) or _utc(received_at),
-        received_at=_utc(received_at),
+        event_time=fields.pop("event_time", None) or as_utc(received_at),
+        received_at=as_utc(received_at),
         raw=dict(payload),
         **fields,
     )
@@ -385,7 +372,7 @@ def _steps(job: Payload) -> list[StepInfo]:
 def _status(obj: Payload, path: str) -> tuple[RunStatus, str, str | None]:
     raw_status = obj.get("status")
     if not isinstance(raw_status, str) or not raw_status:
-        raise PayloadError(f"{path}.status", _problem(raw_status, "a non-empty string"))
+        raise PayloadError(f"{path}.status", problem(raw_status, "a non-empty string"))
     conclusion = _opt_str(obj, "conclusion")
     return map_status(raw_status, conclusion), raw_status, conclusion
 
@@ -394,7 +381,7 @@ def _repository(payload: Payload) -> str:
     repo = _object(payload, "repository", "repository")
     name = repo.get("full_name")
     if not isinstance(name, str) or not name:
-        raise PayloadError("repository.full_name", _problem(name, "a non-empty string"))
+        raise PayloadError("repository.full_name", problem(name, "a non-empty string"))
     return name
 
 
@@ -412,14 +399,14 @@ def _attempt(obj: Payload, path: str) -> int:
     if value is None:
         return 1
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise PayloadError(path, _problem(value, "a positive integer"))
+        raise PayloadError(path, problem(value, "a positive integer"))
     return value
 
 
 def _id(obj: Payload, key: str, path: str) -> str:
     value = _opt_id(obj, key)
     if value is None:
-        raise PayloadError(path, _problem(obj.get(key), "an integer or string id"))
+        raise PayloadError(path, problem(obj.get(key), "an integer or string id"))
     return value
 
 
@@ -435,7 +422,7 @@ def _opt_id(obj: Payload, key: str) -> str | None:
 def _object(obj: Payload, key: str, path: str) -> Payload:
     value = obj.get(key)
     if not isinstance(value, Mapping):
-        raise PayloadError(path, _problem(value, "an object"))
+        raise PayloadError(path, problem(value, "an object"))
     return value
 
 
@@ -469,29 +456,14 @@ def _time(obj: Payload, key: str, parent: str) -> datetime | None:
         return None
     try:
         if isinstance(value, str):
-            return _utc(datetime.fromisoformat(value))
+            return as_utc(datetime.fromisoformat(value))
         if isinstance(value, int | float) and not isinstance(value, bool):
             return datetime.fromtimestamp(value, UTC)
     except (ValueError, OverflowError, OSError):
         pass
-    raise PayloadError(f"{parent}.{key}", _problem(value, "an RFC 3339 timestamp"))
+    raise PayloadError(f"{parent}.{key}", problem(value, "an RFC 3339 timestamp"))
 
 
 def _latest(*times: datetime | None) -> datetime | None:
     present = [time for time in times if time is not None]
     return max(present) if present else None
-
-
-def _utc(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
-
-
-def _problem(value: Any, expected: str) -> str:
-    if value is None:
-        return "is missing"
-    shown = repr(value)
-    if len(shown) > 60:
-        shown = shown[:57] + "..."
-    return f"must be {expected} (got {shown})"

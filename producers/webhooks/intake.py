@@ -19,8 +19,9 @@ from fastapi import HTTPException
 from fastapi.responses import JSONResponse
 
 from producers.publisher import KafkaPublisher, PublishError
-from producers.webhooks.github import Ignored, PayloadError, Ping, normalize
+from producers.webhooks.github import Ping, normalize
 from producers.webhooks.ledger import DeliveryLedger
+from producers.webhooks.payload import Ignored, PayloadError
 from producers.webhooks.spool import Spool
 from runtime.metrics import WEBHOOKS
 from schemas.messages import CiEvent, utcnow

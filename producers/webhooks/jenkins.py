@@ -75,8 +75,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote
 
-from producers.webhooks.github import Ignored, PayloadError
+from producers.webhooks.payload import Ignored, PayloadError, problem
 from schemas.messages import CiEvent, CiEventKind, RunStatus
+from schemas.utc import as_utc
 
 PROVIDER = "jenkins"
 EVENT_TYPE = "build"
@@ -136,21 +137,21 @@ def normalize(
         raise PayloadError("payload", "is not a JSON object")
     build = payload.get("build")
     if not isinstance(build, Mapping):
-        raise PayloadError("build", _problem(build, "an object"))
+        raise PayloadError("build", problem(build, "an object"))
     phase = build.get("phase")
     if not isinstance(phase, str) or not phase:
-        raise PayloadError("build.phase", _problem(phase, "a non-empty string"))
+        raise PayloadError("build.phase", problem(phase, "a non-empty string"))
     result = _opt_str(build, "status")
     status = map_status(phase, result)
     if status is None:
         return Ignored(f"phase {phase!r} is not tracked")
     number = build.get("number")
     if not isinstance(number, int) or isinstance(number, bool) or number < 0:
-        raise PayloadError("build.number", _problem(number, "a non-negative integer"))
+        raise PayloadError("build.number", problem(number, "a non-negative integer"))
     full_name = job_full_name(_opt_str(payload, "url"), _opt_str(payload, "name"))
     if full_name is None:
-        raise PayloadError("name", _problem(payload.get("name"), "a non-empty string"))
-    received = _utc(received_at)
+        raise PayloadError("name", problem(payload.get("name"), "a non-empty string"))
+    received = as_utc(received_at)
     stamp = _millis(build, "timestamp")
     duration = _duration(build)
     scm = build.get("scm")
@@ -229,7 +230,7 @@ def _millis(obj: Payload, key: str) -> datetime | None:
             return datetime.fromtimestamp(value / 1000, UTC)
         except (ValueError, OverflowError, OSError):
             pass
-    raise PayloadError(f"build.{key}", _problem(value, "epoch milliseconds"))
+    raise PayloadError(f"build.{key}", problem(value, "epoch milliseconds"))
 
 
 def _duration(build: Payload) -> timedelta | None:
@@ -241,7 +242,7 @@ def _duration(build: Payload) -> timedelta | None:
             return timedelta(milliseconds=value) if value > 0 else None
         except OverflowError:
             pass
-    raise PayloadError("build.duration", _problem(value, "milliseconds (>= 0)"))
+    raise PayloadError("build.duration", problem(value, "milliseconds (>= 0)"))
 
 
 def _minus(stamp: datetime, duration: timedelta) -> datetime:
@@ -254,18 +255,3 @@ def _minus(stamp: datetime, duration: timedelta) -> datetime:
 def _opt_str(obj: Payload, key: str) -> str | None:
     value = obj.get(key)
     return value if isinstance(value, str) and value else None
-
-
-def _utc(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
-
-
-def _problem(value: Any, expected: str) -> str:
-    if value is None:
-        return "is missing"
-    shown = repr(value)
-    if len(shown) > 60:
-        shown = shown[:57] + "..."
-    return f"must be {expected} (got {shown})"

@@ -1,7 +1,7 @@
 """``sentinel logs``: offline log analysis commands (no broker or store needed).
 
 ``sentinel logs mine [FILE]`` reads one message per line from FILE (default: stdin), mines Drain
-templates over all of them (processors.log_templates) and prints one JSON object per line:
+templates over all of them (processors.logs.templates) and prints one JSON object per line:
 ``{"line": N, "template_id": "...", "template": "..."}`` with N 1-based. Each line gets the final
 template of its cluster, after every line was seen.
 """

@@ -298,7 +298,8 @@ def test_jenkins_and_generic_builds_end_as_runs_through_the_worker(
         assert run["branch"] == "feature/login"
         assert run["commit_sha"] == "9fceb02d0ae598e95dc970b74767f19372d61af8"
         # FINALIZED comes 2.5 s after COMPLETED (post-build work): the run still ends when
-        # the build did, with the duration Jenkins shows (documented in producers/jenkins.py).
+        # the build did, with the duration Jenkins shows (documented in
+        # producers/webhooks/jenkins.py).
         assert run["duration_s"] == pytest.approx(300.0)
 
         generic_failed = {

@@ -1,4 +1,5 @@
-"""A finished run's history entry and its judgement (processors.history), as the agents use them."""
+"""A finished run's history entry and its judgement (processors.anomalies.history), as the
+agents use them."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Log detectors of processors.log_detectors: error spikes and new error templates."""
+"""Log detectors of processors.anomalies.logs: error spikes and new error templates."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Log silence (processors.log_silence) on its own and through the run tracker's timers."""
+"""Log silence (processors.anomalies.silence) on its own and through the run tracker's timers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Warm entries (processors.warm_start) and how the history agent takes them (processors.history).
+"""Warm entries (processors.anomalies.warm_start) and how the history agent takes them
+(processors.anomalies.history).
 
 The rule a user relies on: a worker warm-started from the store judges the next run exactly as a
 worker that lived through the history, and a warm start repeated (every start-up) or racing the

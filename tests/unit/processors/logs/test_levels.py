@@ -1,4 +1,4 @@
-"""Level detection and stack-trace folding (processors.log_levels)."""
+"""Level detection and stack-trace folding (processors.logs.levels)."""
 
 from __future__ import annotations
 

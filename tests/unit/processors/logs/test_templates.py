@@ -1,4 +1,4 @@
-"""Masking, header stripping and template ids of processors.log_templates; the logs CLI."""
+"""Masking, header stripping and template ids of processors.logs.templates; the logs CLI."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Joining runner pods to CI runs (processors.linking) and the tracker (processors.tracking).
+"""Joining runner pods to CI runs (processors.runs.linking) and the tracker
+(processors.runs.tracking).
 
 A user notices: an ARC pod's events that arrive before GitHub names its runner still end up on
 the run; a JUnit/log test batch is published and counted once; structure anomalies are reported

@@ -1,4 +1,5 @@
-"""Runs from pods, Jobs, log markers and test batches, joined with CI events (processors.runs).
+"""Runs from pods, Jobs, log markers and test batches, joined with CI events
+(processors.runs.state).
 
 What a user sees: a bare Job is a run closed by its condition; a Tekton run ends when its pods
 have ended plus a quiet period; a run nobody reports on times out in event time, and a late

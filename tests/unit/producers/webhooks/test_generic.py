@@ -1,4 +1,4 @@
-"""The generic webhook format (producers/generic.py, docs/webhooks.md).
+"""The generic webhook format (producers/webhooks/generic.py, docs/webhooks.md).
 
 Expected values are written from the payloads by hand, not produced by the code.
 """
@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from producers.webhooks.generic import derive_event_id, normalize, parse
-from producers.webhooks.github import PayloadError
+from producers.webhooks.payload import PayloadError
 from schemas.messages import CiEvent, CiEventKind, RunStatus
 
 RECEIVED = datetime(2026, 11, 27, 10, 30, tzinfo=UTC)

@@ -12,7 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from producers.webhooks.github import Ignored, PayloadError, Ping, normalize
+from producers.webhooks.github import Ping, normalize
+from producers.webhooks.payload import Ignored, PayloadError
 from schemas.messages import CiEvent
 from tests.support.paths import DATA
 

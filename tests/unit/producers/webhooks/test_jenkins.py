@@ -1,4 +1,4 @@
-"""Jenkins Notification plugin normalisation (producers/jenkins.py).
+"""Jenkins Notification plugin normalisation (producers/webhooks/jenkins.py).
 
 Payloads in tests/data/jenkins follow the plugin's JSON (Gson, snake_case, nulls omitted); the
 expected values below were written by reading them, not produced by the code.
@@ -15,7 +15,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from producers.webhooks.github import Ignored, PayloadError
 from producers.webhooks.jenkins import (
     RAW_LOG_CHARS,
     delivery_id,
@@ -23,6 +22,7 @@ from producers.webhooks.jenkins import (
     map_status,
     normalize,
 )
+from producers.webhooks.payload import Ignored, PayloadError
 from schemas.messages import CiEvent, CiEventKind, RunStatus
 from tests.support.paths import DATA
 
