@@ -425,20 +425,16 @@ class Pod:
                 **({} if initialized else {"reason": "ContainersNotInitialized"}),
                 "type": "Initialized",
             },
-            {
-                "lastProbeTime": None,
-                "lastTransitionTime": k8s_time(ready_time),  # type: ignore[arg-type]
-                "status": "True" if is_ready else "False",
-                **ready_reason,
-                "type": "Ready",
-            },
-            {
-                "lastProbeTime": None,
-                "lastTransitionTime": k8s_time(ready_time),  # type: ignore[arg-type]
-                "status": "True" if is_ready else "False",
-                **ready_reason,
-                "type": "ContainersReady",
-            },
+            *(
+                {
+                    "lastProbeTime": None,
+                    "lastTransitionTime": k8s_time(ready_time),  # type: ignore[arg-type]
+                    "status": "True" if is_ready else "False",
+                    **ready_reason,
+                    "type": kind,
+                }
+                for kind in ("Ready", "ContainersReady")
+            ),
             scheduled_cond,
         ]
         for cond in conditions[2:4]:
@@ -571,22 +567,33 @@ def involved(obj_kind: str, api_version: str, namespace: str, name: str, obj_uid
     }
 
 
-def pod_events(capture: Capture, pod: Pod, pulled: dict[str, bool] | None = None) -> None:
-    """The Events of a real pod start: Scheduled, then per container Pulled/Created/Started."""
+def pod_ref(pod: Pod) -> Obj:
+    """The involvedObject of a pod's Events (the kubelet and scheduler set resourceVersion)."""
     ref = involved("Pod", "v1", pod.namespace, pod.name, pod.uid)
     ref["resourceVersion"] = "0"
+    return ref
+
+
+def pod_scheduled(capture: Capture, pod: Pod) -> None:
+    """The scheduler's Scheduled Event for `pod`."""
     capture.k8s(
         at(pod.scheduled, 0.2),
         "ADDED",
         core_event(
             pod.namespace,
-            ref,
+            pod_ref(pod),
             "Scheduled",
             f"Successfully assigned {pod.namespace}/{pod.name} to {pod.node}",
             pod.scheduled,
             "default-scheduler",
         ),
     )
+
+
+def pod_events(capture: Capture, pod: Pod, pulled: dict[str, bool] | None = None) -> None:
+    """The Events of a real pod start: Scheduled, then per container Pulled/Created/Started."""
+    ref = pod_ref(pod)
+    pod_scheduled(capture, pod)
     for index, c in enumerate([*pod.init_containers, *pod.containers]):
         if c.started is None:
             continue
@@ -616,6 +623,73 @@ def pod_events(capture: Capture, pod: Pod, pulled: dict[str, bool] | None = None
             )
 
 
+def emit_pod(capture: Capture, pod: Pod, pulled: dict[str, bool] | None = None) -> None:
+    """A pod that runs through its timeline: its watch events and the Events of its start."""
+    pod.emit(capture, pod.lifecycle_moments())
+    pod_events(capture, pod, pulled)
+
+
+def owner_ref(kind: str, api_version: str, name: str, owner_uid: str) -> Obj:
+    """The ownerReference a controller sets on what it creates."""
+    return {
+        "apiVersion": api_version,
+        "blockOwnerDeletion": True,
+        "controller": True,
+        "kind": kind,
+        "name": name,
+        "uid": owner_uid,
+    }
+
+
+def job_pod_labels(job_uid: str, name: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    return {
+        **(extra or {}),
+        "batch.kubernetes.io/controller-uid": job_uid,
+        "batch.kubernetes.io/job-name": name,
+        "controller-uid": job_uid,
+        "job-name": name,
+    }
+
+
+def cronjob_job_name(cron: str, scheduled: datetime) -> str:
+    """The name the CronJob controller gives the Job it creates for the `scheduled` time."""
+    return f"{cron}-{int(scheduled.timestamp() // 60)}"
+
+
+def job_pod(
+    namespace: str,
+    job: str,
+    suffix: str,
+    containers: list[Container],
+    *,
+    node: str,
+    pod_ip: str,
+    host_ip: str,
+    created: datetime,
+    scheduled: datetime,
+    extra_labels: dict[str, str] | None = None,
+) -> Pod:
+    """The pod `job-suffix` the Job controller creates for Job `job`: the labels it gives Job
+    pods, owned by the Job, correlated by batch.kubernetes.io/job-name (key job:<ns>/<job>)."""
+    job_uid = uid("job", namespace, job)
+    return Pod(
+        namespace=namespace,
+        name=f"{job}-{suffix}",
+        labels=job_pod_labels(job_uid, job, extra_labels),
+        node=node,
+        pod_ip=pod_ip,
+        host_ip=host_ip,
+        created=created,
+        scheduled=scheduled,
+        containers=containers,
+        owner=owner_ref("Job", "batch/v1", job, job_uid),
+        expected_key=f"job:{namespace}/{job}",
+    )
+
+
+JobT = TypeVar("JobT", bound="Job")
+
+
 @dataclass
 class Job:
     namespace: str
@@ -631,7 +705,43 @@ class Job:
     annotations: dict[str, str] = field(default_factory=dict)
     owner: Obj | None = None
     backoff_limit: int = 0
+    active_deadline_s: int | None = None
+    failure_reason: str = "BackoffLimitExceeded"
+    failure_message: str = "Job has reached the specified backoff limit"
     expected_key: str | None = None
+
+    @classmethod
+    def for_pod(
+        cls: type[JobT],
+        pod: Pod,
+        created: datetime,
+        labels: dict[str, str] | None = None,
+        **fields: Any,
+    ) -> JobT:
+        """The Job (started when `created`) whose controller made `pod` (see `job_pod`): its
+        template is the pod's labels and the spec as submitted, without what the API server
+        and the scheduler add to a pod (node, service account alias, token volume)."""
+        assert pod.owner is not None and pod.owner["kind"] == "Job"
+        spec = {
+            k: v
+            for k, v in pod.object(pod.created)["spec"].items()
+            if k not in ("nodeName", "serviceAccount", "volumes")
+        }
+        spec["containers"] = [
+            {k: v for k, v in c.items() if k != "volumeMounts"} for c in spec["containers"]
+        ]
+        return cls(
+            namespace=pod.namespace,
+            name=pod.owner["name"],
+            # no labels given: batch/v1 defaults them from the template
+            labels=dict(pod.labels) if labels is None else labels,
+            created=created,
+            template_labels=dict(pod.labels),
+            pod_spec=spec,
+            started=created,
+            expected_key=pod.expected_key,
+            **fields,
+        )
 
     @property
     def uid(self) -> str:
@@ -667,6 +777,8 @@ class Job:
                 "spec": self.pod_spec,
             },
         }
+        if self.active_deadline_s is not None:
+            spec["activeDeadlineSeconds"] = self.active_deadline_s
         status: Obj = {}
         if now >= self.started:
             status = {
@@ -675,39 +787,26 @@ class Job:
                 "uncountedTerminatedPods": {},
             }
             if self.finished is not None and now >= self.finished:
-                kind = "Complete" if self.succeeded else "Failed"
-                first = "SuccessCriteriaMet" if self.succeeded else "FailureTarget"
-                conds = [
-                    {
-                        "lastProbeTime": k8s_time(self.finished),
-                        "lastTransitionTime": k8s_time(self.finished),
-                        "status": "True",
-                        "type": first,
-                        **(
-                            {}
-                            if self.succeeded
-                            else {
-                                "message": "Job has reached the specified backoff limit",
-                                "reason": "BackoffLimitExceeded",
-                            }
-                        ),
-                    },
+                failure = (
+                    {}
+                    if self.succeeded
+                    else {"message": self.failure_message, "reason": self.failure_reason}
+                )
+                # The controller sets the target condition first, then the final one.
+                status["conditions"] = [
                     {
                         "lastProbeTime": k8s_time(self.finished),
                         "lastTransitionTime": k8s_time(self.finished),
                         "status": "True",
                         "type": kind,
-                        **(
-                            {}
-                            if self.succeeded
-                            else {
-                                "message": "Job has reached the specified backoff limit",
-                                "reason": "BackoffLimitExceeded",
-                            }
-                        ),
-                    },
+                        **failure,
+                    }
+                    for kind in (
+                        ("SuccessCriteriaMet", "Complete")
+                        if self.succeeded
+                        else ("FailureTarget", "Failed")
+                    )
                 ]
-                status["conditions"] = conds
                 status["ready"] = 0
                 if self.succeeded:
                     status["completionTime"] = k8s_time(self.finished)
@@ -729,23 +828,13 @@ class Job:
         return involved("Job", "batch/v1", self.namespace, self.name, self.uid)
 
 
-def job_pod_labels(job_uid: str, name: str, extra: dict[str, str] | None = None) -> dict[str, str]:
-    return {
-        **(extra or {}),
-        "batch.kubernetes.io/controller-uid": job_uid,
-        "batch.kubernetes.io/job-name": name,
-        "controller-uid": job_uid,
-        "job-name": name,
-    }
-
-
-def job_scenario_objects(cap: Capture, job: Job, pod: Pod, pulled: bool = True) -> None:
-    """A Job's watch events and its pod's, as a real run of the Job controller produces them."""
+def job_created(capture: Capture, job: Job, pod: Pod) -> None:
+    """A new Job as the watch sees it, and the Job controller starting it and creating `pod`."""
     added = job.object(job.created)
     added["status"] = {}  # the controller has not looked at it yet
-    cap.k8s(at(job.created, 0.2), "ADDED", added)
-    cap.k8s(at(job.started, 0.3), "MODIFIED", job.object(job.started))
-    cap.k8s(
+    capture.k8s(at(job.created, 0.2), "ADDED", added)
+    capture.k8s(at(job.started, 0.3), "MODIFIED", job.object(job.started))
+    capture.k8s(
         at(job.created, 0.4),
         "ADDED",
         core_event(
@@ -757,48 +846,67 @@ def job_scenario_objects(cap: Capture, job: Job, pod: Pod, pulled: bool = True) 
             "job-controller",
         ),
     )
-    pod.emit(cap, pod.lifecycle_moments())
-    pod_events(cap, pod, pulled={c.name: pulled for c in pod.containers})
+
+
+def job_finished(capture: Capture, job: Job) -> None:
+    """The Job controller marking `job` finished: its last update and the Event of why."""
+    assert job.finished is not None
+    capture.k8s(at(job.finished, 0.3), "MODIFIED", job.object(job.finished))
+    reason, text = (
+        ("Completed", "Job completed")
+        if job.succeeded
+        else (job.failure_reason, job.failure_message)
+    )
+    capture.k8s(
+        at(job.finished, 0.5),
+        "ADDED",
+        core_event(
+            job.namespace,
+            job.ref(),
+            reason,
+            text,
+            job.finished,
+            "job-controller",
+            kind="Normal" if job.succeeded else "Warning",
+        ),
+    )
+
+
+def job_scenario_objects(cap: Capture, job: Job, pod: Pod, pulled: bool = True) -> None:
+    """A Job's watch events and its pod's, as a real run of the Job controller produces them."""
+    job_created(cap, job, pod)
+    emit_pod(cap, pod, {c.name: pulled for c in pod.containers})
     if job.ready:
         cap.k8s(at(job.ready, 0.6), "MODIFIED", job.object(job.ready))
     if job.finished:
-        cap.k8s(at(job.finished, 0.3), "MODIFIED", job.object(job.finished))
-        reason, text = (
-            ("Completed", "Job completed")
-            if job.succeeded
-            else ("BackoffLimitExceeded", "Job has reached the specified backoff limit")
-        )
-        cap.k8s(
-            at(job.finished, 0.5),
-            "ADDED",
-            core_event(
-                job.namespace,
-                job.ref(),
-                reason,
-                text,
-                job.finished,
-                "job-controller",
-                kind="Normal" if job.succeeded else "Warning",
-            ),
-        )
+        job_finished(cap, job)
 
 
 # --------------------------------------------------------------------------------------------
 # background activity (no run): a Deployment rollout in another namespace
 
 
+KSM_IMAGE = "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.13.0"
+KSM_IMAGE_ID = (
+    "registry.k8s.io/kube-state-metrics/kube-state-metrics@sha256:"
+    "9e4f5a6b4c1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4"
+)
+
+
 def background_rollout(
     capture: Capture,
     start: datetime,
-    namespace: str,
-    app: str,
-    image: str,
-    image_id: str,
     node: str,
     ip: str,
+    *,
+    namespace: str = "monitoring",
+    app: str = "kube-state-metrics",
+    image: str = KSM_IMAGE,
+    image_id: str = KSM_IMAGE_ID,
 ) -> None:
-    """A Deployment rolling one pod: Events on the Deployment and ReplicaSet, the pod's start.
-    Nothing here carries a correlation label, so it belongs to no run."""
+    """A Deployment rolling one pod on `node` (pod IP `ip`) from `start`: Events on the
+    Deployment and ReplicaSet, the pod's start. Nothing here carries a correlation label, so it
+    belongs to no run (by default kube-state-metrics in monitoring, as in every scenario)."""
     template_hash = k8s_suffix(10, app, image)
     rs_name = f"{app}-{template_hash}"
     pod_name = f"{rs_name}-{k8s_suffix(5, app, k8s_time(start))}"
@@ -858,19 +966,11 @@ def background_rollout(
                 },
             )
         ],
-        owner={
-            "apiVersion": "apps/v1",
-            "blockOwnerDeletion": True,
-            "controller": True,
-            "kind": "ReplicaSet",
-            "name": rs_name,
-            "uid": rs_uid,
-        },
+        owner=owner_ref("ReplicaSet", "apps/v1", rs_name, rs_uid),
         restart_policy="Always",
         expected_key=None,
     )
-    pod.emit(capture, pod.lifecycle_moments())
-    pod_events(capture, pod)
+    emit_pod(capture, pod)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1116,14 +1216,9 @@ def arc_runner_pod(
             "actions.github.com/runner-scale-set-name": scale_set,
             "actions.github.com/runner-spec-hash": "75f975979",
         },
-        owner={
-            "apiVersion": "actions.github.com/v1alpha1",
-            "blockOwnerDeletion": True,
-            "controller": True,
-            "kind": "EphemeralRunner",
-            "name": name,
-            "uid": uid("ephemeralrunner", name),
-        },
+        owner=owner_ref(
+            "EphemeralRunner", "actions.github.com/v1alpha1", name, uid("ephemeralrunner", name)
+        ),
         node=node,
         pod_ip=ip,
         host_ip="10.0.14.7",

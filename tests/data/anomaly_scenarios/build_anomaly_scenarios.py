@@ -62,12 +62,18 @@ from capture_builder import (  # noqa: E402  (tests/data/capture_builder.py)
     at,
     background_rollout,
     core_event,
+    cronjob_job_name,
     expect,
     involved,
-    job_pod_labels,
+    job_created,
+    job_finished,
+    job_pod,
     job_scenario_objects,
     k8s_suffix,
     k8s_time,
+    owner_ref,
+    pod_ref,
+    pod_scheduled,
     pytest_banner,
     pytest_line,
     run_generator,
@@ -237,24 +243,18 @@ def pytest_session(
 
 @dataclass
 class CronJobRunJob(Job):
-    """A Job created by a CronJob: its failure reason may be a deadline, not the backoff limit."""
+    """A Job created by a CronJob: the controller stamps the time it was scheduled for."""
 
-    failure_reason: str = "BackoffLimitExceeded"
-    failure_message: str = "Job has reached the specified backoff limit"
-    active_deadline_s: int | None = None
     scheduled_for: datetime | None = None
 
     def object(self, now: datetime) -> Obj:
         obj = super().object(now)
-        if self.active_deadline_s is not None:
-            obj["spec"]["activeDeadlineSeconds"] = self.active_deadline_s
         if self.scheduled_for is not None:
+            # Added last (after ownerReferences), not through Job.annotations: the written
+            # captures have it there.
             obj["metadata"].setdefault("annotations", {})[
                 "batch.kubernetes.io/cronjob-scheduled-timestamp"
             ] = k8s_time(self.scheduled_for)
-        for cond in obj["status"].get("conditions", []):
-            if cond.get("reason") == "BackoffLimitExceeded":
-                cond["reason"], cond["message"] = self.failure_reason, self.failure_message
         return obj
 
 
@@ -296,9 +296,7 @@ class Pipeline:
         return uid("cronjob", NAMESPACE, self.cron)
 
     def job_name(self, scheduled: datetime) -> str:
-        return (
-            f"{self.cron}-{int(scheduled.timestamp() // 60)}"  # as the CronJob controller names it
-        )
+        return cronjob_job_name(self.cron, scheduled)
 
     def run_id(self, scheduled: datetime) -> str:
         return f"job:{NAMESPACE}/{self.job_name(scheduled)}"
@@ -326,11 +324,8 @@ class Built:
 def build_run(cap: Capture, pipe: Pipeline, plan: RunPlan) -> Built:
     t = at(plan.scheduled, 0.04)  # the CronJob controller creates the Job right on schedule
     job_name = pipe.job_name(plan.scheduled)
-    job_uid = uid("job", NAMESPACE, job_name)
-    pod_name = f"{job_name}-{k8s_suffix(5, pipe.scenario, job_name)}"
     node, host_ip = NODE_POOL[plan.index % 2]
     extra = {"app.kubernetes.io/name": pipe.app_label, "sentinel.io/pipeline": pipe.cron}
-    labels = job_pod_labels(job_uid, job_name, extra)
     test_container = "pytest"
     image = BAD_TAG_IMAGE if plan.fault == "image_pull" else TEST_IMAGE
     pytest_args = "pytest -v --durations=0 --reruns 2" + (" tests/e2e" if pipe.with_app else "")
@@ -374,54 +369,26 @@ def build_run(cap: Capture, pipe: Pipeline, plan: RunPlan) -> Built:
             extra={"workingDir": "/app"},
         )
     containers.append(tests)
-    pod = Pod(
-        namespace=NAMESPACE,
-        name=pod_name,
-        labels=labels,
+    pod = job_pod(
+        NAMESPACE,
+        job_name,
+        k8s_suffix(5, pipe.scenario, job_name),
+        containers,
         node=node,
         pod_ip=f"10.{52 + plan.index % 2}.{plan.index}.{17 + plan.index}",
         host_ip=host_ip,
         created=at(t, 0.05),
         scheduled=at(t, 0.9),
-        containers=containers,
-        owner={
-            "apiVersion": "batch/v1",
-            "blockOwnerDeletion": True,
-            "controller": True,
-            "kind": "Job",
-            "name": job_name,
-            "uid": job_uid,
-        },
-        expected_key=f"job:{NAMESPACE}/{job_name}",
+        extra_labels=extra,
     )
-    pod_spec = {
-        k: v
-        for k, v in pod.object(t)["spec"].items()
-        if k not in ("nodeName", "serviceAccount", "volumes")
-    }
-    pod_spec["containers"] = [
-        {k: v for k, v in c.items() if k != "volumeMounts"} for c in pod_spec["containers"]
-    ]
-    job = CronJobRunJob(
-        namespace=NAMESPACE,
-        name=job_name,
+    job = CronJobRunJob.for_pod(
+        pod,
+        t,
         labels=dict(extra),
-        created=t,
-        template_labels=labels,
-        pod_spec=pod_spec,
-        started=t,
-        owner={
-            "apiVersion": "batch/v1",
-            "blockOwnerDeletion": True,
-            "controller": True,
-            "kind": "CronJob",
-            "name": pipe.cron,
-            "uid": pipe.cron_uid,
-        },
+        owner=owner_ref("CronJob", "batch/v1", pipe.cron, pipe.cron_uid),
         backoff_limit=0,
         active_deadline_s=600,
         scheduled_for=plan.scheduled,
-        expected_key=f"job:{NAMESPACE}/{job_name}",
     )
     cap.k8s(
         at(t, 0.1),
@@ -438,7 +405,7 @@ def build_run(cap: Capture, pipe: Pipeline, plan: RunPlan) -> Built:
 
     if plan.fault == "image_pull":
         status = image_pull_objects(cap, job, pod)
-        return Built(f"job:{NAMESPACE}/{job_name}", status, job_name, pod_name, test_container)
+        return Built(pipe.run_id(plan.scheduled), status, job_name, pod.name, test_container)
 
     # logs, then the container timelines they imply
     if app is not None:
@@ -489,13 +456,8 @@ def build_run(cap: Capture, pipe: Pipeline, plan: RunPlan) -> Built:
     job.finished = at(done, 1.0)
     job.succeeded = plan.fault is None
     job_scenario_objects(cap, job, pod, pulled=True)
-    return Built(
-        f"job:{NAMESPACE}/{job_name}",
-        "succeeded" if job.succeeded else "failed",
-        job_name,
-        pod_name,
-        test_container,
-    )
+    status = "succeeded" if job.succeeded else "failed"
+    return Built(pipe.run_id(plan.scheduled), status, job_name, pod.name, test_container)
 
 
 def pull_failed_message(image: str) -> str:
@@ -528,22 +490,7 @@ def image_pull_objects(cap: Capture, job: CronJobRunJob, pod: Pod) -> str:
     the Job controller deletes the pod."""
     t = job.created
     deadline = at(t, 600)
-    added = job.object(t)
-    added["status"] = {}
-    cap.k8s(at(t, 0.2), "ADDED", added)
-    cap.k8s(at(t, 0.3), "MODIFIED", job.object(t))
-    cap.k8s(
-        at(t, 0.4),
-        "ADDED",
-        core_event(
-            NAMESPACE,
-            job.ref(),
-            "SuccessfulCreate",
-            f"Created pod: {pod.name}",
-            t,
-            "job-controller",
-        ),
-    )
+    job_created(cap, job, pod)
     pod.deletion_requested = deadline
     pod.grace = 30
     moments = [pod.scheduled, at(pod.scheduled, 2)]
@@ -551,20 +498,8 @@ def image_pull_objects(cap: Capture, job: CronJobRunJob, pod: Pod) -> str:
         moments += [at(t, offset), at(t, offset + 1.2)]
     moments.append(deadline)
     pod.emit(cap, moments)
-    ref = involved("Pod", "v1", NAMESPACE, pod.name, pod.uid)
-    ref["resourceVersion"] = "0"
-    cap.k8s(
-        at(pod.scheduled, 0.2),
-        "ADDED",
-        core_event(
-            NAMESPACE,
-            ref,
-            "Scheduled",
-            f"Successfully assigned {NAMESPACE}/{pod.name} to {pod.node}",
-            pod.scheduled,
-            "default-scheduler",
-        ),
-    )
+    pod_scheduled(cap, pod)
+    ref = pod_ref(pod)
     path = "spec.containers{pytest}"
     series: dict[str, Obj] = {}
 
@@ -618,20 +553,7 @@ def image_pull_objects(cap: Capture, job: CronJobRunJob, pod: Pod) -> str:
             "job-controller",
         ),
     )
-    cap.k8s(at(deadline, 0.3), "MODIFIED", job.object(deadline))
-    cap.k8s(
-        at(deadline, 0.5),
-        "ADDED",
-        core_event(
-            NAMESPACE,
-            job.ref(),
-            "DeadlineExceeded",
-            "Job was active longer than specified deadline",
-            deadline,
-            "job-controller",
-            kind="Warning",
-        ),
-    )
+    job_finished(cap, job)
     kubelet_event(at(deadline, 0.4), "Killing", "Stopping container pytest", "Normal")
     pod.emit_deleted(cap, at(deadline, 1.6))
     return "failed"
@@ -693,17 +615,7 @@ def base_config() -> Obj:
 def finish(cap: Capture, last: datetime) -> None:
     """Unrelated background activity well after the last run: event time passes every run's
     end, quiet period, lateness and settle time."""
-    background_rollout(
-        cap,
-        at(last, 900),
-        "monitoring",
-        "kube-state-metrics",
-        "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.13.0",
-        "registry.k8s.io/kube-state-metrics/kube-state-metrics@sha256:"
-        "9e4f5a6b4c1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4",
-        "gke-ci-pool-1-7f3a2c1e-x8kq",
-        "10.52.9.33",
-    )
+    background_rollout(cap, at(last, 900), "gke-ci-pool-1-7f3a2c1e-x8kq", "10.52.9.33")
 
 
 def history(

@@ -59,13 +59,15 @@ from capture_builder import (  # noqa: E402  (tests/data/capture_builder.py)
     arc_runner_pod,
     at,
     background_rollout,
+    cronjob_job_name,
     epoch_ms,
     expect,
     hexid,
-    job_pod_labels,
+    job_pod,
     job_scenario_objects,
     k8s_time,
     micro_time,
+    owner_ref,
     pod_events,
     pytest_banner,
     pytest_line,
@@ -350,17 +352,7 @@ def arc_github_run() -> Scenario:
         at(run_done, 1), "workflow_run", run.body("completed", "completed", "success", run_done, t0)
     )
 
-    background_rollout(
-        cap,
-        at(t0, 420),
-        "monitoring",
-        "kube-state-metrics",
-        "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.13.0",
-        "registry.k8s.io/kube-state-metrics/kube-state-metrics@sha256:"
-        "9e4f5a6b4c1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4",
-        "aks-system-38211745-vmss000000",
-        "10.244.0.57",
-    )
+    background_rollout(cap, at(t0, 420), "aks-system-38211745-vmss000000", "10.244.0.57")
 
     config = {
         "structure": {
@@ -721,17 +713,7 @@ def tekton_pipeline() -> Scenario:
     ]
     cap.lines(at(t0, 103), 4.0, build, "step-build-and-push", kaniko)
 
-    background_rollout(
-        cap,
-        at(t0, 480),
-        "monitoring",
-        "kube-state-metrics",
-        "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.13.0",
-        "registry.k8s.io/kube-state-metrics/kube-state-metrics@sha256:"
-        "9e4f5a6b4c1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4",
-        "gke-ci-pool-1-3b1d9e2f-h7kd",
-        "10.52.1.40",
-    )
+    background_rollout(cap, at(t0, 480), "gke-ci-pool-1-3b1d9e2f-h7kd", "10.52.1.40")
 
     run_id = f"tekton:ci/{pr}"
     config = {
@@ -1012,17 +994,7 @@ def jenkins_k8s_plugin() -> Scenario:
     cap.jenkins(at(end, 0.6), jenkins_body("COMPLETED", number, end, "FAILURE", duration))
     cap.jenkins(at(end, 3.6), jenkins_body("FINALIZED", number, at(end, 3), "FAILURE", duration))
 
-    background_rollout(
-        cap,
-        at(t0, 560),
-        "monitoring",
-        "kube-state-metrics",
-        "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.13.0",
-        "registry.k8s.io/kube-state-metrics/kube-state-metrics@sha256:"
-        "9e4f5a6b4c1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4",
-        "ip-10-0-31-7.eu-west-1.compute.internal",
-        "10.0.30.12",
-    )
+    background_rollout(cap, at(t0, 560), "ip-10-0-31-7.eu-west-1.compute.internal", "10.0.30.12")
 
     run_id = f"jenkins:shop/api/main:{number}"
     config = {
@@ -1094,8 +1066,6 @@ def bare_job() -> Scenario:
     cap = Capture("bare_job")
     t0 = datetime(2026, 1, 16, 3, 0, 0, tzinfo=UTC)
     ns, name = "batch-tests", "calc-unit-tests"
-    job_uid = uid("job", ns, name)
-    template_labels = job_pod_labels(job_uid, name)
     container = Container(
         "go-test",
         GO_IMAGE,
@@ -1106,47 +1076,18 @@ def bare_job() -> Scenario:
         finished=at(t0, 41),
         extra={"workingDir": "/src"},
     )
-    pod = Pod(
-        namespace=ns,
-        name=f"{name}-x9v2k",
-        labels=template_labels,
+    pod = job_pod(
+        ns,
+        name,
+        "x9v2k",
+        [container],
         node="kind-worker2",
         pod_ip="10.244.2.14",
         host_ip="172.18.0.3",
         created=at(t0, 0),
         scheduled=at(t0, 1),
-        containers=[container],
-        owner={
-            "apiVersion": "batch/v1",
-            "blockOwnerDeletion": True,
-            "controller": True,
-            "kind": "Job",
-            "name": name,
-            "uid": job_uid,
-        },
-        expected_key=f"job:{ns}/{name}",
     )
-    pod_spec = {
-        k: v
-        for k, v in pod.object(t0)["spec"].items()
-        if k not in ("nodeName", "serviceAccount", "volumes")
-    }
-    pod_spec["containers"] = [
-        {k: v for k, v in c.items() if k != "volumeMounts"} for c in pod_spec["containers"]
-    ]
-    job = Job(
-        namespace=ns,
-        name=name,
-        labels=dict(template_labels),  # no labels given: batch/v1 defaults them from the template
-        created=t0,
-        template_labels=template_labels,
-        pod_spec=pod_spec,
-        started=t0,
-        ready=at(t0, 6),
-        finished=at(t0, 43),
-        backoff_limit=2,
-        expected_key=f"job:{ns}/{name}",
-    )
+    job = Job.for_pod(pod, t0, ready=at(t0, 6), finished=at(t0, 43), backoff_limit=2)
     job_scenario_objects(cap, job, pod, pulled=False)
 
     go_lines = [
@@ -1180,17 +1121,7 @@ def bare_job() -> Scenario:
     cap.log(at(t0, 8), pod, "go-test", go_lines[0])
     cap.lines(at(t0, 31), 0.4, pod, "go-test", go_lines[1:])
 
-    background_rollout(
-        cap,
-        at(t0, 360),
-        "monitoring",
-        "kube-state-metrics",
-        "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.13.0",
-        "registry.k8s.io/kube-state-metrics/kube-state-metrics@sha256:"
-        "9e4f5a6b4c1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4",
-        "kind-worker",
-        "10.244.1.33",
-    )
+    background_rollout(cap, at(t0, 360), "kind-worker", "10.244.1.33")
     run_id = f"job:{ns}/{name}"
     config = {
         "structure": {
@@ -1235,9 +1166,7 @@ def hang_timeout() -> Scenario:
 
     # The hung one: a nightly e2e Job created by a CronJob.
     ns, cron = "qa-e2e", "checkout-e2e"
-    scheduled_minutes = int(t0.timestamp() // 60)
-    name = f"{cron}-{scheduled_minutes}"
-    job_uid = uid("job", ns, name)
+    name = cronjob_job_name(cron, t0)
     app_labels = {"app.kubernetes.io/name": "checkout-e2e", "app.kubernetes.io/part-of": "qa"}
     image = "registry.example.com/qa/checkout-e2e:1.8.2"
     e2e = Container(
@@ -1253,55 +1182,27 @@ def hang_timeout() -> Scenario:
         started=at(t0, 7),
         finished=None,
     )
-    pod = Pod(
-        namespace=ns,
-        name=f"{name}-5n8wq",
-        labels=job_pod_labels(job_uid, name, app_labels),
+    pod = job_pod(
+        ns,
+        name,
+        "5n8wq",
+        [e2e],
         node="worker-pool-a-7",
         pod_ip="10.42.7.88",
         host_ip="10.1.0.27",
         created=at(t0, 1),
         scheduled=at(t0, 2),
-        containers=[e2e],
-        owner={
-            "apiVersion": "batch/v1",
-            "blockOwnerDeletion": True,
-            "controller": True,
-            "kind": "Job",
-            "name": name,
-            "uid": job_uid,
-        },
-        expected_key=f"job:{ns}/{name}",
+        extra_labels=app_labels,
     )
-    pod_spec = {
-        k: v
-        for k, v in pod.object(t0)["spec"].items()
-        if k not in ("nodeName", "serviceAccount", "volumes")
-    }
-    pod_spec["containers"] = [
-        {k: v for k, v in c.items() if k != "volumeMounts"} for c in pod_spec["containers"]
-    ]
-    job = Job(
-        namespace=ns,
-        name=name,
+    job = Job.for_pod(
+        pod,
+        t0,
         labels=dict(app_labels),
-        created=t0,
-        template_labels=job_pod_labels(job_uid, name, app_labels),
-        pod_spec=pod_spec,
-        started=t0,
         ready=at(t0, 7),
         finished=None,
         backoff_limit=0,
         annotations={"batch.kubernetes.io/cronjob-scheduled-timestamp": k8s_time(t0)},
-        owner={
-            "apiVersion": "batch/v1",
-            "blockOwnerDeletion": True,
-            "controller": True,
-            "kind": "CronJob",
-            "name": cron,
-            "uid": uid("cronjob", ns, cron),
-        },
-        expected_key=f"job:{ns}/{name}",
+        owner=owner_ref("CronJob", "batch/v1", cron, uid("cronjob", ns, cron)),
     )
     job_scenario_objects(cap, job, pod)
     hung_lines = [
@@ -1322,8 +1223,6 @@ def hang_timeout() -> Scenario:
     # Another workload keeps event time moving: the reporting Job, later in the night.
     ns2, name2 = "reporting", "nightly-report"
     t1 = at(t0, 780)
-    job2_uid = uid("job", ns2, name2)
-    labels2 = job_pod_labels(job2_uid, name2)
     report = Container(
         "report",
         "registry.example.com/data/report-builder:3.2.0",
@@ -1333,64 +1232,25 @@ def hang_timeout() -> Scenario:
         started=at(t1, 6),
         finished=at(t1, 482),
     )
-    pod2 = Pod(
-        namespace=ns2,
-        name=f"{name2}-r7c4j",
-        labels=labels2,
+    pod2 = job_pod(
+        ns2,
+        name2,
+        "r7c4j",
+        [report],
         node="worker-pool-a-3",
         pod_ip="10.42.3.51",
         host_ip="10.1.0.23",
         created=at(t1, 0),
         scheduled=at(t1, 1),
-        containers=[report],
-        owner={
-            "apiVersion": "batch/v1",
-            "blockOwnerDeletion": True,
-            "controller": True,
-            "kind": "Job",
-            "name": name2,
-            "uid": job2_uid,
-        },
-        expected_key=f"job:{ns2}/{name2}",
     )
-    spec2 = {
-        k: v
-        for k, v in pod2.object(t1)["spec"].items()
-        if k not in ("nodeName", "serviceAccount", "volumes")
-    }
-    spec2["containers"] = [
-        {k: v for k, v in c.items() if k != "volumeMounts"} for c in spec2["containers"]
-    ]
-    job2 = Job(
-        namespace=ns2,
-        name=name2,
-        labels=dict(labels2),
-        created=t1,
-        template_labels=labels2,
-        pod_spec=spec2,
-        started=t1,
-        ready=at(t1, 6),
-        finished=at(t1, 484),
-        backoff_limit=1,
-        expected_key=f"job:{ns2}/{name2}",
-    )
+    job2 = Job.for_pod(pod2, t1, ready=at(t1, 6), finished=at(t1, 484), backoff_limit=1)
     job_scenario_objects(cap, job2, pod2)
     report_lines = ["INFO building nightly report for 2026-01-16"]
     report_lines += [f"INFO aggregated {n * 250000} rows" for n in range(1, 8)]
     report_lines += ["INFO wrote s3://reports/nightly/2026-01-16.parquet (41.7 MiB)", "INFO done"]
     cap.lines(at(t1, 8), 52.0, pod2, "report", report_lines)  # t1+8 .. t1+476
 
-    background_rollout(
-        cap,
-        at(t0, 1500),
-        "monitoring",
-        "kube-state-metrics",
-        "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.13.0",
-        "registry.k8s.io/kube-state-metrics/kube-state-metrics@sha256:"
-        "9e4f5a6b4c1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4",
-        "worker-pool-a-1",
-        "10.42.1.19",
-    )
+    background_rollout(cap, at(t0, 1500), "worker-pool-a-1", "10.42.1.19")
 
     hung_id = f"job:{ns}/{name}"
     other_id = f"job:{ns2}/{name2}"
@@ -1640,17 +1500,7 @@ def cancelled_run() -> Scenario:
         run.body("completed", "completed", "cancelled", run_done, t0),
     )
 
-    background_rollout(
-        cap,
-        at(t0, 600),
-        "monitoring",
-        "kube-state-metrics",
-        "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.13.0",
-        "registry.k8s.io/kube-state-metrics/kube-state-metrics@sha256:"
-        "9e4f5a6b4c1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4",
-        "aks-system-38211745-vmss000000",
-        "10.244.0.58",
-    )
+    background_rollout(cap, at(t0, 600), "aks-system-38211745-vmss000000", "10.244.0.58")
     config = {
         "structure": {
             "rules": [
