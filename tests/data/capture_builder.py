@@ -1155,6 +1155,15 @@ class GithubJob:
         template["organization"] = run_payload["organization"]
         return template
 
+    def queued(self, moment: datetime) -> Obj:
+        """The queued delivery: no runner assigned, no steps."""
+        return self.body("queued", "queued", None, moment, moment, None, [])
+
+    def picked_up(self, queued: datetime, started: datetime) -> Obj:
+        """The in_progress delivery when a runner takes the job: only "Set up job" running."""
+        setup = steps([("Set up job", "in_progress", None, started, None)])
+        return self.body("in_progress", "in_progress", None, queued, started, None, setup)
+
 
 def steps(spec: list[tuple[str, str, str | None, datetime | None, datetime | None]]) -> list[Obj]:
     return [
@@ -1168,6 +1177,17 @@ def steps(spec: list[tuple[str, str, str | None, datetime | None, datetime | Non
         }
         for number, (name, status, conclusion, start, end) in enumerate(spec, start=1)
     ]
+
+
+def completed_steps(start: datetime, durations: list[tuple[str, float]]) -> list[Obj]:
+    """Steps that all succeeded, one after the other from `start`: (name, seconds) each."""
+    spec: list[tuple[str, str, str | None, datetime | None, datetime | None]] = []
+    moment = start
+    for name, seconds in durations:
+        end = at(moment, seconds)
+        spec.append((name, "completed", "success", moment, end))
+        moment = end
+    return steps(spec)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1250,12 +1270,19 @@ def arc_runner_pod(
     )
 
 
-def runner_log(moment: datetime, text: str) -> str:
-    return f"{moment.strftime('%Y-%m-%d %H:%M:%SZ')}: {text}"
+def runner_says(capture: Capture, pod: Pod, moment: datetime, text: str) -> None:
+    """A line of the actions runner's own log (it stamps its lines) in `pod`'s runner container."""
+    capture.log(moment, pod, "runner", f"{moment.strftime('%Y-%m-%d %H:%M:%SZ')}: {text}")
 
 
-def runner_start_lines() -> list[str]:
-    return ["", "\u221a Connected to GitHub", "", "Current runner version: '2.321.0'"]
+def runner_online(capture: Capture, pod: Pod) -> None:
+    """What the runner prints once its container has started: its banner, then that it
+    listens for jobs."""
+    first = pod.containers[0].started
+    assert first is not None
+    banner = ["", "\u221a Connected to GitHub", "", "Current runner version: '2.321.0'"]
+    capture.lines(at(first, 1), 0.1, pod, "runner", banner)
+    runner_says(capture, pod, at(first, 2), "Listening for Jobs")
 
 
 # --------------------------------------------------------------------------------------------
@@ -1272,6 +1299,18 @@ def pytest_banner(text: str, char: str = "=") -> str:
     text = f" {text} "
     side = (80 - len(text)) // 2
     return char * side + text + char * (80 - side - len(text))
+
+
+def pytest_header(python: str, executable: str, rootdir: str) -> list[str]:
+    """The first lines of a `pytest -v` session (pytest 8.3.4 with rerunfailures and timeout)."""
+    return [
+        pytest_banner("test session starts"),
+        f"platform linux -- Python {python}, pytest-8.3.4, pluggy-1.5.0 -- {executable}",
+        "cachedir: .pytest_cache",
+        f"rootdir: {rootdir}",
+        "configfile: pyproject.toml",
+        "plugins: rerunfailures-14.0, timeout-2.3.1",
+    ]
 
 
 def source_lines(name: str) -> list[str]:

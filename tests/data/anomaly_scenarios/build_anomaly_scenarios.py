@@ -75,6 +75,7 @@ from capture_builder import (  # noqa: E402  (tests/data/capture_builder.py)
     pod_ref,
     pod_scheduled,
     pytest_banner,
+    pytest_header,
     pytest_line,
     run_generator,
     uid,
@@ -173,14 +174,7 @@ def outcomes(
     return out
 
 
-PYTEST_HEADER = [
-    pytest_banner("test session starts"),
-    "platform linux -- Python 3.12.8, pytest-8.3.4, pluggy-1.5.0 -- /usr/local/bin/python3.12",
-    "cachedir: .pytest_cache",
-    "rootdir: /app",
-    "configfile: pyproject.toml",
-    "plugins: rerunfailures-14.0, timeout-2.3.1",
-]
+PYTEST_HEADER = pytest_header("3.12.8", "/usr/local/bin/python3.12", "/app")
 
 
 def duration_line(seconds: float, phase: str, nodeid: str) -> str:

@@ -59,7 +59,9 @@ from capture_builder import (  # noqa: E402  (tests/data/capture_builder.py)
     arc_runner_pod,
     at,
     background_rollout,
+    completed_steps,
     cronjob_job_name,
+    emit_pod,
     epoch_ms,
     expect,
     hexid,
@@ -68,12 +70,12 @@ from capture_builder import (  # noqa: E402  (tests/data/capture_builder.py)
     k8s_time,
     micro_time,
     owner_ref,
-    pod_events,
     pytest_banner,
+    pytest_header,
     pytest_line,
     run_generator,
-    runner_log,
-    runner_start_lines,
+    runner_online,
+    runner_says,
     source_lines,
     steps,
     surefire_line,
@@ -166,8 +168,8 @@ def arc_github_run() -> Scenario:
 
     cap.github(at(t0, 1), "workflow_run", run.body("requested", "queued", None, t0, t0))
     q = at(t0, 2)
-    cap.github(at(q, 0.8), "workflow_job", lint.body("queued", "queued", None, q, q, None, []))
-    cap.github(at(q, 0.9), "workflow_job", test.body("queued", "queued", None, q, q, None, []))
+    cap.github(at(q, 0.8), "workflow_job", lint.queued(q))
+    cap.github(at(q, 0.9), "workflow_job", test.queued(q))
 
     # ARC's listener scales the runner set: one ephemeral runner pod per queued job.
     lint_pod = arc_runner_pod(
@@ -189,58 +191,16 @@ def arc_github_run() -> Scenario:
         at(t0, 115),
     )
     for pod in (lint_pod, test_pod):
-        pod.emit(cap, pod.lifecycle_moments())
-        pod_events(cap, pod)
+        emit_pod(cap, pod)
         pod.emit_deleted(cap, at(pod.deletion_requested, 1))  # type: ignore[arg-type]
 
     cap.github(
         at(t0, 16.5), "workflow_run", run.body("in_progress", "in_progress", None, at(t0, 16), t0)
     )
 
-    def run_steps(start: datetime, names: list[tuple[str, float]], final: bool) -> list[Obj]:
-        spec = []
-        moment = start
-        for name, seconds in names:
-            end = at(moment, seconds)
-            spec.append(
-                (
-                    name,
-                    "completed" if final else "in_progress",
-                    "success" if final else None,
-                    moment,
-                    end if final else None,
-                )
-            )
-            moment = end
-        return steps(spec)
-
     lint_started, test_started = at(t0, 17), at(t0, 20)
-    cap.github(
-        at(lint_started, 1),
-        "workflow_job",
-        lint.body(
-            "in_progress",
-            "in_progress",
-            None,
-            q,
-            lint_started,
-            None,
-            steps([("Set up job", "in_progress", None, lint_started, None)]),
-        ),
-    )
-    cap.github(
-        at(test_started, 1),
-        "workflow_job",
-        test.body(
-            "in_progress",
-            "in_progress",
-            None,
-            q,
-            test_started,
-            None,
-            steps([("Set up job", "in_progress", None, test_started, None)]),
-        ),
-    )
+    cap.github(at(lint_started, 1), "workflow_job", lint.picked_up(q, lint_started))
+    cap.github(at(test_started, 1), "workflow_job", test.picked_up(q, test_started))
 
     # Runner stdout (the actions runner prints these; the pytest lines stand for the step
     # output a runner container shows when the job runs in it).
@@ -248,21 +208,12 @@ def arc_github_run() -> Scenario:
         (lint_pod, "lint", lint_started),
         (test_pod, "test", test_started),
     ):
-        first = pod.containers[0].started
-        cap.lines(at(first, 1), 0.1, pod, "runner", runner_start_lines())
-        cap.log(at(first, 2), pod, "runner", runner_log(at(first, 2), "Listening for Jobs"))
-        cap.log(
-            at(started, 1), pod, "runner", runner_log(at(started, 1), f"Running job: {job_name}")
-        )
+        runner_online(cap, pod)
+        runner_says(cap, pod, at(started, 1), f"Running job: {job_name}")
 
+    workspace = "/home/runner/_work/octo-repo/octo-repo"
     pytest_lines = [
-        pytest_banner("test session starts"),
-        "platform linux -- Python 3.11.7, pytest-8.3.4, pluggy-1.5.0 -- "
-        "/home/runner/_work/octo-repo/octo-repo/.venv/bin/python",
-        "cachedir: .pytest_cache",
-        "rootdir: /home/runner/_work/octo-repo/octo-repo",
-        "configfile: pyproject.toml",
-        "plugins: rerunfailures-14.0, timeout-2.3.1",
+        *pytest_header("3.11.7", f"{workspace}/.venv/bin/python", workspace),
         "collecting ... collected 5 items",
         "",
         pytest_line("tests/unit/test_cart.py::test_add_item", "PASSED", 20),
@@ -296,7 +247,7 @@ def arc_github_run() -> Scenario:
             q,
             lint_started,
             lint_done,
-            run_steps(
+            completed_steps(
                 lint_started,
                 [
                     ("Set up job", 2),
@@ -306,16 +257,10 @@ def arc_github_run() -> Scenario:
                     ("Post Run actions/checkout@v4", 1),
                     ("Complete job", 2),
                 ],
-                True,
             ),
         ),
     )
-    cap.log(
-        at(lint_done, 0.5),
-        lint_pod,
-        "runner",
-        runner_log(at(lint_done, 0.5), "Job lint completed with result: Succeeded"),
-    )
+    runner_says(cap, lint_pod, at(lint_done, 0.5), "Job lint completed with result: Succeeded")
     cap.github(
         at(test_done, 1),
         "workflow_job",
@@ -326,7 +271,7 @@ def arc_github_run() -> Scenario:
             q,
             test_started,
             test_done,
-            run_steps(
+            completed_steps(
                 test_started,
                 [
                     ("Set up job", 2),
@@ -337,16 +282,10 @@ def arc_github_run() -> Scenario:
                     ("Post Run actions/checkout@v4", 1),
                     ("Complete job", 4),
                 ],
-                True,
             ),
         ),
     )
-    cap.log(
-        at(test_done, 0.5),
-        test_pod,
-        "runner",
-        runner_log(at(test_done, 0.5), "Job test completed with result: Succeeded"),
-    )
+    runner_says(cap, test_pod, at(test_done, 0.5), "Job test completed with result: Succeeded")
     run_done = at(t0, 111)
     cap.github(
         at(run_done, 1), "workflow_run", run.body("completed", "completed", "success", run_done, t0)
@@ -501,14 +440,7 @@ def tekton_pod(
             "tekton.dev/ready": "READY",
             **task_annotations,
         },
-        owner={
-            "apiVersion": "tekton.dev/v1",
-            "blockOwnerDeletion": True,
-            "controller": True,
-            "kind": "TaskRun",
-            "name": task_run,
-            "uid": task_run_uid,
-        },
+        owner=owner_ref("TaskRun", "tekton.dev/v1", task_run, task_run_uid),
         node=node,
         pod_ip=ip,
         host_ip="10.0.16.22",
@@ -624,8 +556,7 @@ def tekton_pipeline() -> Scenario:
         },
     )
     for pod in (fetch, unit, build):
-        pod.emit(cap, pod.lifecycle_moments())
-        pod_events(cap, pod)
+        emit_pod(cap, pod)
 
     clone_ts = at(t0, 9)
     cap.log(
@@ -889,8 +820,7 @@ def jenkins_k8s_plugin() -> Scenario:
         spec_extra={"nodeSelector": {"kubernetes.io/os": "linux"}},
         expected_key=f"jenkins:{run_url}",
     )
-    pod.emit(cap, pod.lifecycle_moments())
-    pod_events(cap, pod, pulled={"maven": False})
+    emit_pod(cap, pod, pulled={"maven": False})
     pod.emit_deleted(cap, at(t0, 222.5))
 
     remoting = [
@@ -1354,24 +1284,12 @@ def cancelled_run() -> Scenario:
 
     cap.github(at(t0, 1), "workflow_run", run.body("requested", "queued", None, t0, t0))
     q1 = at(t0, 1)
-    cap.github(at(q1, 0.7), "workflow_job", build.body("queued", "queued", None, q1, q1, None, []))
+    cap.github(at(q1, 0.7), "workflow_job", build.queued(q1))
     cap.github(
         at(t0, 5.5), "workflow_run", run.body("in_progress", "in_progress", None, at(t0, 5), t0)
     )
     b_start, b_end = at(t0, 6), at(t0, 70)
-    cap.github(
-        at(b_start, 1),
-        "workflow_job",
-        build.body(
-            "in_progress",
-            "in_progress",
-            None,
-            q1,
-            b_start,
-            None,
-            steps([("Set up job", "in_progress", None, b_start, None)]),
-        ),
-    )
+    cap.github(at(b_start, 1), "workflow_job", build.picked_up(q1, b_start))
     cap.github(
         at(b_end, 1),
         "workflow_job",
@@ -1382,32 +1300,21 @@ def cancelled_run() -> Scenario:
             q1,
             b_start,
             b_end,
-            steps(
+            completed_steps(
+                b_start,
                 [
-                    ("Set up job", "completed", "success", b_start, at(b_start, 2)),
-                    (
-                        "Run actions/checkout@v4",
-                        "completed",
-                        "success",
-                        at(b_start, 2),
-                        at(b_start, 5),
-                    ),
-                    ("Run make build", "completed", "success", at(b_start, 5), at(b_start, 60)),
-                    (
-                        "Run actions/upload-artifact@v4",
-                        "completed",
-                        "success",
-                        at(b_start, 60),
-                        at(b_start, 63),
-                    ),
-                    ("Complete job", "completed", "success", at(b_start, 63), b_end),
-                ]
+                    ("Set up job", 2),
+                    ("Run actions/checkout@v4", 3),
+                    ("Run make build", 55),
+                    ("Run actions/upload-artifact@v4", 3),
+                    ("Complete job", 1),  # until b_end
+                ],
             ),
         ),
     )
 
     q2 = at(t0, 71)
-    cap.github(at(q2, 0.6), "workflow_job", e2e.body("queued", "queued", None, q2, q2, None, []))
+    cap.github(at(q2, 0.6), "workflow_job", e2e.queued(q2))
     e_start, cancelled = at(t0, 86), at(t0, 305)
     pod = arc_runner_pod(
         pod_name,
@@ -1418,25 +1325,11 @@ def cancelled_run() -> Scenario:
         "10.244.4.61",
         at(t0, 309),
     )
-    pod.emit(cap, pod.lifecycle_moments())
-    pod_events(cap, pod)
+    emit_pod(cap, pod)
     pod.emit_deleted(cap, at(t0, 310))
-    cap.lines(at(t0, 81), 0.1, pod, "runner", runner_start_lines())
-    cap.log(at(t0, 82), pod, "runner", runner_log(at(t0, 82), "Listening for Jobs"))
-    cap.github(
-        at(e_start, 1),
-        "workflow_job",
-        e2e.body(
-            "in_progress",
-            "in_progress",
-            None,
-            q2,
-            e_start,
-            None,
-            steps([("Set up job", "in_progress", None, e_start, None)]),
-        ),
-    )
-    cap.log(at(e_start, 1), pod, "runner", runner_log(at(e_start, 1), "Running job: e2e"))
+    runner_online(cap, pod)
+    cap.github(at(e_start, 1), "workflow_job", e2e.picked_up(q2, e_start))
+    runner_says(cap, pod, at(e_start, 1), "Running job: e2e")
 
     # Someone cancels the run at +5 min: the running step is cancelled, the rest skipped, the
     # post steps still run; the runner reports Canceled and exits (ephemeral).
@@ -1487,12 +1380,7 @@ def cancelled_run() -> Scenario:
             ),
         ),
     )
-    cap.log(
-        at(cancelled, 0.5),
-        pod,
-        "runner",
-        runner_log(at(cancelled, 0.5), "Job e2e completed with result: Canceled"),
-    )
+    runner_says(cap, pod, at(cancelled, 0.5), "Job e2e completed with result: Canceled")
     run_done = at(t0, 306)
     cap.github(
         at(run_done, 1),
