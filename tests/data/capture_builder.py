@@ -27,9 +27,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
+
+if TYPE_CHECKING:  # the project is on sys.path only once a generator has put ROOT there
+    from schemas.capture import K8sRecord, LogRecord, WebhookRecord
+    from schemas.messages import LogLine
+    from sentinel.config import Settings
 
 DATA = Path(__file__).resolve().parent  # tests/data
 GITHUB_CORPUS = DATA / "github-webhooks"
@@ -138,6 +143,13 @@ class Capture:
             self.log(moment, pod, container, line)
         return moment
 
+    def timed(
+        self, base: datetime, pod: Pod, container: str, lines: Sequence[tuple[float, str]]
+    ) -> None:
+        """Log each (offset, line) `offset` seconds after `base`."""
+        for offset, line in lines:
+            self.log(at(base, offset), pod, container, line)
+
     def ordered(self) -> list[Obj]:
         """Records in ts order (stable), resourceVersions assigned in that order as etcd does."""
         out = []
@@ -158,6 +170,29 @@ class Capture:
 
 # --------------------------------------------------------------------------------------------
 # Kubernetes objects, built from timelines
+
+
+def object_meta(
+    name: str,
+    namespace: str,
+    obj_uid: str,
+    created: datetime,
+    labels: dict[str, str],
+    annotations: dict[str, str],
+    owner: Obj | None,
+    generation: int | None = None,
+) -> Obj:
+    """An object's metadata as the API server returns it (Capture.ordered sets resourceVersion)."""
+    metadata: Obj = {"name": name, "namespace": namespace, "uid": obj_uid, "resourceVersion": "0"}
+    if generation is not None:
+        metadata["generation"] = generation
+    metadata["creationTimestamp"] = k8s_time(created)
+    metadata["labels"] = dict(labels)
+    if annotations:
+        metadata["annotations"] = dict(annotations)
+    if owner:
+        metadata["ownerReferences"] = [dict(owner)]
+    return metadata
 
 
 @dataclass
@@ -280,18 +315,15 @@ class Pod:
                 "readOnly": True,
             }
         ]
-        metadata: Obj = {
-            "name": self.name,
-            "namespace": self.namespace,
-            "uid": self.uid,
-            "resourceVersion": "0",
-            "creationTimestamp": k8s_time(self.created),
-            "labels": dict(self.labels),
-        }
-        if self.annotations:
-            metadata["annotations"] = dict(self.annotations)
-        if self.owner:
-            metadata["ownerReferences"] = [dict(self.owner)]
+        metadata = object_meta(
+            self.name,
+            self.namespace,
+            self.uid,
+            self.created,
+            self.labels,
+            self.annotations,
+            self.owner,
+        )
         if self.deletion_requested is not None and now >= self.deletion_requested:
             deadline = at(self.deletion_requested, self.grace)
             metadata["deletionTimestamp"] = k8s_time(deadline)
@@ -748,19 +780,16 @@ class Job:
         return uid("job", self.namespace, self.name)
 
     def object(self, now: datetime) -> Obj:
-        metadata: Obj = {
-            "name": self.name,
-            "namespace": self.namespace,
-            "uid": self.uid,
-            "resourceVersion": "0",
-            "generation": 1,
-            "creationTimestamp": k8s_time(self.created),
-            "labels": dict(self.labels),
-        }
-        if self.annotations:
-            metadata["annotations"] = dict(self.annotations)
-        if self.owner:
-            metadata["ownerReferences"] = [dict(self.owner)]
+        metadata = object_meta(
+            self.name,
+            self.namespace,
+            self.uid,
+            self.created,
+            self.labels,
+            self.annotations,
+            self.owner,
+            generation=1,
+        )
         spec: Obj = {
             "backoffLimit": self.backoff_limit,
             "completionMode": "NonIndexed",
@@ -1329,18 +1358,21 @@ def surefire_line(prefix: str) -> str:
 # writing a scenario, and running a generator
 
 
-class BuiltScenario(Protocol):
-    """What a generator's Scenario offers for writing: its three files come from these."""
+@dataclass
+class BaseScenario:
+    """What every scenario has; a generator's Scenario adds what its --check needs and says
+    what NAME.expected.json holds."""
 
     name: str
     description: str
     capture: Capture
     config: Obj
 
-    def expected(self) -> Obj: ...
+    def expected(self) -> Obj:
+        raise NotImplementedError
 
 
-def write(scenario: BuiltScenario, directory: Path, generator: str) -> None:
+def write(scenario: BaseScenario, directory: Path, generator: str) -> None:
     """NAME.jsonl, NAME.expected.json and NAME.config.yaml of `scenario` in `directory`."""
     capture = directory / f"{scenario.name}.jsonl"
     with capture.open("w", encoding="utf-8") as handle:
@@ -1378,7 +1410,48 @@ def expect(condition: bool, message: str) -> None:
         raise CheckFailed(message)
 
 
-S = TypeVar("S", bound=BuiltScenario)
+@dataclass
+class Written:
+    """A scenario's files as --check reads them back."""
+
+    settings: Settings
+    records: list[WebhookRecord | K8sRecord | LogRecord]
+    expected: Obj
+
+
+def read_written(directory: Path, name: str) -> Written:
+    """Scenario `name`'s files in `directory`, parsed the way sentinel reads them; the capture
+    must hold records, in ts order."""
+    from schemas.capture import read_capture
+    from sentinel.config import load_settings
+
+    settings = load_settings(directory / f"{name}.config.yaml")
+    records = list(read_capture(directory / f"{name}.jsonl"))
+    expect(bool(records), f"{name}: empty capture")
+    stamps = [r.ts for r in records]
+    expect(stamps == sorted(stamps), f"{name}: records not ordered by ts")
+    expected = json.loads((directory / f"{name}.expected.json").read_text())
+    return Written(settings, records, expected)
+
+
+def replayed_log_line(record: LogRecord) -> LogLine:
+    """A captured log line as the log producer hands it on: read with the kubelet's timestamp
+    prefix (what ``kubectl logs --timestamps`` shows), which gives its event time."""
+    from producers.log_lines import to_log_line
+
+    stamp = record.ts.isoformat().replace("+00:00", "Z")
+    return to_log_line(
+        record.namespace,
+        record.pod,
+        record.container,
+        f"{stamp} {record.line}".encode(),
+        record.ts,
+        max_line_bytes=65536,
+        correlation_key=record.correlation_key,
+    )
+
+
+S = TypeVar("S", bound=BaseScenario)
 
 
 def run_generator(

@@ -39,7 +39,6 @@ wiring can be checked against it.
 from __future__ import annotations
 
 import hashlib
-import json
 import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -53,6 +52,7 @@ for path in (ROOT, HERE.parent):  # the project, and tests/data for capture_buil
         sys.path.insert(0, str(path))
 
 from capture_builder import (  # noqa: E402  (tests/data/capture_builder.py)
+    BaseScenario,
     Capture,
     CheckFailed,
     Container,
@@ -77,6 +77,8 @@ from capture_builder import (  # noqa: E402  (tests/data/capture_builder.py)
     pytest_banner,
     pytest_header,
     pytest_line,
+    read_written,
+    replayed_log_line,
     run_generator,
     uid,
 )
@@ -412,8 +414,7 @@ def build_run(cap: Capture, pipe: Pipeline, plan: RunPlan) -> Built:
             (0.4, "INFO:     Uvicorn running on http://0.0.0.0:8080 (Press CTRL+C to quit)"),
             *plan.app_lines,
         ]
-        for offset, text in app_log:
-            cap.log(at(app_start, offset), pod, "orders-api", text)
+        cap.timed(app_start, pod, "orders-api", app_log)
     db_wait = 14 + 0.5 * noise(pipe.scenario, plan.index, "db")
     prelude = [
         (0.1, "wait-for-it.sh: waiting 60 seconds for orders-db:5432"),
@@ -429,8 +430,7 @@ def build_run(cap: Capture, pipe: Pipeline, plan: RunPlan) -> Built:
             "INFO  [alembic.runtime.migration] Running upgrade 3f9a1c2b7d4e -> 8c2d4e6f0a1b, add refunds",
         ),
     ]
-    for offset, text in prelude:
-        cap.log(at(started, offset), pod, test_container, text)
+    cap.timed(started, pod, test_container, prelude)
     session_end = pytest_session(
         cap, pod, test_container, at(started, db_wait + 2.4), plan.results, plan.cut_after
     )
@@ -558,11 +558,7 @@ def image_pull_objects(cap: Capture, job: CronJobRunJob, pod: Pod) -> str:
 
 
 @dataclass
-class Scenario:
-    name: str
-    description: str
-    capture: Capture
-    config: Obj
+class Scenario(BaseScenario):
     runs: list[Built]
     anomalies: list[Obj]
 
@@ -1007,16 +1003,13 @@ def simulate(name: str, flush: bool) -> Replay:
         summarise_run,
     )
     from producers.k8s_events import K8sNormalizer
-    from producers.log_lines import to_log_line
-    from schemas.capture import K8sRecord, LogRecord, read_capture
+    from schemas.capture import K8sRecord, LogRecord
     from schemas.messages import RunSignal
-    from sentinel.config import load_settings
 
-    settings = load_settings(HERE / f"{name}.config.yaml")
+    written = read_written(HERE, name)
+    settings, records = written.settings, written.records
     cfg = settings.anomalies
-    records = list(read_capture(HERE / f"{name}.jsonl"))
     stamps = [r.ts for r in records]
-    expect(stamps == sorted(stamps), f"{name}: records not ordered by ts")
     policy = Policy(
         inactivity_timeout_s=settings.tracking.inactivity_timeout_s,
         pod_quiet_period_s=settings.tracking.pod_quiet_period_s,
@@ -1074,16 +1067,7 @@ def simulate(name: str, flush: bool) -> Replay:
                 fold(signal)
         elif isinstance(rec, LogRecord):
             log_lines += 1
-            stamp = rec.ts.isoformat().replace("+00:00", "Z")
-            line = to_log_line(
-                rec.namespace,
-                rec.pod,
-                rec.container,
-                f"{stamp} {rec.line}".encode(),
-                rec.ts,
-                65536,
-                rec.correlation_key,
-            )
+            line = replayed_log_line(rec)
             for signal in log_signals.feed(line):
                 fold(signal)
             run_id, _ = route(rec.correlation_key or "")
@@ -1158,13 +1142,11 @@ def simulate(name: str, flush: bool) -> Replay:
 
 
 def check(scenario: Scenario) -> list[str]:
-    from sentinel.config import load_settings
-
     name = scenario.name
     notes: list[str] = []
-    settings = load_settings(HERE / f"{name}.config.yaml")
+    written = read_written(HERE, name)
+    settings, expected = written.settings, written.expected
     expect(not settings.structure.rules, f"{name}: structure rules present")
-    expected = json.loads((HERE / f"{name}.expected.json").read_text())
     want_runs = {r["run_id"]: r["status"] for r in expected["runs"]}
     want = sorted((a["run_id"], a["type"], a["subject"]) for a in expected["anomalies"])
     for flush in (False, True):

@@ -48,6 +48,7 @@ for path in (ROOT, HERE.parent):  # the project, and tests/data for capture_buil
 from capture_builder import (  # noqa: E402  (tests/data/capture_builder.py)
     ANSI,
     JENKINS_CORPUS,
+    BaseScenario,
     Capture,
     CheckFailed,
     Container,
@@ -73,6 +74,8 @@ from capture_builder import (  # noqa: E402  (tests/data/capture_builder.py)
     pytest_banner,
     pytest_header,
     pytest_line,
+    read_written,
+    replayed_log_line,
     run_generator,
     runner_online,
     runner_says,
@@ -102,11 +105,7 @@ class RunFacts:
 
 
 @dataclass
-class Scenario:
-    name: str
-    description: str
-    capture: Capture
-    config: Obj
+class Scenario(BaseScenario):
     runs: list[RunFacts]
     tests: dict[str, dict[str, int]]
     key_runs: dict[str, str]  # correlation key -> run id
@@ -1146,8 +1145,7 @@ def hang_timeout() -> Scenario:
         (263, "resolving checkout-api.qa-e2e.svc.cluster.local ..."),
         (265, "connecting to checkout-api.qa-e2e.svc.cluster.local:8080 (timeout: none)"),
     ]
-    for offset, line in hung_lines:
-        cap.log(at(t0, offset), pod, "e2e", line)
+    cap.timed(t0, pod, "e2e", hung_lines)
     last_input = at(t0, 265)
 
     # Another workload keeps event time moving: the reporting Job, later in the night.
@@ -1457,18 +1455,13 @@ def check(scenario: Scenario) -> list[str]:
     from producers import github as gh
     from producers import jenkins as jk
     from producers.k8s_events import K8sNormalizer
-    from producers.log_lines import to_log_line
-    from schemas.capture import K8sRecord, LogRecord, WebhookRecord, read_capture
-    from sentinel.config import load_settings
+    from schemas.capture import K8sRecord, LogRecord, WebhookRecord
 
     notes: list[str] = []
     name = scenario.name
-    settings = load_settings(HERE / f"{name}.config.yaml")
-    records = list(read_capture(HERE / f"{name}.jsonl"))
-    expect(bool(records), f"{name}: empty capture")
+    written = read_written(HERE, name)
+    settings, records, expected = written.settings, written.records, written.expected
     stamps = [r.ts for r in records]
-    expect(stamps == sorted(stamps), f"{name}: records not ordered by ts")
-    expected = json.loads((HERE / f"{name}.expected.json").read_text())
     run_ids = {run["run_id"] for run in expected["runs"]}
     expect(len(run_ids) == len(expected["runs"]), f"{name}: duplicate run in expected")
 
@@ -1556,16 +1549,7 @@ def check(scenario: Scenario) -> list[str]:
         )
         expect(pod_key is not None, f"{name}: log line of an unseen pod {record.pod}")
         run = _run_of(record.correlation_key, scenario, runner_joins, jenkins_run_urls)  # type: ignore[arg-type]
-        stamp = record.ts.isoformat().replace("+00:00", "Z")
-        line = to_log_line(
-            record.namespace,
-            record.pod,
-            record.container,
-            f"{stamp} {record.line}".encode(),
-            record.ts,
-            65536,
-            record.correlation_key,
-        )
+        line = replayed_log_line(record)
         expect(line.event_time == record.ts, f"{name}: log time {line.event_time} != {record.ts}")
         stream = (record.namespace, record.pod, record.container)
         parser = parsers.setdefault(stream, TestLogParser(run))
