@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import yaml
 
@@ -172,26 +172,36 @@ class Capture:
 # Kubernetes objects, built from timelines
 
 
-def object_meta(
-    name: str,
-    namespace: str,
-    obj_uid: str,
-    created: datetime,
-    labels: dict[str, str],
-    annotations: dict[str, str],
-    owner: Obj | None,
-    generation: int | None = None,
-) -> Obj:
-    """An object's metadata as the API server returns it (Capture.ordered sets resourceVersion)."""
-    metadata: Obj = {"name": name, "namespace": namespace, "uid": obj_uid, "resourceVersion": "0"}
+class _Named(Protocol):
+    """What object metadata is made of (Pod and Job have it)."""
+
+    namespace: str
+    name: str
+    labels: dict[str, str]
+    created: datetime
+    annotations: dict[str, str]
+    owner: Obj | None
+
+    @property
+    def uid(self) -> str: ...
+
+
+def object_meta(obj: _Named, generation: int | None = None) -> Obj:
+    """`obj`'s metadata as the API server returns it (Capture.ordered sets resourceVersion)."""
+    metadata: Obj = {
+        "name": obj.name,
+        "namespace": obj.namespace,
+        "uid": obj.uid,
+        "resourceVersion": "0",
+    }
     if generation is not None:
         metadata["generation"] = generation
-    metadata["creationTimestamp"] = k8s_time(created)
-    metadata["labels"] = dict(labels)
-    if annotations:
-        metadata["annotations"] = dict(annotations)
-    if owner:
-        metadata["ownerReferences"] = [dict(owner)]
+    metadata["creationTimestamp"] = k8s_time(obj.created)
+    metadata["labels"] = dict(obj.labels)
+    if obj.annotations:
+        metadata["annotations"] = dict(obj.annotations)
+    if obj.owner:
+        metadata["ownerReferences"] = [dict(obj.owner)]
     return metadata
 
 
@@ -315,15 +325,7 @@ class Pod:
                 "readOnly": True,
             }
         ]
-        metadata = object_meta(
-            self.name,
-            self.namespace,
-            self.uid,
-            self.created,
-            self.labels,
-            self.annotations,
-            self.owner,
-        )
+        metadata = object_meta(self)
         if self.deletion_requested is not None and now >= self.deletion_requested:
             deadline = at(self.deletion_requested, self.grace)
             metadata["deletionTimestamp"] = k8s_time(deadline)
@@ -780,16 +782,7 @@ class Job:
         return uid("job", self.namespace, self.name)
 
     def object(self, now: datetime) -> Obj:
-        metadata = object_meta(
-            self.name,
-            self.namespace,
-            self.uid,
-            self.created,
-            self.labels,
-            self.annotations,
-            self.owner,
-            generation=1,
-        )
+        metadata = object_meta(self, generation=1)
         spec: Obj = {
             "backoffLimit": self.backoff_limit,
             "completionMode": "NonIndexed",
