@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -640,13 +641,25 @@ def history(
     return cap, pipe, built, plans
 
 
+def found(run: Built, type_: str, subject: str) -> Obj:
+    """An anomaly the detectors must raise for `run`."""
+    return {"run_id": run.run_id, "type": type_, "subject": subject}
+
+
 CRON = "orders-api-tests"
 
 
+def orders_tests(
+    name: str, start: datetime, n: int, special: dict[int, dict[str, Any]] | None = None
+) -> tuple[Capture, list[Built]]:
+    """`n` hourly runs of CronJob ci/orders-api-tests (SUITE) from `start`; `special`: what
+    differs in a run, by run index (see `history`)."""
+    cap, _, runs, _ = history(name, start, n, CRON, SUITE, special or {})
+    return cap, runs
+
+
 def clean_history() -> Scenario:
-    cap, _, runs, _ = history(
-        "clean_history", datetime(2026, 2, 2, 1, 0, tzinfo=UTC), 7, CRON, SUITE, {}
-    )
+    cap, runs = orders_tests("clean_history", datetime(2026, 2, 2, 1, 0, tzinfo=UTC), 7)
     return Scenario(
         "clean_history",
         "Seven hourly runs of CronJob ci/orders-api-tests (pytest -v --durations=0, 15 tests, all "
@@ -661,13 +674,11 @@ def clean_history() -> Scenario:
 
 def oom_mid_test() -> Scenario:
     special = {7: {"fault": "oom", "cut_after": 10}}
-    cap, _, runs, _ = history(
-        "oom_mid_test", datetime(2026, 2, 3, 1, 0, tzinfo=UTC), 8, CRON, SUITE, special
-    )
+    cap, runs = orders_tests("oom_mid_test", datetime(2026, 2, 3, 1, 0, tzinfo=UTC), 8, special)
     bad = runs[6]
     anomalies = [
-        {"run_id": bad.run_id, "type": "oom_killed", "subject": f"{bad.pod}/{bad.container}"},
-        {"run_id": bad.run_id, "type": "job_backoff_limit", "subject": f"job/{bad.run_id}"},
+        found(bad, "oom_killed", f"{bad.pod}/{bad.container}"),
+        found(bad, "job_backoff_limit", f"job/{bad.run_id}"),
     ]
     return Scenario(
         "oom_mid_test",
@@ -689,16 +700,9 @@ def oom_mid_test() -> Scenario:
 def flaky_test() -> Scenario:
     flaky = "tests/unit/test_orders.py::TestRefunds::test_partial_refund"
     special = {6: {"words": {flaky: ["RERUN", "PASSED"]}}}
-    cap, _, runs, _ = history(
-        "flaky_test", datetime(2026, 2, 4, 1, 0, tzinfo=UTC), 7, CRON, SUITE, special
-    )
-    anomalies = [
-        {
-            "run_id": runs[5].run_id,
-            "type": "flaky_test",
-            "subject": "tests.unit.test_orders.TestRefunds::test_partial_refund",
-        }
-    ]
+    cap, runs = orders_tests("flaky_test", datetime(2026, 2, 4, 1, 0, tzinfo=UTC), 7, special)
+    subject = "tests.unit.test_orders.TestRefunds::test_partial_refund"  # as the parser keys it
+    anomalies = [found(runs[5], "flaky_test", subject)]
     return Scenario(
         "flaky_test",
         "Seven hourly runs of ci/orders-api-tests (15 pytest tests, --reruns 2). In run 6 "
@@ -716,16 +720,10 @@ def flaky_test() -> Scenario:
 def duration_regression() -> Scenario:
     slow = "tests/integration/test_checkout.py::test_checkout_end_to_end"
     special = {7: {"durations": {slow: 24.0}}}
-    cap, _, runs, _ = history(
-        "duration_regression", datetime(2026, 2, 5, 1, 0, tzinfo=UTC), 7, CRON, SUITE, special
-    )
-    anomalies = [
-        {
-            "run_id": runs[6].run_id,
-            "type": "duration_regression",
-            "subject": "tests.integration.test_checkout::test_checkout_end_to_end",
-        }
-    ]
+    start = datetime(2026, 2, 5, 1, 0, tzinfo=UTC)
+    cap, runs = orders_tests("duration_regression", start, 7, special)
+    subject = "tests.integration.test_checkout::test_checkout_end_to_end"
+    anomalies = [found(runs[6], "duration_regression", subject)]
     return Scenario(
         "duration_regression",
         "Seven hourly runs of ci/orders-api-tests. test_checkout_end_to_end takes ~6.35 s "
@@ -742,13 +740,12 @@ def duration_regression() -> Scenario:
 
 def image_pull_failure() -> Scenario:
     special = {7: {"fault": "image_pull"}}
-    cap, _, runs, _ = history(
-        "image_pull_failure", datetime(2026, 2, 6, 1, 0, tzinfo=UTC), 8, CRON, SUITE, special
-    )
+    start = datetime(2026, 2, 6, 1, 0, tzinfo=UTC)
+    cap, runs = orders_tests("image_pull_failure", start, 8, special)
     bad = runs[6]
     anomalies = [
-        {"run_id": bad.run_id, "type": "image_pull_failure", "subject": bad.pod},
-        {"run_id": bad.run_id, "type": "pending_too_long", "subject": bad.pod},
+        found(bad, "image_pull_failure", bad.pod),
+        found(bad, "pending_too_long", bad.pod),
     ]
     return Scenario(
         "image_pull_failure",
@@ -771,10 +768,8 @@ def image_pull_failure() -> Scenario:
 
 def missing_tests() -> Scenario:
     special = {7: {"cases": UNIT_PRICING + INTEGRATION}}
-    cap, _, runs, _ = history(
-        "missing_tests", datetime(2026, 2, 7, 1, 0, tzinfo=UTC), 7, CRON, SUITE, special
-    )
-    anomalies = [{"run_id": runs[6].run_id, "type": "missing_tests", "subject": CRON}]
+    cap, runs = orders_tests("missing_tests", datetime(2026, 2, 7, 1, 0, tzinfo=UTC), 7, special)
+    anomalies = [found(runs[6], "missing_tests", CRON)]
     return Scenario(
         "missing_tests",
         "Seven hourly runs of ci/orders-api-tests. Runs 1-6 collect 15 tests; in run 7 "
@@ -838,6 +833,23 @@ def e2e_app_lines(
     return [(offset, f"{app_time(app_start, offset)} {text}") for offset, text in lines]
 
 
+def e2e_history(
+    name: str, start: datetime, extra: Callable[[int], list[tuple[float, str]]]
+) -> tuple[Capture, Pipeline, list[Built], list[RunPlan]]:
+    """Seven hourly runs of CronJob ci/orders-e2e from `start`: the service logs what
+    `e2e_app_lines` gives, plus `extra(index)` in run `index`."""
+    return history(
+        name,
+        start,
+        7,
+        E2E_CRON,
+        E2E_SUITE,
+        {},
+        with_app=True,
+        app_lines=lambda i: e2e_app_lines(name, i, at(start, 3600 * (i - 1) + 0.04), extra(i)),
+    )
+
+
 def new_error_signature() -> Scenario:
     start = datetime(2026, 2, 8, 1, 0, tzinfo=UTC)
 
@@ -865,18 +877,8 @@ def new_error_signature() -> Scenario:
         return out
 
     name = "new_error_signature"
-    cap, pipe, runs, plans = history(
-        name,
-        start,
-        7,
-        E2E_CRON,
-        E2E_SUITE,
-        {},
-        with_app=True,
-        app_lines=lambda i: e2e_app_lines(name, i, at(start, 3600 * (i - 1) + 0.04), extra(i)),
-    )
-    template = new_template_subject(plans, pipe, 6)
-    anomalies = [{"run_id": runs[5].run_id, "type": "new_error_template", "subject": template}]
+    cap, pipe, runs, plans = e2e_history(name, start, extra)
+    anomalies = [found(runs[5], "new_error_template", new_template_subject(plans, pipe, 6))]
     return Scenario(
         name,
         "Seven hourly runs of CronJob ci/orders-e2e: the pod runs the service (orders-api, "
@@ -908,17 +910,8 @@ def error_spike() -> Scenario:
         return out
 
     name = "error_spike"
-    cap, _, runs, _ = history(
-        name,
-        start,
-        7,
-        E2E_CRON,
-        E2E_SUITE,
-        {},
-        with_app=True,
-        app_lines=lambda i: e2e_app_lines(name, i, at(start, 3600 * (i - 1) + 0.04), extra(i)),
-    )
-    anomalies = [{"run_id": runs[5].run_id, "type": "error_spike", "subject": runs[5].pod}]
+    cap, _, runs, _ = e2e_history(name, start, extra)
+    anomalies = [found(runs[5], "error_spike", runs[5].pod)]
     return Scenario(
         name,
         "Seven hourly runs of ci/orders-e2e (service + pytest e2e, as new_error_signature). "
