@@ -9,10 +9,14 @@ resourceVersions as etcd does); Kubernetes objects as the API server returns the
 ``Pod``, ``Job``, core/v1 Events), built from per-container timelines so every snapshot is
 self-consistent; the background rollout that moves event time past every run without creating
 one; GitHub webhook payloads from the corpus in ``tests/data/github-webhooks`` and ARC runner
-pods; log lines in the shapes of ``tests/data/test-logs``; and the scaffolding of the generators
-(writing a scenario's three files, ``expect`` / ``CheckFailed`` for their ``--check``, and
-``run_generator``, the command line their ``main`` runs).
-What a generator's scenarios and checks need only for themselves stays in that generator.
+pods; log lines in the shapes of ``tests/data/test-logs``; and the scaffolding of the generators:
+``BaseScenario`` and ``write`` (a scenario's three files), ``expect`` / ``CheckFailed`` /
+``read_written`` / ``replayed_log_line`` for their ``--check``, and ``run_generator``, the
+command line their ``main`` runs. What a generator's scenarios and checks need only for
+themselves stays in that generator.
+
+Both generators' files come from here: after a change, run both with ``--check`` and make sure
+``git status`` shows no written file changed unless that was the point.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar
 
 import yaml
 
@@ -676,6 +680,7 @@ def owner_ref(kind: str, api_version: str, name: str, owner_uid: str) -> Obj:
 
 
 def job_pod_labels(job_uid: str, name: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """A Job pod's labels: the template's own (`extra`), then those the Job controller adds."""
     return {
         **(extra or {}),
         "batch.kubernetes.io/controller-uid": job_uid,
@@ -721,9 +726,6 @@ def job_pod(
     )
 
 
-JobT = TypeVar("JobT", bound="Job")
-
-
 @dataclass
 class Job:
     namespace: str
@@ -740,18 +742,19 @@ class Job:
     owner: Obj | None = None
     backoff_limit: int = 0
     active_deadline_s: int | None = None
+    # why the controller fails it (DeadlineExceeded when activeDeadlineSeconds ran out)
     failure_reason: str = "BackoffLimitExceeded"
     failure_message: str = "Job has reached the specified backoff limit"
     expected_key: str | None = None
 
     @classmethod
     def for_pod(
-        cls: type[JobT],
+        cls,
         pod: Pod,
         created: datetime,
         labels: dict[str, str] | None = None,
         **fields: Any,
-    ) -> JobT:
+    ) -> Self:
         """The Job (started when `created`) whose controller made `pod` (see `job_pod`): its
         template is the pod's labels and the spec as submitted, without what the API server
         and the scheduler add to a pod (node, service account alias, token volume)."""
@@ -1000,7 +1003,8 @@ def background_rollout(
 
 
 def corpus(path: str) -> Obj:
-    return json.loads((GITHUB_CORPUS / path).read_text())
+    payload: Obj = json.loads((GITHUB_CORPUS / path).read_text())
+    return payload
 
 
 def replace_strings(value: Any, mapping: dict[str, str]) -> Any:
@@ -1037,7 +1041,8 @@ class GithubRun:
 
     @property
     def repo(self) -> str:
-        return corpus(RUN_TEMPLATE)["repository"]["full_name"]
+        name: str = corpus(RUN_TEMPLATE)["repository"]["full_name"]
+        return name
 
     @property
     def sentinel_id(self) -> str:
@@ -1051,7 +1056,7 @@ class GithubRun:
         updated: datetime,
         run_started: datetime,
     ) -> Obj:
-        payload = replace_strings(
+        payload: Obj = replace_strings(
             corpus(RUN_TEMPLATE),
             {
                 f"runs/{TEMPLATE_RUN_ID}": f"runs/{self.run_id}",
@@ -1348,7 +1353,7 @@ def surefire_line(prefix: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# writing a scenario, and running a generator
+# writing a scenario
 
 
 @dataclass
@@ -1392,6 +1397,10 @@ def wrap(text: str, width: int) -> list[str]:
         else:
             current = f"{current} {word}" if current else word
     return [*lines, current] if current else lines
+
+
+# --------------------------------------------------------------------------------------------
+# --check
 
 
 class CheckFailed(AssertionError):
@@ -1442,6 +1451,10 @@ def replayed_log_line(record: LogRecord) -> LogLine:
         max_line_bytes=65536,
         correlation_key=record.correlation_key,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# a generator's command line
 
 
 S = TypeVar("S", bound=BaseScenario)

@@ -19,9 +19,9 @@ a test container (pytest -v --durations=0 --reruns 2; the log scenarios add the 
 test as a second container). Each Job and its pod carry ``sentinel.io/pipeline`` from the
 CronJob's templates, so Job and pod signals agree on the pipeline; the run id is
 ``job:<namespace>/<job>`` (pod label ``batch.kubernetes.io/job-name``); bare Jobs have no
-branch, so the history key is (pipeline, None). Kubernetes objects are built with the helpers of
-``tests/data/scenarios/build_scenarios.py`` (Pods, Jobs and core/v1 Events as the API returns
-them); pytest lines follow ``tests/data/test-logs/pytest-verbose-rerun.log``.
+branch, so the history key is (pipeline, None). Kubernetes objects are built with the capture
+builder both generators share, ``tests/data/capture_builder.py`` (Pods, Jobs and core/v1 Events
+as the API returns them); pytest lines follow ``tests/data/test-logs/pytest-verbose-rerun.log``.
 
 ``--check`` replays each written capture through the pure pipeline code, the way the worker does
 (producers' normalisers -> ``processors.signals`` -> ``processors.runs`` fold, watermark =

@@ -14,7 +14,10 @@ Inputs are real payload shapes: GitHub webhooks are the corpus payloads in
 ``tests/data/github-webhooks`` with ids, times, names and conclusions changed; Jenkins posts follow
 ``tests/data/jenkins`` (Notification plugin); Kubernetes objects are Pods, Jobs and core/v1 Events
 as the API server returns them (built from per-container timelines, so every snapshot is
-self-consistent); test output reuses lines of ``tests/data/test-logs``.
+self-consistent); test output reuses lines of ``tests/data/test-logs``. The builders of all these
+(and of the capture itself) are in ``tests/data/capture_builder.py``, shared with
+``tests/data/anomaly_scenarios/build_anomaly_scenarios.py``; this file holds the scenarios and
+their checks.
 
 Every scenario ends with unrelated background activity (a Deployment rollout in another
 namespace: a pod with no correlation label and its Events), minutes after the last run ended, so
