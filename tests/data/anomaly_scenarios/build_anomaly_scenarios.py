@@ -19,9 +19,9 @@ a test container (pytest -v --durations=0 --reruns 2; the log scenarios add the 
 test as a second container). Each Job and its pod carry ``sentinel.io/pipeline`` from the
 CronJob's templates, so Job and pod signals agree on the pipeline; the run id is
 ``job:<namespace>/<job>`` (pod label ``batch.kubernetes.io/job-name``); bare Jobs have no
-branch, so the history key is (pipeline, None). Kubernetes objects are built with the helpers of
-``tests/data/scenarios/build_scenarios.py`` (Pods, Jobs and core/v1 Events as the API returns
-them); pytest lines follow ``tests/data/test-logs/pytest-verbose-rerun.log``.
+branch, so the history key is (pipeline, None). Kubernetes objects are built with the capture
+builder both generators share, ``tests/data/capture_builder.py`` (Pods, Jobs and core/v1 Events
+as the API returns them); pytest lines follow ``tests/data/test-logs/pytest-verbose-rerun.log``.
 
 ``--check`` replays each written capture through the pure pipeline code, the way the worker does
 (producers' normalisers -> ``processors.signals`` -> ``processors.runs`` fold, watermark =
@@ -38,39 +38,51 @@ wiring can be checked against it.
 # ruff: noqa: E501  (log and event message literals)
 from __future__ import annotations
 
-import argparse
 import hashlib
-import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
-for path in (ROOT, HERE.parent / "scenarios"):
+for path in (ROOT, HERE.parent):  # the project, and tests/data for capture_builder
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-import build_scenarios as bs  # noqa: E402  (tests/data/scenarios/build_scenarios.py)
-from build_scenarios import (  # noqa: E402
+from capture_builder import (  # noqa: E402  (tests/data/capture_builder.py)
+    BaseScenario,
     Capture,
+    CheckFailed,
     Container,
+    Job,
+    Obj,
     Pod,
     at,
+    background_rollout,
     core_event,
+    cronjob_job_name,
+    expect,
     involved,
+    job_created,
+    job_finished,
+    job_pod,
+    job_scenario_objects,
     k8s_suffix,
     k8s_time,
+    owner_ref,
+    pod_ref,
+    pod_scheduled,
     pytest_banner,
+    pytest_header,
     pytest_line,
+    read_written,
+    replayed_log_line,
+    run_generator,
     uid,
 )
-
-Obj = dict[str, Any]
 
 NAMESPACE = "ci"
 NODE_POOL = [
@@ -165,14 +177,7 @@ def outcomes(
     return out
 
 
-PYTEST_HEADER = [
-    pytest_banner("test session starts"),
-    "platform linux -- Python 3.12.8, pytest-8.3.4, pluggy-1.5.0 -- /usr/local/bin/python3.12",
-    "cachedir: .pytest_cache",
-    "rootdir: /app",
-    "configfile: pyproject.toml",
-    "plugins: rerunfailures-14.0, timeout-2.3.1",
-]
+PYTEST_HEADER = pytest_header("3.12.8", "/usr/local/bin/python3.12", "/app")
 
 
 def duration_line(seconds: float, phase: str, nodeid: str) -> str:
@@ -234,25 +239,19 @@ def pytest_session(
 
 
 @dataclass
-class CronJobRunJob(bs.Job):
-    """A Job created by a CronJob: its failure reason may be a deadline, not the backoff limit."""
+class CronJobRunJob(Job):
+    """A Job created by a CronJob: the controller stamps the time it was scheduled for."""
 
-    failure_reason: str = "BackoffLimitExceeded"
-    failure_message: str = "Job has reached the specified backoff limit"
-    active_deadline_s: int | None = None
     scheduled_for: datetime | None = None
 
     def object(self, now: datetime) -> Obj:
         obj = super().object(now)
-        if self.active_deadline_s is not None:
-            obj["spec"]["activeDeadlineSeconds"] = self.active_deadline_s
         if self.scheduled_for is not None:
+            # Added last (after ownerReferences), not through Job.annotations: the written
+            # captures have it there.
             obj["metadata"].setdefault("annotations", {})[
                 "batch.kubernetes.io/cronjob-scheduled-timestamp"
             ] = k8s_time(self.scheduled_for)
-        for cond in obj["status"].get("conditions", []):
-            if cond.get("reason") == "BackoffLimitExceeded":
-                cond["reason"], cond["message"] = self.failure_reason, self.failure_message
         return obj
 
 
@@ -294,9 +293,7 @@ class Pipeline:
         return uid("cronjob", NAMESPACE, self.cron)
 
     def job_name(self, scheduled: datetime) -> str:
-        return (
-            f"{self.cron}-{int(scheduled.timestamp() // 60)}"  # as the CronJob controller names it
-        )
+        return cronjob_job_name(self.cron, scheduled)
 
     def run_id(self, scheduled: datetime) -> str:
         return f"job:{NAMESPACE}/{self.job_name(scheduled)}"
@@ -324,11 +321,8 @@ class Built:
 def build_run(cap: Capture, pipe: Pipeline, plan: RunPlan) -> Built:
     t = at(plan.scheduled, 0.04)  # the CronJob controller creates the Job right on schedule
     job_name = pipe.job_name(plan.scheduled)
-    job_uid = uid("job", NAMESPACE, job_name)
-    pod_name = f"{job_name}-{k8s_suffix(5, pipe.scenario, job_name)}"
     node, host_ip = NODE_POOL[plan.index % 2]
     extra = {"app.kubernetes.io/name": pipe.app_label, "sentinel.io/pipeline": pipe.cron}
-    labels = bs.job_pod_labels(job_uid, job_name, extra)
     test_container = "pytest"
     image = BAD_TAG_IMAGE if plan.fault == "image_pull" else TEST_IMAGE
     pytest_args = "pytest -v --durations=0 --reruns 2" + (" tests/e2e" if pipe.with_app else "")
@@ -372,54 +366,26 @@ def build_run(cap: Capture, pipe: Pipeline, plan: RunPlan) -> Built:
             extra={"workingDir": "/app"},
         )
     containers.append(tests)
-    pod = Pod(
-        namespace=NAMESPACE,
-        name=pod_name,
-        labels=labels,
+    pod = job_pod(
+        NAMESPACE,
+        job_name,
+        k8s_suffix(5, pipe.scenario, job_name),
+        containers,
         node=node,
         pod_ip=f"10.{52 + plan.index % 2}.{plan.index}.{17 + plan.index}",
         host_ip=host_ip,
         created=at(t, 0.05),
         scheduled=at(t, 0.9),
-        containers=containers,
-        owner={
-            "apiVersion": "batch/v1",
-            "blockOwnerDeletion": True,
-            "controller": True,
-            "kind": "Job",
-            "name": job_name,
-            "uid": job_uid,
-        },
-        expected_key=f"job:{NAMESPACE}/{job_name}",
+        extra_labels=extra,
     )
-    pod_spec = {
-        k: v
-        for k, v in pod.object(t)["spec"].items()
-        if k not in ("nodeName", "serviceAccount", "volumes")
-    }
-    pod_spec["containers"] = [
-        {k: v for k, v in c.items() if k != "volumeMounts"} for c in pod_spec["containers"]
-    ]
-    job = CronJobRunJob(
-        namespace=NAMESPACE,
-        name=job_name,
+    job = CronJobRunJob.for_pod(
+        pod,
+        t,
         labels=dict(extra),
-        created=t,
-        template_labels=labels,
-        pod_spec=pod_spec,
-        started=t,
-        owner={
-            "apiVersion": "batch/v1",
-            "blockOwnerDeletion": True,
-            "controller": True,
-            "kind": "CronJob",
-            "name": pipe.cron,
-            "uid": pipe.cron_uid,
-        },
+        owner=owner_ref("CronJob", "batch/v1", pipe.cron, pipe.cron_uid),
         backoff_limit=0,
         active_deadline_s=600,
         scheduled_for=plan.scheduled,
-        expected_key=f"job:{NAMESPACE}/{job_name}",
     )
     cap.k8s(
         at(t, 0.1),
@@ -436,7 +402,7 @@ def build_run(cap: Capture, pipe: Pipeline, plan: RunPlan) -> Built:
 
     if plan.fault == "image_pull":
         status = image_pull_objects(cap, job, pod)
-        return Built(f"job:{NAMESPACE}/{job_name}", status, job_name, pod_name, test_container)
+        return Built(pipe.run_id(plan.scheduled), status, job_name, pod.name, test_container)
 
     # logs, then the container timelines they imply
     if app is not None:
@@ -449,8 +415,7 @@ def build_run(cap: Capture, pipe: Pipeline, plan: RunPlan) -> Built:
             (0.4, "INFO:     Uvicorn running on http://0.0.0.0:8080 (Press CTRL+C to quit)"),
             *plan.app_lines,
         ]
-        for offset, text in app_log:
-            cap.log(at(app_start, offset), pod, "orders-api", text)
+        cap.timed(app_start, pod, "orders-api", app_log)
     db_wait = 14 + 0.5 * noise(pipe.scenario, plan.index, "db")
     prelude = [
         (0.1, "wait-for-it.sh: waiting 60 seconds for orders-db:5432"),
@@ -466,8 +431,7 @@ def build_run(cap: Capture, pipe: Pipeline, plan: RunPlan) -> Built:
             "INFO  [alembic.runtime.migration] Running upgrade 3f9a1c2b7d4e -> 8c2d4e6f0a1b, add refunds",
         ),
     ]
-    for offset, text in prelude:
-        cap.log(at(started, offset), pod, test_container, text)
+    cap.timed(started, pod, test_container, prelude)
     session_end = pytest_session(
         cap, pod, test_container, at(started, db_wait + 2.4), plan.results, plan.cut_after
     )
@@ -486,14 +450,9 @@ def build_run(cap: Capture, pipe: Pipeline, plan: RunPlan) -> Built:
     job.ready = tests.started
     job.finished = at(done, 1.0)
     job.succeeded = plan.fault is None
-    bs.job_scenario_objects(cap, job, pod, pulled=True)
-    return Built(
-        f"job:{NAMESPACE}/{job_name}",
-        "succeeded" if job.succeeded else "failed",
-        job_name,
-        pod_name,
-        test_container,
-    )
+    job_scenario_objects(cap, job, pod, pulled=True)
+    status = "succeeded" if job.succeeded else "failed"
+    return Built(pipe.run_id(plan.scheduled), status, job_name, pod.name, test_container)
 
 
 def pull_failed_message(image: str) -> str:
@@ -526,22 +485,7 @@ def image_pull_objects(cap: Capture, job: CronJobRunJob, pod: Pod) -> str:
     the Job controller deletes the pod."""
     t = job.created
     deadline = at(t, 600)
-    added = job.object(t)
-    added["status"] = {}
-    cap.k8s(at(t, 0.2), "ADDED", added)
-    cap.k8s(at(t, 0.3), "MODIFIED", job.object(t))
-    cap.k8s(
-        at(t, 0.4),
-        "ADDED",
-        core_event(
-            NAMESPACE,
-            job.ref(),
-            "SuccessfulCreate",
-            f"Created pod: {pod.name}",
-            t,
-            "job-controller",
-        ),
-    )
+    job_created(cap, job, pod)
     pod.deletion_requested = deadline
     pod.grace = 30
     moments = [pod.scheduled, at(pod.scheduled, 2)]
@@ -549,20 +493,8 @@ def image_pull_objects(cap: Capture, job: CronJobRunJob, pod: Pod) -> str:
         moments += [at(t, offset), at(t, offset + 1.2)]
     moments.append(deadline)
     pod.emit(cap, moments)
-    ref = involved("Pod", "v1", NAMESPACE, pod.name, pod.uid)
-    ref["resourceVersion"] = "0"
-    cap.k8s(
-        at(pod.scheduled, 0.2),
-        "ADDED",
-        core_event(
-            NAMESPACE,
-            ref,
-            "Scheduled",
-            f"Successfully assigned {NAMESPACE}/{pod.name} to {pod.node}",
-            pod.scheduled,
-            "default-scheduler",
-        ),
-    )
+    pod_scheduled(cap, pod)
+    ref = pod_ref(pod)
     path = "spec.containers{pytest}"
     series: dict[str, Obj] = {}
 
@@ -616,20 +548,7 @@ def image_pull_objects(cap: Capture, job: CronJobRunJob, pod: Pod) -> str:
             "job-controller",
         ),
     )
-    cap.k8s(at(deadline, 0.3), "MODIFIED", job.object(deadline))
-    cap.k8s(
-        at(deadline, 0.5),
-        "ADDED",
-        core_event(
-            NAMESPACE,
-            job.ref(),
-            "DeadlineExceeded",
-            "Job was active longer than specified deadline",
-            deadline,
-            "job-controller",
-            kind="Warning",
-        ),
-    )
+    job_finished(cap, job)
     kubelet_event(at(deadline, 0.4), "Killing", "Stopping container pytest", "Normal")
     pod.emit_deleted(cap, at(deadline, 1.6))
     return "failed"
@@ -640,11 +559,7 @@ def image_pull_objects(cap: Capture, job: CronJobRunJob, pod: Pod) -> str:
 
 
 @dataclass
-class Scenario:
-    name: str
-    description: str
-    capture: Capture
-    config: Obj
+class Scenario(BaseScenario):
     runs: list[Built]
     anomalies: list[Obj]
 
@@ -691,17 +606,7 @@ def base_config() -> Obj:
 def finish(cap: Capture, last: datetime) -> None:
     """Unrelated background activity well after the last run: event time passes every run's
     end, quiet period, lateness and settle time."""
-    bs.background_rollout(
-        cap,
-        at(last, 900),
-        "monitoring",
-        "kube-state-metrics",
-        "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.13.0",
-        "registry.k8s.io/kube-state-metrics/kube-state-metrics@sha256:"
-        "9e4f5a6b4c1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4",
-        "gke-ci-pool-1-7f3a2c1e-x8kq",
-        "10.52.9.33",
-    )
+    background_rollout(cap, at(last, 900), "gke-ci-pool-1-7f3a2c1e-x8kq", "10.52.9.33")
 
 
 def history(
@@ -736,13 +641,25 @@ def history(
     return cap, pipe, built, plans
 
 
+def found(run: Built, type_: str, subject: str) -> Obj:
+    """An anomaly the detectors must raise for `run`."""
+    return {"run_id": run.run_id, "type": type_, "subject": subject}
+
+
 CRON = "orders-api-tests"
 
 
+def orders_tests(
+    name: str, start: datetime, n: int, special: dict[int, dict[str, Any]] | None = None
+) -> tuple[Capture, list[Built]]:
+    """`n` hourly runs of CronJob ci/orders-api-tests (SUITE) from `start`; `special`: what
+    differs in a run, by run index (see `history`)."""
+    cap, _, runs, _ = history(name, start, n, CRON, SUITE, special or {})
+    return cap, runs
+
+
 def clean_history() -> Scenario:
-    cap, _, runs, _ = history(
-        "clean_history", datetime(2026, 2, 2, 1, 0, tzinfo=UTC), 7, CRON, SUITE, {}
-    )
+    cap, runs = orders_tests("clean_history", datetime(2026, 2, 2, 1, 0, tzinfo=UTC), 7)
     return Scenario(
         "clean_history",
         "Seven hourly runs of CronJob ci/orders-api-tests (pytest -v --durations=0, 15 tests, all "
@@ -757,13 +674,11 @@ def clean_history() -> Scenario:
 
 def oom_mid_test() -> Scenario:
     special = {7: {"fault": "oom", "cut_after": 10}}
-    cap, _, runs, _ = history(
-        "oom_mid_test", datetime(2026, 2, 3, 1, 0, tzinfo=UTC), 8, CRON, SUITE, special
-    )
+    cap, runs = orders_tests("oom_mid_test", datetime(2026, 2, 3, 1, 0, tzinfo=UTC), 8, special)
     bad = runs[6]
     anomalies = [
-        {"run_id": bad.run_id, "type": "oom_killed", "subject": f"{bad.pod}/{bad.container}"},
-        {"run_id": bad.run_id, "type": "job_backoff_limit", "subject": f"job/{bad.run_id}"},
+        found(bad, "oom_killed", f"{bad.pod}/{bad.container}"),
+        found(bad, "job_backoff_limit", f"job/{bad.run_id}"),
     ]
     return Scenario(
         "oom_mid_test",
@@ -785,16 +700,9 @@ def oom_mid_test() -> Scenario:
 def flaky_test() -> Scenario:
     flaky = "tests/unit/test_orders.py::TestRefunds::test_partial_refund"
     special = {6: {"words": {flaky: ["RERUN", "PASSED"]}}}
-    cap, _, runs, _ = history(
-        "flaky_test", datetime(2026, 2, 4, 1, 0, tzinfo=UTC), 7, CRON, SUITE, special
-    )
-    anomalies = [
-        {
-            "run_id": runs[5].run_id,
-            "type": "flaky_test",
-            "subject": "tests.unit.test_orders.TestRefunds::test_partial_refund",
-        }
-    ]
+    cap, runs = orders_tests("flaky_test", datetime(2026, 2, 4, 1, 0, tzinfo=UTC), 7, special)
+    subject = "tests.unit.test_orders.TestRefunds::test_partial_refund"  # as the parser keys it
+    anomalies = [found(runs[5], "flaky_test", subject)]
     return Scenario(
         "flaky_test",
         "Seven hourly runs of ci/orders-api-tests (15 pytest tests, --reruns 2). In run 6 "
@@ -812,16 +720,10 @@ def flaky_test() -> Scenario:
 def duration_regression() -> Scenario:
     slow = "tests/integration/test_checkout.py::test_checkout_end_to_end"
     special = {7: {"durations": {slow: 24.0}}}
-    cap, _, runs, _ = history(
-        "duration_regression", datetime(2026, 2, 5, 1, 0, tzinfo=UTC), 7, CRON, SUITE, special
-    )
-    anomalies = [
-        {
-            "run_id": runs[6].run_id,
-            "type": "duration_regression",
-            "subject": "tests.integration.test_checkout::test_checkout_end_to_end",
-        }
-    ]
+    start = datetime(2026, 2, 5, 1, 0, tzinfo=UTC)
+    cap, runs = orders_tests("duration_regression", start, 7, special)
+    subject = "tests.integration.test_checkout::test_checkout_end_to_end"
+    anomalies = [found(runs[6], "duration_regression", subject)]
     return Scenario(
         "duration_regression",
         "Seven hourly runs of ci/orders-api-tests. test_checkout_end_to_end takes ~6.35 s "
@@ -838,13 +740,12 @@ def duration_regression() -> Scenario:
 
 def image_pull_failure() -> Scenario:
     special = {7: {"fault": "image_pull"}}
-    cap, _, runs, _ = history(
-        "image_pull_failure", datetime(2026, 2, 6, 1, 0, tzinfo=UTC), 8, CRON, SUITE, special
-    )
+    start = datetime(2026, 2, 6, 1, 0, tzinfo=UTC)
+    cap, runs = orders_tests("image_pull_failure", start, 8, special)
     bad = runs[6]
     anomalies = [
-        {"run_id": bad.run_id, "type": "image_pull_failure", "subject": bad.pod},
-        {"run_id": bad.run_id, "type": "pending_too_long", "subject": bad.pod},
+        found(bad, "image_pull_failure", bad.pod),
+        found(bad, "pending_too_long", bad.pod),
     ]
     return Scenario(
         "image_pull_failure",
@@ -867,10 +768,8 @@ def image_pull_failure() -> Scenario:
 
 def missing_tests() -> Scenario:
     special = {7: {"cases": UNIT_PRICING + INTEGRATION}}
-    cap, _, runs, _ = history(
-        "missing_tests", datetime(2026, 2, 7, 1, 0, tzinfo=UTC), 7, CRON, SUITE, special
-    )
-    anomalies = [{"run_id": runs[6].run_id, "type": "missing_tests", "subject": CRON}]
+    cap, runs = orders_tests("missing_tests", datetime(2026, 2, 7, 1, 0, tzinfo=UTC), 7, special)
+    anomalies = [found(runs[6], "missing_tests", CRON)]
     return Scenario(
         "missing_tests",
         "Seven hourly runs of ci/orders-api-tests. Runs 1-6 collect 15 tests; in run 7 "
@@ -934,6 +833,23 @@ def e2e_app_lines(
     return [(offset, f"{app_time(app_start, offset)} {text}") for offset, text in lines]
 
 
+def e2e_history(
+    name: str, start: datetime, extra: Callable[[int], list[tuple[float, str]]]
+) -> tuple[Capture, Pipeline, list[Built], list[RunPlan]]:
+    """Seven hourly runs of CronJob ci/orders-e2e from `start`: the service logs what
+    `e2e_app_lines` gives, plus `extra(index)` in run `index`."""
+    return history(
+        name,
+        start,
+        7,
+        E2E_CRON,
+        E2E_SUITE,
+        {},
+        with_app=True,
+        app_lines=lambda i: e2e_app_lines(name, i, at(start, 3600 * (i - 1) + 0.04), extra(i)),
+    )
+
+
 def new_error_signature() -> Scenario:
     start = datetime(2026, 2, 8, 1, 0, tzinfo=UTC)
 
@@ -961,18 +877,8 @@ def new_error_signature() -> Scenario:
         return out
 
     name = "new_error_signature"
-    cap, pipe, runs, plans = history(
-        name,
-        start,
-        7,
-        E2E_CRON,
-        E2E_SUITE,
-        {},
-        with_app=True,
-        app_lines=lambda i: e2e_app_lines(name, i, at(start, 3600 * (i - 1) + 0.04), extra(i)),
-    )
-    template = new_template_subject(plans, pipe, 6)
-    anomalies = [{"run_id": runs[5].run_id, "type": "new_error_template", "subject": template}]
+    cap, pipe, runs, plans = e2e_history(name, start, extra)
+    anomalies = [found(runs[5], "new_error_template", new_template_subject(plans, pipe, 6))]
     return Scenario(
         name,
         "Seven hourly runs of CronJob ci/orders-e2e: the pod runs the service (orders-api, "
@@ -1004,17 +910,8 @@ def error_spike() -> Scenario:
         return out
 
     name = "error_spike"
-    cap, _, runs, _ = history(
-        name,
-        start,
-        7,
-        E2E_CRON,
-        E2E_SUITE,
-        {},
-        with_app=True,
-        app_lines=lambda i: e2e_app_lines(name, i, at(start, 3600 * (i - 1) + 0.04), extra(i)),
-    )
-    anomalies = [{"run_id": runs[5].run_id, "type": "error_spike", "subject": runs[5].pod}]
+    cap, _, runs, _ = e2e_history(name, start, extra)
+    anomalies = [found(runs[5], "error_spike", runs[5].pod)]
     return Scenario(
         name,
         "Seven hourly runs of ci/orders-e2e (service + pytest e2e, as new_error_signature). "
@@ -1033,8 +930,7 @@ def error_spike() -> Scenario:
 def new_template_subject(plans: list[RunPlan], pipe: Pipeline, index: int) -> str:
     """The template id the pipeline's miner gives run `index`'s new error (mined as the worker
     mines: every error event of the earlier runs, in order, on one miner)."""
-    from processors.log_detectors import LogAnalyzer
-
+    from processors.anomalies.logs import LogAnalyzer
     from schemas.messages import LogLine
 
     analyzer = LogAnalyzer()
@@ -1074,37 +970,7 @@ SCENARIOS = [
 
 
 # --------------------------------------------------------------------------------------------
-# writing
-
-
-def write(scenario: Scenario) -> None:
-    with (HERE / f"{scenario.name}.jsonl").open("w", encoding="utf-8") as handle:
-        for record in scenario.capture.ordered():
-            handle.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
-    (HERE / f"{scenario.name}.expected.json").write_text(
-        json.dumps(scenario.expected(), indent=2) + "\n", encoding="utf-8"
-    )
-    header = "\n".join(
-        "# " + line for line in bs._wrap(f"Scenario {scenario.name}: {scenario.description}", 98)
-    )
-    body = yaml.safe_dump(scenario.config, sort_keys=False, default_flow_style=False, width=100)
-    (HERE / f"{scenario.name}.config.yaml").write_text(
-        f"{header}\n# Generated by build_anomaly_scenarios.py; edit that, not this file.\n{body}",
-        encoding="utf-8",
-    )
-
-
-# --------------------------------------------------------------------------------------------
 # --check: replay through the pure pipeline code
-
-
-class CheckFailed(AssertionError):
-    pass
-
-
-def expect(condition: bool, message: str) -> None:
-    if not condition:
-        raise CheckFailed(message)
 
 
 @dataclass
@@ -1117,30 +983,28 @@ class Replay:
 
 def simulate(name: str, flush: bool) -> Replay:
     """What the worker would find in capture `name` (see the module docstring)."""
-    from processors.infra import attribute, detect_infra, infra_affected_tests
-    from processors.log_detectors import LogAnalyzer
-    from processors.log_silence import detect_log_silence
-    from processors.signals import LogSignals, route, signals_from_k8s
-    from processors.test_detectors import (
+    from processors.anomalies.infra import attribute, detect_infra, infra_affected_tests
+    from processors.anomalies.logs import LogAnalyzer
+    from processors.anomalies.silence import detect_log_silence
+    from processors.anomalies.tests import (
         PipelineHistory,
         detect_tests,
         history_key,
         record,
         summarise_run,
     )
-    from producers.k8s_events import K8sNormalizer
-    from producers.log_lines import to_log_line
-    from sentinel.config import load_settings
-
-    from processors.runs import Policy, advance, apply_signal, has_test_batch
-    from schemas.capture import K8sRecord, LogRecord, read_capture
+    from processors.runs.correlation import route
+    from processors.runs.k8s_signals import signals_from_k8s
+    from processors.runs.log_signals import LogSignals
+    from processors.runs.state import Policy, advance, apply_signal, has_test_batch
+    from producers.k8s.objects import K8sNormalizer
+    from schemas.capture import K8sRecord, LogRecord
     from schemas.messages import RunSignal
 
-    settings = load_settings(HERE / f"{name}.config.yaml")
+    written = read_written(HERE, name)
+    settings, records = written.settings, written.records
     cfg = settings.anomalies
-    records = list(read_capture(HERE / f"{name}.jsonl"))
     stamps = [r.ts for r in records]
-    expect(stamps == sorted(stamps), f"{name}: records not ordered by ts")
     policy = Policy(
         inactivity_timeout_s=settings.tracking.inactivity_timeout_s,
         pod_quiet_period_s=settings.tracking.pod_quiet_period_s,
@@ -1198,16 +1062,7 @@ def simulate(name: str, flush: bool) -> Replay:
                 fold(signal)
         elif isinstance(rec, LogRecord):
             log_lines += 1
-            stamp = rec.ts.isoformat().replace("+00:00", "Z")
-            line = to_log_line(
-                rec.namespace,
-                rec.pod,
-                rec.container,
-                f"{stamp} {rec.line}".encode(),
-                rec.ts,
-                65536,
-                rec.correlation_key,
-            )
+            line = replayed_log_line(rec)
             for signal in log_signals.feed(line):
                 fold(signal)
             run_id, _ = route(rec.correlation_key or "")
@@ -1282,13 +1137,11 @@ def simulate(name: str, flush: bool) -> Replay:
 
 
 def check(scenario: Scenario) -> list[str]:
-    from sentinel.config import load_settings
-
     name = scenario.name
     notes: list[str] = []
-    settings = load_settings(HERE / f"{name}.config.yaml")
+    written = read_written(HERE, name)
+    settings, expected = written.settings, written.expected
     expect(not settings.structure.rules, f"{name}: structure rules present")
-    expected = json.loads((HERE / f"{name}.expected.json").read_text())
     want_runs = {r["run_id"]: r["status"] for r in expected["runs"]}
     want = sorted((a["run_id"], a["type"], a["subject"]) for a in expected["anomalies"])
     for flush in (False, True):
@@ -1331,25 +1184,7 @@ TEST_TYPES = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--check", action="store_true", help="verify after writing")
-    parser.add_argument("names", nargs="*", help="only these scenarios")
-    args = parser.parse_args(argv)
-    failures = 0
-    for build in SCENARIOS:
-        if args.names and build.__name__ not in args.names:
-            continue
-        scenario = build()
-        write(scenario)
-        print(f"wrote {scenario.name}: {len(scenario.capture.records)} records")
-        if args.check:
-            try:
-                for note in check(scenario):
-                    print(f"  ok: {note}")
-            except CheckFailed as exc:
-                failures += 1
-                print(f"  FAILED: {exc}")
-    return 1 if failures else 0
+    return run_generator(argv, __file__, __doc__, SCENARIOS, check)
 
 
 if __name__ == "__main__":

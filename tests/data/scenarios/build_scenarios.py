@@ -14,7 +14,10 @@ Inputs are real payload shapes: GitHub webhooks are the corpus payloads in
 ``tests/data/github-webhooks`` with ids, times, names and conclusions changed; Jenkins posts follow
 ``tests/data/jenkins`` (Notification plugin); Kubernetes objects are Pods, Jobs and core/v1 Events
 as the API server returns them (built from per-container timelines, so every snapshot is
-self-consistent); test output reuses lines of ``tests/data/test-logs``.
+self-consistent); test output reuses lines of ``tests/data/test-logs``. The builders of all these
+(and of the capture itself) are in ``tests/data/capture_builder.py``, shared with
+``tests/data/anomaly_scenarios/build_anomaly_scenarios.py``; this file holds the scenarios and
+their checks.
 
 Every scenario ends with unrelated background activity (a Deployment rollout in another
 namespace: a pod with no correlation label and its Events), minutes after the last run ended, so
@@ -29,1127 +32,61 @@ from the rules (a small independent evaluation of the rules against the scenario
 # ruff: noqa: E501  (payload literals: image digests, coloured Maven lines)
 from __future__ import annotations
 
-import argparse
-import copy
 import fnmatch
-import hashlib
 import json
 import re
 import sys
-import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-GITHUB_CORPUS = ROOT / "tests" / "data" / "github-webhooks"
-JENKINS_CORPUS = ROOT / "tests" / "data" / "jenkins"
-TEST_LOGS = ROOT / "tests" / "data" / "test-logs"
-NAMESPACE_UUID = uuid.UUID("6f1c2a52-8d0e-4b8e-9a57-5b0e3c1d7a10")
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-Obj = dict[str, Any]
-
-
-# --------------------------------------------------------------------------------------------
-# time and ids
-
-
-def at(base: datetime, seconds: float) -> datetime:
-    return base + timedelta(seconds=seconds)
-
-
-def k8s_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def micro_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def gh_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def gh_step_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-
-
-def capture_ts(moment: datetime) -> str:
-    text = moment.astimezone(UTC).isoformat(timespec="milliseconds")
-    return text.replace("+00:00", "+00:00")
-
-
-def uid(*parts: str) -> str:
-    return str(uuid.uuid5(NAMESPACE_UUID, "/".join(parts)))
-
-
-def hexid(length: int, *parts: str) -> str:
-    return hashlib.sha256("/".join(parts).encode()).hexdigest()[:length]
-
-
-def k8s_suffix(length: int, *parts: str) -> str:
-    """A name suffix in the alphabet Kubernetes uses for generated names (no vowels, no 0/1/3)."""
-    alphabet = "bcdfghjklmnpqrstvwxz2456789"
-    digest = hashlib.sha256("/".join(parts).encode()).digest()
-    return "".join(alphabet[b % len(alphabet)] for b in digest[:length])
-
-
-def epoch_ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
-
-
-# --------------------------------------------------------------------------------------------
-# the capture being built
-
-
-@dataclass
-class Capture:
-    name: str
-    records: list[tuple[datetime, int, Obj]] = field(default_factory=list)
-    deliveries: int = 0
-    pods: dict[tuple[str, str], str | None] = field(default_factory=dict)  # -> declared key
-
-    def _add(self, ts: datetime, record: Obj) -> None:
-        self.records.append((ts, len(self.records), record))
-
-    def github(self, ts: datetime, event: str, body: Obj) -> None:
-        self.deliveries += 1
-        delivery = str(uuid.uuid5(NAMESPACE_UUID, f"{self.name}/delivery/{self.deliveries}"))
-        headers = {"X-GitHub-Event": event, "X-GitHub-Delivery": delivery}
-        self._add(ts, {"type": "webhook", "provider": "github", "headers": headers, "body": body})
-
-    def jenkins(self, ts: datetime, body: Obj) -> None:
-        # As `sentinel capture` records it: the identity is in the body, no headers.
-        self._add(ts, {"type": "webhook", "provider": "jenkins", "headers": {}, "body": body})
-
-    def k8s(self, ts: datetime, event: str, obj: Obj) -> None:
-        self._add(ts, {"type": "k8s", "event": event, "object": copy.deepcopy(obj)})
-
-    def log(self, ts: datetime, pod: Pod, container: str, line: str) -> None:
-        record = {
-            "type": "log",
-            "namespace": pod.namespace,
-            "pod": pod.name,
-            "container": container,
-            "line": line,
-            "correlation_key": pod.expected_key,
-        }
-        self._add(ts, record)
-
-    def lines(
-        self, start: datetime, step: float, pod: Pod, container: str, lines: list[str]
-    ) -> datetime:
-        """Log `lines` from `start`, `step` seconds apart; returns the time of the last one."""
-        moment = start
-        for index, line in enumerate(lines):
-            moment = at(start, index * step)
-            self.log(moment, pod, container, line)
-        return moment
-
-    def ordered(self) -> list[Obj]:
-        """Records in ts order (stable), resourceVersions assigned in that order as etcd does."""
-        out = []
-        revision = 48_213_000
-        for ts, _, record in sorted(self.records, key=lambda item: (item[0], item[1])):
-            if record["type"] == "k8s":
-                revision += 7
-                record["object"]["metadata"]["resourceVersion"] = str(revision)
-            out.append(
-                {
-                    "type": record["type"],
-                    "ts": capture_ts(ts),
-                    **{k: v for k, v in record.items() if k != "type"},
-                }
-            )
-        return out
-
-
-# --------------------------------------------------------------------------------------------
-# Kubernetes objects, built from timelines
-
-
-@dataclass
-class Container:
-    name: str
-    image: str
-    image_id: str
-    command: list[str] | None = None
-    args: list[str] | None = None
-    env: list[Obj] | None = None
-    started: datetime | None = None
-    finished: datetime | None = None
-    exit_code: int = 0
-    reason: str | None = None
-    message: str | None = None
-    resources: Obj | None = None
-    extra: Obj = field(default_factory=dict)
-
-    def spec(self, mounts: list[Obj]) -> Obj:
-        out: Obj = {"name": self.name, "image": self.image}
-        if self.command:
-            out["command"] = self.command
-        if self.args:
-            out["args"] = self.args
-        if self.env:
-            out["env"] = self.env
-        out["imagePullPolicy"] = "IfNotPresent"
-        out["resources"] = self.resources or {}
-        out["terminationMessagePath"] = "/dev/termination-log"
-        out["terminationMessagePolicy"] = "File"
-        out["volumeMounts"] = mounts
-        out.update(self.extra)
-        return out
-
-    def status(self, now: datetime, pod_uid: str, waiting_reason: str) -> Obj:
-        container_id = f"containerd://{hexid(64, pod_uid, self.name)}"
-        base: Obj = {"name": self.name, "image": self.image, "imageID": self.image_id}
-        if self.started is None or now < self.started:
-            return {
-                **base,
-                "lastState": {},
-                "ready": False,
-                "restartCount": 0,
-                "started": False,
-                "state": {"waiting": {"reason": waiting_reason}},
-                "image": self.image,
-                "imageID": "",
-            }
-        if self.finished is None or now < self.finished:
-            return {
-                **base,
-                "containerID": container_id,
-                "lastState": {},
-                "ready": True,
-                "restartCount": 0,
-                "started": True,
-                "state": {"running": {"startedAt": k8s_time(self.started)}},
-            }
-        terminated: Obj = {
-            "containerID": container_id,
-            "exitCode": self.exit_code,
-            "finishedAt": k8s_time(self.finished),
-            "reason": self.reason or ("Completed" if self.exit_code == 0 else "Error"),
-            "startedAt": k8s_time(self.started),
-        }
-        if self.message:
-            terminated["message"] = self.message
-        return {
-            **base,
-            "containerID": container_id,
-            "lastState": {},
-            "ready": False,
-            "restartCount": 0,
-            "started": False,
-            "state": {"terminated": terminated},
-        }
-
-
-@dataclass
-class Pod:
-    namespace: str
-    name: str
-    labels: dict[str, str]
-    node: str
-    pod_ip: str
-    host_ip: str
-    created: datetime
-    scheduled: datetime
-    containers: list[Container]
-    init_containers: list[Container] = field(default_factory=list)
-    annotations: dict[str, str] = field(default_factory=dict)
-    owner: Obj | None = None
-    service_account: str = "default"
-    restart_policy: str = "Never"
-    grace: int = 30
-    deletion_requested: datetime | None = None
-    spec_extra: Obj = field(default_factory=dict)
-    expected_key: str | None = None  # what producers/k8s_events.py must derive (checked)
-
-    @property
-    def uid(self) -> str:
-        return uid("pod", self.namespace, self.name)
-
-    def _token_volume(self) -> str:
-        return f"kube-api-access-{hexid(5, self.uid)}"
-
-    def ready_at(self) -> datetime | None:
-        starts = [c.started for c in self.containers]
-        return max(starts) if all(starts) else None  # type: ignore[type-var]
-
-    def done_at(self) -> datetime | None:
-        ends = [c.finished for c in self.containers]
-        return max(ends) if all(ends) else None  # type: ignore[type-var]
-
-    def object(self, now: datetime) -> Obj:
-        mounts = [
-            {
-                "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
-                "name": self._token_volume(),
-                "readOnly": True,
-            }
-        ]
-        metadata: Obj = {
-            "name": self.name,
-            "namespace": self.namespace,
-            "uid": self.uid,
-            "resourceVersion": "0",
-            "creationTimestamp": k8s_time(self.created),
-            "labels": dict(self.labels),
-        }
-        if self.annotations:
-            metadata["annotations"] = dict(self.annotations)
-        if self.owner:
-            metadata["ownerReferences"] = [dict(self.owner)]
-        if self.deletion_requested is not None and now >= self.deletion_requested:
-            deadline = at(self.deletion_requested, self.grace)
-            metadata["deletionTimestamp"] = k8s_time(deadline)
-            metadata["deletionGracePeriodSeconds"] = self.grace
-        spec: Obj = {}
-        if self.init_containers:
-            spec["initContainers"] = [c.spec(mounts) for c in self.init_containers]
-        spec["containers"] = [c.spec(mounts) for c in self.containers]
-        spec.update(
-            {
-                "dnsPolicy": "ClusterFirst",
-                "enableServiceLinks": True,
-                "preemptionPolicy": "PreemptLowerPriority",
-                "priority": 0,
-                "restartPolicy": self.restart_policy,
-                "schedulerName": "default-scheduler",
-                "securityContext": {},
-                "serviceAccount": self.service_account,
-                "serviceAccountName": self.service_account,
-                "terminationGracePeriodSeconds": self.grace,
-                "tolerations": [
-                    {
-                        "effect": "NoExecute",
-                        "key": "node.kubernetes.io/not-ready",
-                        "operator": "Exists",
-                        "tolerationSeconds": 300,
-                    },
-                    {
-                        "effect": "NoExecute",
-                        "key": "node.kubernetes.io/unreachable",
-                        "operator": "Exists",
-                        "tolerationSeconds": 300,
-                    },
-                ],
-                "volumes": [
-                    {
-                        "name": self._token_volume(),
-                        "projected": {
-                            "defaultMode": 420,
-                            "sources": [
-                                {
-                                    "serviceAccountToken": {
-                                        "expirationSeconds": 3607,
-                                        "path": "token",
-                                    }
-                                },
-                                {
-                                    "configMap": {
-                                        "items": [{"key": "ca.crt", "path": "ca.crt"}],
-                                        "name": "kube-root-ca.crt",
-                                    }
-                                },
-                                {
-                                    "downwardAPI": {
-                                        "items": [
-                                            {
-                                                "fieldRef": {
-                                                    "apiVersion": "v1",
-                                                    "fieldPath": "metadata.namespace",
-                                                },
-                                                "path": "namespace",
-                                            }
-                                        ]
-                                    }
-                                },
-                            ],
-                        },
-                    }
-                ],
-            }
-        )
-        spec.update(self.spec_extra)
-        if now >= self.scheduled:
-            spec["nodeName"] = self.node
-        return {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": metadata,
-            "spec": spec,
-            "status": self._status(now),
-        }
-
-    def _status(self, now: datetime) -> Obj:
-        qos = "Burstable" if any(c.resources for c in self.containers) else "BestEffort"
-        if now < self.scheduled:
-            return {"phase": "Pending", "qosClass": qos}
-        kubelet = at(self.scheduled, 1)
-        scheduled_cond = {
-            "lastProbeTime": None,
-            "lastTransitionTime": k8s_time(self.scheduled),
-            "status": "True",
-            "type": "PodScheduled",
-        }
-        if now < kubelet:
-            return {"conditions": [scheduled_cond], "phase": "Pending", "qosClass": qos}
-        inits_done = max((c.finished for c in self.init_containers if c.finished), default=kubelet)
-        initialized = (
-            all(c.finished and c.finished <= now for c in self.init_containers)
-            if self.init_containers
-            else True
-        )
-        ready = self.ready_at()
-        done = self.done_at()
-        is_ready = ready is not None and ready <= now and not (done is not None and done <= now)
-        finished = done is not None and done <= now
-        if finished:
-            ready_reason: Obj = {"reason": "PodCompleted"}
-            ready_time = done
-        elif is_ready:
-            ready_reason, ready_time = {}, ready
-        else:
-            ready_reason, ready_time = {"reason": "ContainersNotReady"}, kubelet
-        sandbox_ready = now >= at(kubelet, 1) and not finished
-        if finished:
-            sandbox_time = done
-        elif sandbox_ready:
-            sandbox_time = at(kubelet, 1)
-        else:
-            sandbox_time = kubelet
-        conditions = [
-            {
-                "lastProbeTime": None,
-                "lastTransitionTime": k8s_time(sandbox_time),  # type: ignore[arg-type]
-                "status": "True" if sandbox_ready else "False",
-                "type": "PodReadyToStartContainers",
-            },
-            {
-                "lastProbeTime": None,
-                "lastTransitionTime": k8s_time(inits_done if initialized else kubelet),
-                "status": "True" if initialized else "False",
-                **({} if initialized else {"reason": "ContainersNotInitialized"}),
-                "type": "Initialized",
-            },
-            {
-                "lastProbeTime": None,
-                "lastTransitionTime": k8s_time(ready_time),  # type: ignore[arg-type]
-                "status": "True" if is_ready else "False",
-                **ready_reason,
-                "type": "Ready",
-            },
-            {
-                "lastProbeTime": None,
-                "lastTransitionTime": k8s_time(ready_time),  # type: ignore[arg-type]
-                "status": "True" if is_ready else "False",
-                **ready_reason,
-                "type": "ContainersReady",
-            },
-            scheduled_cond,
-        ]
-        for cond in conditions[2:4]:
-            if not is_ready:
-                cond["message"] = (
-                    "containers with unready status: ["
-                    + " ".join(c.name for c in self.containers if not _running(c, now))
-                    + "]"
-                )
-        waiting = (
-            "PodInitializing" if self.init_containers and not initialized else ("ContainerCreating")
-        )
-        status: Obj = {"conditions": conditions}
-        status["containerStatuses"] = [c.status(now, self.uid, waiting) for c in self.containers]
-        status["hostIP"] = self.host_ip
-        status["hostIPs"] = [{"ip": self.host_ip}]
-        if self.init_containers:
-            status["initContainerStatuses"] = [
-                c.status(now, self.uid, "PodInitializing") for c in self.init_containers
-            ]
-        if finished:
-            failed = any(c.exit_code != 0 for c in self.containers)
-            phase = "Failed" if failed else "Succeeded"
-        elif initialized and any(c.started and c.started <= now for c in self.containers):
-            phase = "Running"
-        else:
-            phase = "Pending"
-        status["phase"] = phase
-        if now >= at(kubelet, 1):
-            status["podIP"] = self.pod_ip
-            status["podIPs"] = [{"ip": self.pod_ip}]
-        status["qosClass"] = qos
-        status["startTime"] = k8s_time(kubelet)
-        return status
-
-    def emit(self, capture: Capture, moments: Iterable[datetime], lag: float = 0.3) -> None:
-        """ADDED at creation, MODIFIED at each moment (watch delivery `lag` s later)."""
-        capture.pods[(self.namespace, self.name)] = self.expected_key
-        capture.k8s(at(self.created, lag), "ADDED", self.object(self.created))
-        for moment in moments:
-            capture.k8s(at(moment, lag), "MODIFIED", self.object(moment))
-
-    def emit_deleted(self, capture: Capture, moment: datetime, lag: float = 0.3) -> None:
-        capture.k8s(at(moment, lag), "DELETED", self.object(moment))
-
-    def lifecycle_moments(self) -> list[datetime]:
-        """Every moment the kubelet/scheduler would report a change, in order."""
-        moments = {self.scheduled, at(self.scheduled, 2)}
-        for c in [*self.init_containers, *self.containers]:
-            if c.started:
-                moments.add(c.started)
-            if c.finished:
-                moments.add(c.finished)
-        if self.deletion_requested:
-            moments.add(self.deletion_requested)
-        return sorted(moments)
-
-
-def _running(c: Container, now: datetime) -> bool:
-    return bool(c.started and c.started <= now and not (c.finished and c.finished <= now))
-
-
-def core_event(
-    namespace: str,
-    involved: Obj,
-    reason: str,
-    message: str,
-    moment: datetime,
-    component: str,
-    host: str | None = None,
-    kind: str = "Normal",
-    field_path: str | None = None,
-) -> Obj:
-    name = f"{involved['name']}.{hexid(16, involved['uid'], reason, k8s_time(moment), message)}"
-    obj: Obj = {
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "uid": uid("event", name),
-            "resourceVersion": "0",
-            "creationTimestamp": k8s_time(moment),
-        },
-        "involvedObject": dict(involved),
-        "reason": reason,
-        "message": message,
-        "type": kind,
-    }
-    if field_path:
-        obj["involvedObject"]["fieldPath"] = field_path
-    if component == "default-scheduler":
-        # The scheduler writes events.k8s.io/v1 Events: eventTime set, the legacy times empty.
-        obj.update(
-            {
-                "source": {},
-                "firstTimestamp": None,
-                "lastTimestamp": None,
-                "eventTime": micro_time(moment),
-                "action": "Binding",
-                "reportingComponent": "default-scheduler",
-                "reportingInstance": f"default-scheduler-{host or 'control-plane'}",
-            }
-        )
-    else:
-        source: Obj = {"component": component}
-        if host:
-            source["host"] = host
-        obj.update(
-            {
-                "source": source,
-                "firstTimestamp": k8s_time(moment),
-                "lastTimestamp": k8s_time(moment),
-                "count": 1,
-                "eventTime": None,
-                "reportingComponent": component,
-                "reportingInstance": host or "",
-            }
-        )
-    return obj
-
-
-def involved(obj_kind: str, api_version: str, namespace: str, name: str, obj_uid: str) -> Obj:
-    return {
-        "apiVersion": api_version,
-        "kind": obj_kind,
-        "name": name,
-        "namespace": namespace,
-        "uid": obj_uid,
-    }
-
-
-def pod_events(capture: Capture, pod: Pod, pulled: dict[str, bool] | None = None) -> None:
-    """The Events a real pod start produces: Scheduled, then per container Pulled/Created/Started."""
-    ref = involved("Pod", "v1", pod.namespace, pod.name, pod.uid)
-    ref["resourceVersion"] = "0"
-    capture.k8s(
-        at(pod.scheduled, 0.2),
-        "ADDED",
-        core_event(
-            pod.namespace,
-            ref,
-            "Scheduled",
-            f"Successfully assigned {pod.namespace}/{pod.name} to {pod.node}",
-            pod.scheduled,
-            "default-scheduler",
-        ),
-    )
-    for index, c in enumerate([*pod.init_containers, *pod.containers]):
-        if c.started is None:
-            continue
-        spec_list = "initContainers" if c in pod.init_containers else "containers"
-        position = index if spec_list == "initContainers" else index - len(pod.init_containers)
-        path = f"spec.{spec_list}{{{c.name}}}"
-        started = c.started
-        cached = (pulled or {}).get(c.name, True)
-        message = (
-            f'Container image "{c.image}" already present on machine'
-            if cached
-            else f'Successfully pulled image "{c.image}" in 3.412s (3.412s including waiting). '
-            f"Image size: 148210446 bytes."
-        )
-        moment = at(started, -1) if position >= 0 else started
-        for reason, text in (
-            ("Pulled", message),
-            ("Created", f"Created container {c.name}"),
-            ("Started", f"Started container {c.name}"),
-        ):
-            capture.k8s(
-                at(moment, 0.25),
-                "ADDED",
-                core_event(
-                    pod.namespace, ref, reason, text, moment, "kubelet", pod.node, field_path=path
-                ),
-            )
-
-
-@dataclass
-class Job:
-    namespace: str
-    name: str
-    labels: dict[str, str]
-    created: datetime
-    template_labels: dict[str, str]
-    pod_spec: Obj
-    started: datetime
-    ready: datetime | None = None
-    finished: datetime | None = None
-    succeeded: bool = True
-    annotations: dict[str, str] = field(default_factory=dict)
-    owner: Obj | None = None
-    backoff_limit: int = 0
-    expected_key: str | None = None
-
-    @property
-    def uid(self) -> str:
-        return uid("job", self.namespace, self.name)
-
-    def object(self, now: datetime) -> Obj:
-        metadata: Obj = {
-            "name": self.name,
-            "namespace": self.namespace,
-            "uid": self.uid,
-            "resourceVersion": "0",
-            "generation": 1,
-            "creationTimestamp": k8s_time(self.created),
-            "labels": dict(self.labels),
-        }
-        if self.annotations:
-            metadata["annotations"] = dict(self.annotations)
-        if self.owner:
-            metadata["ownerReferences"] = [dict(self.owner)]
-        spec: Obj = {
-            "backoffLimit": self.backoff_limit,
-            "completionMode": "NonIndexed",
-            "completions": 1,
-            "manualSelector": False,
-            "parallelism": 1,
-            "podReplacementPolicy": "TerminatingOrFailed",
-            "selector": {
-                "matchLabels": {"batch.kubernetes.io/controller-uid": self.uid},
-            },
-            "suspend": False,
-            "template": {
-                "metadata": {"creationTimestamp": None, "labels": dict(self.template_labels)},
-                "spec": self.pod_spec,
-            },
-        }
-        status: Obj = {}
-        if now >= self.started:
-            status = {
-                "startTime": k8s_time(self.started),
-                "terminating": 0,
-                "uncountedTerminatedPods": {},
-            }
-            if self.finished is not None and now >= self.finished:
-                kind = "Complete" if self.succeeded else "Failed"
-                first = "SuccessCriteriaMet" if self.succeeded else "FailureTarget"
-                conds = [
-                    {
-                        "lastProbeTime": k8s_time(self.finished),
-                        "lastTransitionTime": k8s_time(self.finished),
-                        "status": "True",
-                        "type": first,
-                        **(
-                            {}
-                            if self.succeeded
-                            else {
-                                "message": "Job has reached the specified backoff limit",
-                                "reason": "BackoffLimitExceeded",
-                            }
-                        ),
-                    },
-                    {
-                        "lastProbeTime": k8s_time(self.finished),
-                        "lastTransitionTime": k8s_time(self.finished),
-                        "status": "True",
-                        "type": kind,
-                        **(
-                            {}
-                            if self.succeeded
-                            else {
-                                "message": "Job has reached the specified backoff limit",
-                                "reason": "BackoffLimitExceeded",
-                            }
-                        ),
-                    },
-                ]
-                status["conditions"] = conds
-                status["ready"] = 0
-                if self.succeeded:
-                    status["completionTime"] = k8s_time(self.finished)
-                    status["succeeded"] = 1
-                else:
-                    status["failed"] = 1
-            else:
-                status["active"] = 1
-                status["ready"] = 1 if self.ready and now >= self.ready else 0
-        return {
-            "apiVersion": "batch/v1",
-            "kind": "Job",
-            "metadata": metadata,
-            "spec": spec,
-            "status": status,
-        }
-
-    def ref(self) -> Obj:
-        return involved("Job", "batch/v1", self.namespace, self.name, self.uid)
-
-
-# --------------------------------------------------------------------------------------------
-# background activity (no run): a Deployment rollout in another namespace
-
-
-def background_rollout(
-    capture: Capture,
-    start: datetime,
-    namespace: str,
-    app: str,
-    image: str,
-    image_id: str,
-    node: str,
-    ip: str,
-) -> None:
-    """A Deployment rolling one pod: Events on the Deployment and ReplicaSet, the pod's start.
-    Nothing here carries a correlation label, so it belongs to no run."""
-    template_hash = k8s_suffix(10, app, image)
-    rs_name = f"{app}-{template_hash}"
-    pod_name = f"{rs_name}-{k8s_suffix(5, app, k8s_time(start))}"
-    deploy_uid = uid("deployment", namespace, app)
-    rs_uid = uid("replicaset", namespace, rs_name)
-    capture.k8s(
-        at(start, 0.2),
-        "ADDED",
-        core_event(
-            namespace,
-            involved("Deployment", "apps/v1", namespace, app, deploy_uid),
-            "ScalingReplicaSet",
-            f"Scaled up replica set {rs_name} to 1",
-            start,
-            "deployment-controller",
-        ),
-    )
-    created = at(start, 1)
-    capture.k8s(
-        at(created, 0.2),
-        "ADDED",
-        core_event(
-            namespace,
-            involved("ReplicaSet", "apps/v1", namespace, rs_name, rs_uid),
-            "SuccessfulCreate",
-            f"Created pod: {pod_name}",
-            created,
-            "replicaset-controller",
-        ),
-    )
-    pod = Pod(
-        namespace=namespace,
-        name=pod_name,
-        labels={
-            "app.kubernetes.io/instance": app,
-            "app.kubernetes.io/name": app,
-            "pod-template-hash": template_hash,
-        },
-        node=node,
-        pod_ip=ip,
-        host_ip="10.0.12.31",
-        created=created,
-        scheduled=at(created, 1),
-        containers=[
-            Container(
-                name=app,
-                image=image,
-                image_id=image_id,
-                args=["--port=8080"],
-                started=at(created, 5),
-                resources={
-                    "limits": {"memory": "256Mi"},
-                    "requests": {"cpu": "50m", "memory": "128Mi"},
-                },
-                extra={
-                    "ports": [{"containerPort": 8080, "name": "http", "protocol": "TCP"}],
-                },
-            )
-        ],
-        owner={
-            "apiVersion": "apps/v1",
-            "blockOwnerDeletion": True,
-            "controller": True,
-            "kind": "ReplicaSet",
-            "name": rs_name,
-            "uid": rs_uid,
-        },
-        restart_policy="Always",
-        expected_key=None,
-    )
-    pod.emit(capture, pod.lifecycle_moments())
-    pod_events(capture, pod)
-
-
-# --------------------------------------------------------------------------------------------
-# GitHub payloads from the corpus
-
-
-def corpus(path: str) -> Obj:
-    return json.loads((GITHUB_CORPUS / path).read_text())
-
-
-def replace_strings(value: Any, mapping: dict[str, str]) -> Any:
-    if isinstance(value, str):
-        for old, new in mapping.items():
-            value = value.replace(old, new)
-        return value
-    if isinstance(value, list):
-        return [replace_strings(v, mapping) for v in value]
-    if isinstance(value, dict):
-        return {k: replace_strings(v, mapping) for k, v in value.items()}
-    return value
-
-
-RUN_TEMPLATE = "workflow_run/completed.payload.json"
-JOB_TEMPLATE = "workflow_job/completed.success.with-organization.payload.json"
-TEMPLATE_RUN_ID = "289782451"
-TEMPLATE_SUITE_ID = "1291536064"
-
-
-@dataclass
-class GithubRun:
-    run_id: int
-    run_number: int
-    workflow: str
-    workflow_id: int
-    path: str
-    branch: str
-    sha: str
-    message: str
-    check_suite_id: int
-    created: datetime
-    event: str = "push"
-
-    @property
-    def repo(self) -> str:
-        return corpus(RUN_TEMPLATE)["repository"]["full_name"]
-
-    @property
-    def sentinel_id(self) -> str:
-        return f"github:{self.repo}:{self.run_id}:1"
-
-    def body(
-        self,
-        action: str,
-        status: str,
-        conclusion: str | None,
-        updated: datetime,
-        run_started: datetime,
-    ) -> Obj:
-        payload = replace_strings(
-            corpus(RUN_TEMPLATE),
-            {
-                f"runs/{TEMPLATE_RUN_ID}": f"runs/{self.run_id}",
-                f"check-suites/{TEMPLATE_SUITE_ID}": f"check-suites/{self.check_suite_id}",
-                "workflows/2823525": f"workflows/{self.workflow_id}",
-            },
-        )
-        payload["action"] = action
-        run = payload["workflow_run"]
-        run.update(
-            {
-                "id": self.run_id,
-                "name": self.workflow,
-                "node_id": "WFR_kwLO" + hexid(12, str(self.run_id)),
-                "check_suite_id": self.check_suite_id,
-                "check_suite_node_id": "CS_kwDO" + hexid(12, str(self.check_suite_id)),
-                "head_branch": self.branch,
-                "head_sha": self.sha,
-                "path": self.path,
-                "display_title": self.message,
-                "run_number": self.run_number,
-                "event": self.event,
-                "status": status,
-                "conclusion": conclusion,
-                "workflow_id": self.workflow_id,
-                "run_attempt": 1,
-                "created_at": gh_time(self.created),
-                "updated_at": gh_time(updated),
-                "run_started_at": gh_time(run_started),
-            }
-        )
-        run["head_commit"] = {
-            **run["head_commit"],
-            "id": self.sha,
-            "tree_id": hexid(40, "tree", self.sha),
-            "message": self.message,
-            "timestamp": gh_time(at(self.created, -40)),
-        }
-        payload["workflow"] = {
-            **payload["workflow"],
-            "id": self.workflow_id,
-            "name": self.workflow,
-            "path": self.path,
-            "node_id": "W_kwDO" + hexid(12, str(self.workflow_id)),
-        }
-        payload["workflow"] = replace_strings(
-            payload["workflow"],
-            {".github/workflows/test.yml": self.path, "/test/": f"/{self.workflow}/"},
-        )
-        return payload
-
-
-@dataclass
-class GithubJob:
-    run: GithubRun
-    job_id: int
-    name: str
-    labels: list[str]
-    runner_name: str
-    runner_id: int
-    runner_group: str
-    runner_group_id: int
-
-    def body(
-        self,
-        action: str,
-        status: str,
-        conclusion: str | None,
-        created: datetime,
-        started: datetime,
-        completed: datetime | None,
-        steps: list[Obj],
-    ) -> Obj:
-        template = corpus(JOB_TEMPLATE)
-        run_payload = corpus(RUN_TEMPLATE)
-        repo = self.run.repo
-        job = template["workflow_job"]
-        job.update(
-            {
-                "id": self.job_id,
-                "run_id": self.run.run_id,
-                "run_url": f"https://api.github.com/repos/{repo}/actions/runs/{self.run.run_id}",
-                "run_attempt": 1,
-                "node_id": "CR_kwDO" + hexid(16, str(self.job_id)),
-                "head_sha": self.run.sha,
-                "head_branch": self.run.branch,
-                "url": f"https://api.github.com/repos/{repo}/actions/jobs/{self.job_id}",
-                "html_url": f"https://github.com/{repo}/actions/runs/{self.run.run_id}"
-                f"/job/{self.job_id}",
-                "status": status,
-                "conclusion": conclusion,
-                "created_at": gh_time(created),
-                "started_at": gh_time(started),
-                "completed_at": gh_time(completed) if completed else None,
-                "name": self.name,
-                "steps": steps,
-                "check_run_url": f"https://api.github.com/repos/{repo}/check-runs/{self.job_id}",
-                "labels": list(self.labels),
-                "workflow_name": self.run.workflow,
-            }
-        )
-        if status == "queued":
-            # Not assigned yet: GitHub sends the runner fields as null.
-            job.update(
-                {
-                    "runner_id": None,
-                    "runner_name": None,
-                    "runner_group_id": None,
-                    "runner_group_name": None,
-                }
-            )
-        else:
-            job.update(
-                {
-                    "runner_id": self.runner_id,
-                    "runner_name": self.runner_name,
-                    "runner_group_id": self.runner_group_id,
-                    "runner_group_name": self.runner_group,
-                }
-            )
-        template["action"] = action
-        template["repository"] = run_payload["repository"]
-        template["organization"] = run_payload["organization"]
-        return template
-
-
-def steps(spec: list[tuple[str, str, str | None, datetime | None, datetime | None]]) -> list[Obj]:
-    return [
-        {
-            "name": name,
-            "status": status,
-            "conclusion": conclusion,
-            "number": number,
-            "started_at": gh_step_time(start) if start else None,
-            "completed_at": gh_step_time(end) if end else None,
-        }
-        for number, (name, status, conclusion, start, end) in enumerate(spec, start=1)
-    ]
-
-
-# --------------------------------------------------------------------------------------------
-# pods of the CI systems
-
-
-ARC_VERSION = "0.10.1"
-RUNNER_IMAGE = "ghcr.io/actions/actions-runner:2.321.0"
-RUNNER_IMAGE_ID = (
-    "ghcr.io/actions/actions-runner@sha256:"
-    "27ac2e8b31d8c8a8bd3a5ebe8a3b0a63a4f1c5c3b1ef0ad4fa0d3f3c1a4f8ab2"
+for path in (ROOT, HERE.parent):  # the project, and tests/data for capture_builder
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+from capture_builder import (  # noqa: E402  (tests/data/capture_builder.py)
+    ANSI,
+    JENKINS_CORPUS,
+    BaseScenario,
+    Capture,
+    CheckFailed,
+    Container,
+    GithubJob,
+    GithubRun,
+    Job,
+    Obj,
+    Pod,
+    arc_runner_pod,
+    at,
+    background_rollout,
+    completed_steps,
+    cronjob_job_name,
+    emit_pod,
+    epoch_ms,
+    expect,
+    hexid,
+    job_pod,
+    job_scenario_objects,
+    k8s_time,
+    micro_time,
+    owner_ref,
+    pytest_banner,
+    pytest_header,
+    pytest_line,
+    read_written,
+    replayed_log_line,
+    run_generator,
+    runner_online,
+    runner_says,
+    source_lines,
+    steps,
+    surefire_line,
+    uid,
 )
-
-
-def arc_runner_pod(
-    name: str,
-    created: datetime,
-    started: datetime,
-    finished: datetime | None,
-    node: str,
-    ip: str,
-    deletion: datetime | None,
-) -> Pod:
-    scale_set = "arc-runner-set"
-    return Pod(
-        namespace="arc-runners",
-        name=name,
-        labels={
-            "actions-ephemeral-runner": "True",
-            "actions.github.com/organization": "octo-org",
-            "actions.github.com/repository": "octo-repo",
-            "actions.github.com/scale-set-name": scale_set,
-            "actions.github.com/scale-set-namespace": "arc-runners",
-            "app.kubernetes.io/component": "runner",
-            "app.kubernetes.io/instance": scale_set,
-            "app.kubernetes.io/managed-by": "Helm",
-            "app.kubernetes.io/name": scale_set,
-            "app.kubernetes.io/part-of": "gha-runner-scale-set",
-            "app.kubernetes.io/version": ARC_VERSION,
-            "helm.sh/chart": f"gha-rs-{ARC_VERSION}",
-            "pod-template-hash": "6b8b9c7d5f",
-        },
-        annotations={
-            "actions.github.com/patch-id": "0",
-            "actions.github.com/runner-group-name": "Default",
-            "actions.github.com/runner-scale-set-name": scale_set,
-            "actions.github.com/runner-spec-hash": "75f975979",
-        },
-        owner={
-            "apiVersion": "actions.github.com/v1alpha1",
-            "blockOwnerDeletion": True,
-            "controller": True,
-            "kind": "EphemeralRunner",
-            "name": name,
-            "uid": uid("ephemeralrunner", name),
-        },
-        node=node,
-        pod_ip=ip,
-        host_ip="10.0.14.7",
-        created=created,
-        scheduled=at(created, 1),
-        containers=[
-            Container(
-                name="runner",
-                image=RUNNER_IMAGE,
-                image_id=RUNNER_IMAGE_ID,
-                command=["/home/runner/run.sh"],
-                env=[
-                    {
-                        "name": "ACTIONS_RUNNER_INPUT_JITCONFIG",
-                        "valueFrom": {"secretKeyRef": {"key": "jitToken", "name": name}},
-                    },
-                    {
-                        "name": "GITHUB_ACTIONS_RUNNER_EXTRA_USER_AGENT",
-                        "value": f"actions-runner-controller/{ARC_VERSION}",
-                    },
-                ],
-                started=started,
-                finished=finished,
-            )
-        ],
-        service_account="arc-runner-set-gha-rs-no-permission",
-        deletion_requested=deletion,
-        expected_key=f"github-runner:{name}",
-    )
-
-
-def runner_log(moment: datetime, text: str) -> str:
-    return f"{moment.strftime('%Y-%m-%d %H:%M:%SZ')}: {text}"
-
-
-def runner_start_lines() -> list[str]:
-    return ["", "\u221a Connected to GitHub", "", "Current runner version: '2.321.0'"]
-
-
-def pytest_line(nodeid: str, outcome: str, percent: int) -> str:
-    left = f"{nodeid} {outcome}"
-    right = f"[{percent:3d}%]"
-    return left + " " * max(1, 80 - len(left) - len(right)) + right
-
-
-def pytest_banner(text: str, char: str = "=") -> str:
-    text = f" {text} "
-    side = (80 - len(text)) // 2
-    return char * side + text + char * (80 - side - len(text))
-
-
-def source_lines(name: str) -> list[str]:
-    return (TEST_LOGS / name).read_text(encoding="utf-8").splitlines()
-
-
-def surefire_line(prefix: str) -> str:
-    """The line of surefire-3.x.log that starts with `prefix` once colours are removed."""
-    for line in source_lines("surefire-3.x.log"):
-        if ANSI.sub("", line).startswith(prefix):
-            return line
-    raise KeyError(prefix)
-
 
 # --------------------------------------------------------------------------------------------
 # scenarios
@@ -1171,11 +108,7 @@ class RunFacts:
 
 
 @dataclass
-class Scenario:
-    name: str
-    description: str
-    capture: Capture
-    config: Obj
+class Scenario(BaseScenario):
     runs: list[RunFacts]
     tests: dict[str, dict[str, int]]
     key_runs: dict[str, str]  # correlation key -> run id
@@ -1237,8 +170,8 @@ def arc_github_run() -> Scenario:
 
     cap.github(at(t0, 1), "workflow_run", run.body("requested", "queued", None, t0, t0))
     q = at(t0, 2)
-    cap.github(at(q, 0.8), "workflow_job", lint.body("queued", "queued", None, q, q, None, []))
-    cap.github(at(q, 0.9), "workflow_job", test.body("queued", "queued", None, q, q, None, []))
+    cap.github(at(q, 0.8), "workflow_job", lint.queued(q))
+    cap.github(at(q, 0.9), "workflow_job", test.queued(q))
 
     # ARC's listener scales the runner set: one ephemeral runner pod per queued job.
     lint_pod = arc_runner_pod(
@@ -1260,58 +193,16 @@ def arc_github_run() -> Scenario:
         at(t0, 115),
     )
     for pod in (lint_pod, test_pod):
-        pod.emit(cap, pod.lifecycle_moments())
-        pod_events(cap, pod)
+        emit_pod(cap, pod)
         pod.emit_deleted(cap, at(pod.deletion_requested, 1))  # type: ignore[arg-type]
 
     cap.github(
         at(t0, 16.5), "workflow_run", run.body("in_progress", "in_progress", None, at(t0, 16), t0)
     )
 
-    def run_steps(start: datetime, names: list[tuple[str, float]], final: bool) -> list[Obj]:
-        spec = []
-        moment = start
-        for name, seconds in names:
-            end = at(moment, seconds)
-            spec.append(
-                (
-                    name,
-                    "completed" if final else "in_progress",
-                    "success" if final else None,
-                    moment,
-                    end if final else None,
-                )
-            )
-            moment = end
-        return steps(spec)
-
     lint_started, test_started = at(t0, 17), at(t0, 20)
-    cap.github(
-        at(lint_started, 1),
-        "workflow_job",
-        lint.body(
-            "in_progress",
-            "in_progress",
-            None,
-            q,
-            lint_started,
-            None,
-            steps([("Set up job", "in_progress", None, lint_started, None)]),
-        ),
-    )
-    cap.github(
-        at(test_started, 1),
-        "workflow_job",
-        test.body(
-            "in_progress",
-            "in_progress",
-            None,
-            q,
-            test_started,
-            None,
-            steps([("Set up job", "in_progress", None, test_started, None)]),
-        ),
-    )
+    cap.github(at(lint_started, 1), "workflow_job", lint.picked_up(q, lint_started))
+    cap.github(at(test_started, 1), "workflow_job", test.picked_up(q, test_started))
 
     # Runner stdout (the actions runner prints these; the pytest lines stand for the step
     # output a runner container shows when the job runs in it).
@@ -1319,21 +210,12 @@ def arc_github_run() -> Scenario:
         (lint_pod, "lint", lint_started),
         (test_pod, "test", test_started),
     ):
-        first = pod.containers[0].started
-        cap.lines(at(first, 1), 0.1, pod, "runner", runner_start_lines())
-        cap.log(at(first, 2), pod, "runner", runner_log(at(first, 2), "Listening for Jobs"))
-        cap.log(
-            at(started, 1), pod, "runner", runner_log(at(started, 1), f"Running job: {job_name}")
-        )
+        runner_online(cap, pod)
+        runner_says(cap, pod, at(started, 1), f"Running job: {job_name}")
 
+    workspace = "/home/runner/_work/octo-repo/octo-repo"
     pytest_lines = [
-        pytest_banner("test session starts"),
-        "platform linux -- Python 3.11.7, pytest-8.3.4, pluggy-1.5.0 -- "
-        "/home/runner/_work/octo-repo/octo-repo/.venv/bin/python",
-        "cachedir: .pytest_cache",
-        "rootdir: /home/runner/_work/octo-repo/octo-repo",
-        "configfile: pyproject.toml",
-        "plugins: rerunfailures-14.0, timeout-2.3.1",
+        *pytest_header("3.11.7", f"{workspace}/.venv/bin/python", workspace),
         "collecting ... collected 5 items",
         "",
         pytest_line("tests/unit/test_cart.py::test_add_item", "PASSED", 20),
@@ -1367,7 +249,7 @@ def arc_github_run() -> Scenario:
             q,
             lint_started,
             lint_done,
-            run_steps(
+            completed_steps(
                 lint_started,
                 [
                     ("Set up job", 2),
@@ -1377,16 +259,10 @@ def arc_github_run() -> Scenario:
                     ("Post Run actions/checkout@v4", 1),
                     ("Complete job", 2),
                 ],
-                True,
             ),
         ),
     )
-    cap.log(
-        at(lint_done, 0.5),
-        lint_pod,
-        "runner",
-        runner_log(at(lint_done, 0.5), "Job lint completed with result: Succeeded"),
-    )
+    runner_says(cap, lint_pod, at(lint_done, 0.5), "Job lint completed with result: Succeeded")
     cap.github(
         at(test_done, 1),
         "workflow_job",
@@ -1397,7 +273,7 @@ def arc_github_run() -> Scenario:
             q,
             test_started,
             test_done,
-            run_steps(
+            completed_steps(
                 test_started,
                 [
                     ("Set up job", 2),
@@ -1408,32 +284,16 @@ def arc_github_run() -> Scenario:
                     ("Post Run actions/checkout@v4", 1),
                     ("Complete job", 4),
                 ],
-                True,
             ),
         ),
     )
-    cap.log(
-        at(test_done, 0.5),
-        test_pod,
-        "runner",
-        runner_log(at(test_done, 0.5), "Job test completed with result: Succeeded"),
-    )
+    runner_says(cap, test_pod, at(test_done, 0.5), "Job test completed with result: Succeeded")
     run_done = at(t0, 111)
     cap.github(
         at(run_done, 1), "workflow_run", run.body("completed", "completed", "success", run_done, t0)
     )
 
-    background_rollout(
-        cap,
-        at(t0, 420),
-        "monitoring",
-        "kube-state-metrics",
-        "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.13.0",
-        "registry.k8s.io/kube-state-metrics/kube-state-metrics@sha256:"
-        "9e4f5a6b4c1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4",
-        "aks-system-38211745-vmss000000",
-        "10.244.0.57",
-    )
+    background_rollout(cap, at(t0, 420), "aks-system-38211745-vmss000000", "10.244.0.57")
 
     config = {
         "structure": {
@@ -1582,14 +442,7 @@ def tekton_pod(
             "tekton.dev/ready": "READY",
             **task_annotations,
         },
-        owner={
-            "apiVersion": "tekton.dev/v1",
-            "blockOwnerDeletion": True,
-            "controller": True,
-            "kind": "TaskRun",
-            "name": task_run,
-            "uid": task_run_uid,
-        },
+        owner=owner_ref("TaskRun", "tekton.dev/v1", task_run, task_run_uid),
         node=node,
         pod_ip=ip,
         host_ip="10.0.16.22",
@@ -1705,8 +558,7 @@ def tekton_pipeline() -> Scenario:
         },
     )
     for pod in (fetch, unit, build):
-        pod.emit(cap, pod.lifecycle_moments())
-        pod_events(cap, pod)
+        emit_pod(cap, pod)
 
     clone_ts = at(t0, 9)
     cap.log(
@@ -1794,17 +646,7 @@ def tekton_pipeline() -> Scenario:
     ]
     cap.lines(at(t0, 103), 4.0, build, "step-build-and-push", kaniko)
 
-    background_rollout(
-        cap,
-        at(t0, 480),
-        "monitoring",
-        "kube-state-metrics",
-        "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.13.0",
-        "registry.k8s.io/kube-state-metrics/kube-state-metrics@sha256:"
-        "9e4f5a6b4c1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4",
-        "gke-ci-pool-1-3b1d9e2f-h7kd",
-        "10.52.1.40",
-    )
+    background_rollout(cap, at(t0, 480), "gke-ci-pool-1-3b1d9e2f-h7kd", "10.52.1.40")
 
     run_id = f"tekton:ci/{pr}"
     config = {
@@ -1980,8 +822,7 @@ def jenkins_k8s_plugin() -> Scenario:
         spec_extra={"nodeSelector": {"kubernetes.io/os": "linux"}},
         expected_key=f"jenkins:{run_url}",
     )
-    pod.emit(cap, pod.lifecycle_moments())
-    pod_events(cap, pod, pulled={"maven": False})
+    emit_pod(cap, pod, pulled={"maven": False})
     pod.emit_deleted(cap, at(t0, 222.5))
 
     remoting = [
@@ -2085,17 +926,7 @@ def jenkins_k8s_plugin() -> Scenario:
     cap.jenkins(at(end, 0.6), jenkins_body("COMPLETED", number, end, "FAILURE", duration))
     cap.jenkins(at(end, 3.6), jenkins_body("FINALIZED", number, at(end, 3), "FAILURE", duration))
 
-    background_rollout(
-        cap,
-        at(t0, 560),
-        "monitoring",
-        "kube-state-metrics",
-        "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.13.0",
-        "registry.k8s.io/kube-state-metrics/kube-state-metrics@sha256:"
-        "9e4f5a6b4c1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4",
-        "ip-10-0-31-7.eu-west-1.compute.internal",
-        "10.0.30.12",
-    )
+    background_rollout(cap, at(t0, 560), "ip-10-0-31-7.eu-west-1.compute.internal", "10.0.30.12")
 
     run_id = f"jenkins:shop/api/main:{number}"
     config = {
@@ -2163,66 +994,10 @@ GO_IMAGE = "golang:1.23.4-bookworm"
 GO_IMAGE_ID = "docker.io/library/golang@sha256:2e838582004fab0931693a3a84743ceccfbfeeafa8187e87291a1afea457ff7a"
 
 
-def job_pod_labels(job_uid: str, name: str, extra: dict[str, str] | None = None) -> dict[str, str]:
-    return {
-        **(extra or {}),
-        "batch.kubernetes.io/controller-uid": job_uid,
-        "batch.kubernetes.io/job-name": name,
-        "controller-uid": job_uid,
-        "job-name": name,
-    }
-
-
-def job_scenario_objects(cap: Capture, job: Job, pod: Pod, pulled: bool = True) -> None:
-    """A Job's watch events and its pod's, as a real run of the Job controller produces them."""
-    added = job.object(job.created)
-    added["status"] = {}  # the controller has not looked at it yet
-    cap.k8s(at(job.created, 0.2), "ADDED", added)
-    cap.k8s(at(job.started, 0.3), "MODIFIED", job.object(job.started))
-    cap.k8s(
-        at(job.created, 0.4),
-        "ADDED",
-        core_event(
-            job.namespace,
-            job.ref(),
-            "SuccessfulCreate",
-            f"Created pod: {pod.name}",
-            job.created,
-            "job-controller",
-        ),
-    )
-    pod.emit(cap, pod.lifecycle_moments())
-    pod_events(cap, pod, pulled={c.name: pulled for c in pod.containers})
-    if job.ready:
-        cap.k8s(at(job.ready, 0.6), "MODIFIED", job.object(job.ready))
-    if job.finished:
-        cap.k8s(at(job.finished, 0.3), "MODIFIED", job.object(job.finished))
-        reason, text = (
-            ("Completed", "Job completed")
-            if job.succeeded
-            else ("BackoffLimitExceeded", "Job has reached the specified backoff limit")
-        )
-        cap.k8s(
-            at(job.finished, 0.5),
-            "ADDED",
-            core_event(
-                job.namespace,
-                job.ref(),
-                reason,
-                text,
-                job.finished,
-                "job-controller",
-                kind="Normal" if job.succeeded else "Warning",
-            ),
-        )
-
-
 def bare_job() -> Scenario:
     cap = Capture("bare_job")
     t0 = datetime(2026, 1, 16, 3, 0, 0, tzinfo=UTC)
     ns, name = "batch-tests", "calc-unit-tests"
-    job_uid = uid("job", ns, name)
-    template_labels = job_pod_labels(job_uid, name)
     container = Container(
         "go-test",
         GO_IMAGE,
@@ -2233,47 +1008,18 @@ def bare_job() -> Scenario:
         finished=at(t0, 41),
         extra={"workingDir": "/src"},
     )
-    pod = Pod(
-        namespace=ns,
-        name=f"{name}-x9v2k",
-        labels=template_labels,
+    pod = job_pod(
+        ns,
+        name,
+        "x9v2k",
+        [container],
         node="kind-worker2",
         pod_ip="10.244.2.14",
         host_ip="172.18.0.3",
         created=at(t0, 0),
         scheduled=at(t0, 1),
-        containers=[container],
-        owner={
-            "apiVersion": "batch/v1",
-            "blockOwnerDeletion": True,
-            "controller": True,
-            "kind": "Job",
-            "name": name,
-            "uid": job_uid,
-        },
-        expected_key=f"job:{ns}/{name}",
     )
-    pod_spec = {
-        k: v
-        for k, v in pod.object(t0)["spec"].items()
-        if k not in ("nodeName", "serviceAccount", "volumes")
-    }
-    pod_spec["containers"] = [
-        {k: v for k, v in c.items() if k != "volumeMounts"} for c in pod_spec["containers"]
-    ]
-    job = Job(
-        namespace=ns,
-        name=name,
-        labels=dict(template_labels),  # no labels given: batch/v1 defaults them from the template
-        created=t0,
-        template_labels=template_labels,
-        pod_spec=pod_spec,
-        started=t0,
-        ready=at(t0, 6),
-        finished=at(t0, 43),
-        backoff_limit=2,
-        expected_key=f"job:{ns}/{name}",
-    )
+    job = Job.for_pod(pod, t0, ready=at(t0, 6), finished=at(t0, 43), backoff_limit=2)
     job_scenario_objects(cap, job, pod, pulled=False)
 
     go_lines = [
@@ -2307,17 +1053,7 @@ def bare_job() -> Scenario:
     cap.log(at(t0, 8), pod, "go-test", go_lines[0])
     cap.lines(at(t0, 31), 0.4, pod, "go-test", go_lines[1:])
 
-    background_rollout(
-        cap,
-        at(t0, 360),
-        "monitoring",
-        "kube-state-metrics",
-        "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.13.0",
-        "registry.k8s.io/kube-state-metrics/kube-state-metrics@sha256:"
-        "9e4f5a6b4c1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4",
-        "kind-worker",
-        "10.244.1.33",
-    )
+    background_rollout(cap, at(t0, 360), "kind-worker", "10.244.1.33")
     run_id = f"job:{ns}/{name}"
     config = {
         "structure": {
@@ -2362,9 +1098,7 @@ def hang_timeout() -> Scenario:
 
     # The hung one: a nightly e2e Job created by a CronJob.
     ns, cron = "qa-e2e", "checkout-e2e"
-    scheduled_minutes = int(t0.timestamp() // 60)
-    name = f"{cron}-{scheduled_minutes}"
-    job_uid = uid("job", ns, name)
+    name = cronjob_job_name(cron, t0)
     app_labels = {"app.kubernetes.io/name": "checkout-e2e", "app.kubernetes.io/part-of": "qa"}
     image = "registry.example.com/qa/checkout-e2e:1.8.2"
     e2e = Container(
@@ -2380,55 +1114,27 @@ def hang_timeout() -> Scenario:
         started=at(t0, 7),
         finished=None,
     )
-    pod = Pod(
-        namespace=ns,
-        name=f"{name}-5n8wq",
-        labels=job_pod_labels(job_uid, name, app_labels),
+    pod = job_pod(
+        ns,
+        name,
+        "5n8wq",
+        [e2e],
         node="worker-pool-a-7",
         pod_ip="10.42.7.88",
         host_ip="10.1.0.27",
         created=at(t0, 1),
         scheduled=at(t0, 2),
-        containers=[e2e],
-        owner={
-            "apiVersion": "batch/v1",
-            "blockOwnerDeletion": True,
-            "controller": True,
-            "kind": "Job",
-            "name": name,
-            "uid": job_uid,
-        },
-        expected_key=f"job:{ns}/{name}",
+        extra_labels=app_labels,
     )
-    pod_spec = {
-        k: v
-        for k, v in pod.object(t0)["spec"].items()
-        if k not in ("nodeName", "serviceAccount", "volumes")
-    }
-    pod_spec["containers"] = [
-        {k: v for k, v in c.items() if k != "volumeMounts"} for c in pod_spec["containers"]
-    ]
-    job = Job(
-        namespace=ns,
-        name=name,
+    job = Job.for_pod(
+        pod,
+        t0,
         labels=dict(app_labels),
-        created=t0,
-        template_labels=job_pod_labels(job_uid, name, app_labels),
-        pod_spec=pod_spec,
-        started=t0,
         ready=at(t0, 7),
         finished=None,
         backoff_limit=0,
         annotations={"batch.kubernetes.io/cronjob-scheduled-timestamp": k8s_time(t0)},
-        owner={
-            "apiVersion": "batch/v1",
-            "blockOwnerDeletion": True,
-            "controller": True,
-            "kind": "CronJob",
-            "name": cron,
-            "uid": uid("cronjob", ns, cron),
-        },
-        expected_key=f"job:{ns}/{name}",
+        owner=owner_ref("CronJob", "batch/v1", cron, uid("cronjob", ns, cron)),
     )
     job_scenario_objects(cap, job, pod)
     hung_lines = [
@@ -2442,15 +1148,12 @@ def hang_timeout() -> Scenario:
         (263, "resolving checkout-api.qa-e2e.svc.cluster.local ..."),
         (265, "connecting to checkout-api.qa-e2e.svc.cluster.local:8080 (timeout: none)"),
     ]
-    for offset, line in hung_lines:
-        cap.log(at(t0, offset), pod, "e2e", line)
+    cap.timed(t0, pod, "e2e", hung_lines)
     last_input = at(t0, 265)
 
     # Another workload keeps event time moving: the reporting Job, later in the night.
     ns2, name2 = "reporting", "nightly-report"
     t1 = at(t0, 780)
-    job2_uid = uid("job", ns2, name2)
-    labels2 = job_pod_labels(job2_uid, name2)
     report = Container(
         "report",
         "registry.example.com/data/report-builder:3.2.0",
@@ -2460,64 +1163,25 @@ def hang_timeout() -> Scenario:
         started=at(t1, 6),
         finished=at(t1, 482),
     )
-    pod2 = Pod(
-        namespace=ns2,
-        name=f"{name2}-r7c4j",
-        labels=labels2,
+    pod2 = job_pod(
+        ns2,
+        name2,
+        "r7c4j",
+        [report],
         node="worker-pool-a-3",
         pod_ip="10.42.3.51",
         host_ip="10.1.0.23",
         created=at(t1, 0),
         scheduled=at(t1, 1),
-        containers=[report],
-        owner={
-            "apiVersion": "batch/v1",
-            "blockOwnerDeletion": True,
-            "controller": True,
-            "kind": "Job",
-            "name": name2,
-            "uid": job2_uid,
-        },
-        expected_key=f"job:{ns2}/{name2}",
     )
-    spec2 = {
-        k: v
-        for k, v in pod2.object(t1)["spec"].items()
-        if k not in ("nodeName", "serviceAccount", "volumes")
-    }
-    spec2["containers"] = [
-        {k: v for k, v in c.items() if k != "volumeMounts"} for c in spec2["containers"]
-    ]
-    job2 = Job(
-        namespace=ns2,
-        name=name2,
-        labels=dict(labels2),
-        created=t1,
-        template_labels=labels2,
-        pod_spec=spec2,
-        started=t1,
-        ready=at(t1, 6),
-        finished=at(t1, 484),
-        backoff_limit=1,
-        expected_key=f"job:{ns2}/{name2}",
-    )
+    job2 = Job.for_pod(pod2, t1, ready=at(t1, 6), finished=at(t1, 484), backoff_limit=1)
     job_scenario_objects(cap, job2, pod2)
     report_lines = ["INFO building nightly report for 2026-01-16"]
     report_lines += [f"INFO aggregated {n * 250000} rows" for n in range(1, 8)]
     report_lines += ["INFO wrote s3://reports/nightly/2026-01-16.parquet (41.7 MiB)", "INFO done"]
     cap.lines(at(t1, 8), 52.0, pod2, "report", report_lines)  # t1+8 .. t1+476
 
-    background_rollout(
-        cap,
-        at(t0, 1500),
-        "monitoring",
-        "kube-state-metrics",
-        "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.13.0",
-        "registry.k8s.io/kube-state-metrics/kube-state-metrics@sha256:"
-        "9e4f5a6b4c1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4",
-        "worker-pool-a-1",
-        "10.42.1.19",
-    )
+    background_rollout(cap, at(t0, 1500), "worker-pool-a-1", "10.42.1.19")
 
     hung_id = f"job:{ns}/{name}"
     other_id = f"job:{ns2}/{name2}"
@@ -2621,24 +1285,12 @@ def cancelled_run() -> Scenario:
 
     cap.github(at(t0, 1), "workflow_run", run.body("requested", "queued", None, t0, t0))
     q1 = at(t0, 1)
-    cap.github(at(q1, 0.7), "workflow_job", build.body("queued", "queued", None, q1, q1, None, []))
+    cap.github(at(q1, 0.7), "workflow_job", build.queued(q1))
     cap.github(
         at(t0, 5.5), "workflow_run", run.body("in_progress", "in_progress", None, at(t0, 5), t0)
     )
     b_start, b_end = at(t0, 6), at(t0, 70)
-    cap.github(
-        at(b_start, 1),
-        "workflow_job",
-        build.body(
-            "in_progress",
-            "in_progress",
-            None,
-            q1,
-            b_start,
-            None,
-            steps([("Set up job", "in_progress", None, b_start, None)]),
-        ),
-    )
+    cap.github(at(b_start, 1), "workflow_job", build.picked_up(q1, b_start))
     cap.github(
         at(b_end, 1),
         "workflow_job",
@@ -2649,32 +1301,21 @@ def cancelled_run() -> Scenario:
             q1,
             b_start,
             b_end,
-            steps(
+            completed_steps(
+                b_start,
                 [
-                    ("Set up job", "completed", "success", b_start, at(b_start, 2)),
-                    (
-                        "Run actions/checkout@v4",
-                        "completed",
-                        "success",
-                        at(b_start, 2),
-                        at(b_start, 5),
-                    ),
-                    ("Run make build", "completed", "success", at(b_start, 5), at(b_start, 60)),
-                    (
-                        "Run actions/upload-artifact@v4",
-                        "completed",
-                        "success",
-                        at(b_start, 60),
-                        at(b_start, 63),
-                    ),
-                    ("Complete job", "completed", "success", at(b_start, 63), b_end),
-                ]
+                    ("Set up job", 2),
+                    ("Run actions/checkout@v4", 3),
+                    ("Run make build", 55),
+                    ("Run actions/upload-artifact@v4", 3),
+                    ("Complete job", 1),  # until b_end
+                ],
             ),
         ),
     )
 
     q2 = at(t0, 71)
-    cap.github(at(q2, 0.6), "workflow_job", e2e.body("queued", "queued", None, q2, q2, None, []))
+    cap.github(at(q2, 0.6), "workflow_job", e2e.queued(q2))
     e_start, cancelled = at(t0, 86), at(t0, 305)
     pod = arc_runner_pod(
         pod_name,
@@ -2685,25 +1326,11 @@ def cancelled_run() -> Scenario:
         "10.244.4.61",
         at(t0, 309),
     )
-    pod.emit(cap, pod.lifecycle_moments())
-    pod_events(cap, pod)
+    emit_pod(cap, pod)
     pod.emit_deleted(cap, at(t0, 310))
-    cap.lines(at(t0, 81), 0.1, pod, "runner", runner_start_lines())
-    cap.log(at(t0, 82), pod, "runner", runner_log(at(t0, 82), "Listening for Jobs"))
-    cap.github(
-        at(e_start, 1),
-        "workflow_job",
-        e2e.body(
-            "in_progress",
-            "in_progress",
-            None,
-            q2,
-            e_start,
-            None,
-            steps([("Set up job", "in_progress", None, e_start, None)]),
-        ),
-    )
-    cap.log(at(e_start, 1), pod, "runner", runner_log(at(e_start, 1), "Running job: e2e"))
+    runner_online(cap, pod)
+    cap.github(at(e_start, 1), "workflow_job", e2e.picked_up(q2, e_start))
+    runner_says(cap, pod, at(e_start, 1), "Running job: e2e")
 
     # Someone cancels the run at +5 min: the running step is cancelled, the rest skipped, the
     # post steps still run; the runner reports Canceled and exits (ephemeral).
@@ -2754,12 +1381,7 @@ def cancelled_run() -> Scenario:
             ),
         ),
     )
-    cap.log(
-        at(cancelled, 0.5),
-        pod,
-        "runner",
-        runner_log(at(cancelled, 0.5), "Job e2e completed with result: Canceled"),
-    )
+    runner_says(cap, pod, at(cancelled, 0.5), "Job e2e completed with result: Canceled")
     run_done = at(t0, 306)
     cap.github(
         at(run_done, 1),
@@ -2767,17 +1389,7 @@ def cancelled_run() -> Scenario:
         run.body("completed", "completed", "cancelled", run_done, t0),
     )
 
-    background_rollout(
-        cap,
-        at(t0, 600),
-        "monitoring",
-        "kube-state-metrics",
-        "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.13.0",
-        "registry.k8s.io/kube-state-metrics/kube-state-metrics@sha256:"
-        "9e4f5a6b4c1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4",
-        "aks-system-38211745-vmss000000",
-        "10.244.0.58",
-    )
+    background_rollout(cap, at(t0, 600), "aks-system-38211745-vmss000000", "10.244.0.58")
     config = {
         "structure": {
             "rules": [
@@ -2837,69 +1449,23 @@ SCENARIOS = [
 
 
 # --------------------------------------------------------------------------------------------
-# writing
-
-
-def write(scenario: Scenario) -> None:
-    capture = HERE / f"{scenario.name}.jsonl"
-    with capture.open("w", encoding="utf-8") as handle:
-        for record in scenario.capture.ordered():
-            handle.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
-    expected = HERE / f"{scenario.name}.expected.json"
-    expected.write_text(json.dumps(scenario.expected(), indent=2) + "\n", encoding="utf-8")
-    header = "\n".join(
-        "# " + line for line in _wrap(f"Scenario {scenario.name}: {scenario.description}", 98)
-    )
-    body = yaml.safe_dump(scenario.config, sort_keys=False, default_flow_style=False, width=100)
-    (HERE / f"{scenario.name}.config.yaml").write_text(
-        f"{header}\n# Generated by build_scenarios.py; edit that, not this file.\n{body}",
-        encoding="utf-8",
-    )
-
-
-def _wrap(text: str, width: int) -> list[str]:
-    lines, current = [], ""
-    for word in text.split():
-        if current and len(current) + 1 + len(word) > width:
-            lines.append(current)
-            current = word
-        else:
-            current = f"{current} {word}" if current else word
-    return [*lines, current] if current else lines
-
-
-# --------------------------------------------------------------------------------------------
 # --check
-
-
-class CheckFailed(AssertionError):
-    pass
-
-
-def expect(condition: bool, message: str) -> None:
-    if not condition:
-        raise CheckFailed(message)
 
 
 def check(scenario: Scenario) -> list[str]:
     """Verify one written scenario; returns notes (raises CheckFailed on a problem)."""
-    from producers.k8s_events import K8sNormalizer
-    from producers.log_lines import to_log_line
-    from sentinel.config import load_settings
-
-    from processors.test_results import TestLogParser, count_by_status
-    from producers import github as gh
-    from producers import jenkins as jk
-    from schemas.capture import K8sRecord, LogRecord, WebhookRecord, read_capture
+    from processors.test_results.log_parsers import TestLogParser
+    from producers.k8s.objects import K8sNormalizer
+    from producers.webhooks import github as gh
+    from producers.webhooks import jenkins as jk
+    from schemas.capture import K8sRecord, LogRecord, WebhookRecord
+    from schemas.messages import TestCounts
 
     notes: list[str] = []
     name = scenario.name
-    settings = load_settings(HERE / f"{name}.config.yaml")
-    records = list(read_capture(HERE / f"{name}.jsonl"))
-    expect(bool(records), f"{name}: empty capture")
+    written = read_written(HERE, name)
+    settings, records, expected = written.settings, written.records, written.expected
     stamps = [r.ts for r in records]
-    expect(stamps == sorted(stamps), f"{name}: records not ordered by ts")
-    expected = json.loads((HERE / f"{name}.expected.json").read_text())
     run_ids = {run["run_id"] for run in expected["runs"]}
     expect(len(run_ids) == len(expected["runs"]), f"{name}: duplicate run in expected")
 
@@ -2987,16 +1553,7 @@ def check(scenario: Scenario) -> list[str]:
         )
         expect(pod_key is not None, f"{name}: log line of an unseen pod {record.pod}")
         run = _run_of(record.correlation_key, scenario, runner_joins, jenkins_run_urls)  # type: ignore[arg-type]
-        stamp = record.ts.isoformat().replace("+00:00", "Z")
-        line = to_log_line(
-            record.namespace,
-            record.pod,
-            record.container,
-            f"{stamp} {record.line}".encode(),
-            record.ts,
-            65536,
-            record.correlation_key,
-        )
+        line = replayed_log_line(record)
         expect(line.event_time == record.ts, f"{name}: log time {line.event_time} != {record.ts}")
         stream = (record.namespace, record.pod, record.container)
         parser = parsers.setdefault(stream, TestLogParser(run))
@@ -3005,8 +1562,7 @@ def check(scenario: Scenario) -> list[str]:
     for stream, left in pending.items():
         expect(not left, f"{name}: {len(left)} test results still pending at end of {stream}")
     for run in expected["runs"]:
-        got = count_by_status(results.get(run["run_id"], []))
-        got["total"] = sum(got.values())
+        got = TestCounts.of(results.get(run["run_id"], [])).model_dump()
         expect(got == run["tests"], f"{name}: {run['run_id']} tests {got} != {run['tests']}")
 
     # stages from Jenkins console lines and from log markers
@@ -3092,7 +1648,7 @@ def check(scenario: Scenario) -> list[str]:
 
 
 def _k8s_key(record: Any, settings: Any) -> str | None:
-    from producers.k8s_events import correlation_key
+    from producers.k8s.objects import correlation_key
 
     return correlation_key(record.object, settings.k8s)
 
@@ -3212,25 +1768,7 @@ def _matches(match: Any, facts: RunFacts, scenario: Scenario) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--check", action="store_true", help="verify after writing")
-    parser.add_argument("names", nargs="*", help="only these scenarios")
-    args = parser.parse_args(argv)
-    failures = 0
-    for build in SCENARIOS:
-        if args.names and build.__name__ not in args.names:
-            continue
-        scenario = build()
-        write(scenario)
-        print(f"wrote {scenario.name}: {len(scenario.capture.records)} records")
-        if args.check:
-            try:
-                for note in check(scenario):
-                    print(f"  ok: {note}")
-            except CheckFailed as exc:
-                failures += 1
-                print(f"  FAILED: {exc}")
-    return 1 if failures else 0
+    return run_generator(argv, __file__, __doc__, SCENARIOS, check)
 
 
 if __name__ == "__main__":
