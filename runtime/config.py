@@ -28,6 +28,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from runtime.alerting_config import AlertingConfig
 from schemas.topics import TopicNames
 
 GITHUB_SECRET_ENV = "SENTINEL_GITHUB_WEBHOOK_SECRET"
@@ -543,6 +544,7 @@ class Settings(BaseSettings):
     logs: LogsConfig = Field(default_factory=LogsConfig)
     structure: StructureConfig = Field(default_factory=StructureConfig)
     anomalies: AnomaliesConfig = Field(default_factory=AnomaliesConfig)
+    alerting: AlertingConfig = Field(default_factory=AlertingConfig)
 
     @classmethod
     def settings_customise_sources(
@@ -575,6 +577,10 @@ class Settings(BaseSettings):
     @property
     def sink_group_id(self) -> str:
         return self.sink.group_id or f"{self.topics.prefix}clickhouse-sink"
+
+    @property
+    def alerts_group_id(self) -> str:
+        return self.alerting.group_id or f"{self.topics.prefix}alerts"
 
     @property
     def spool_dir(self) -> Path:

@@ -8,6 +8,7 @@ rejecting the message. Timestamps are timezone-aware UTC datetimes.
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -472,7 +473,7 @@ class AlertDelivery(Message):
 
     schema_version: Literal[1] = 1
     delivery_id: str
-    channel: str
+    channel: str = Field(description="The receiver's name in the alerting config.")
     group_key: str
     anomaly_ids: list[str]
     attempt: int = 1
@@ -480,6 +481,178 @@ class AlertDelivery(Message):
     status_code: int | None = None
     error: str | None = None
     attempted_at: AwareDatetime = Field(default_factory=utcnow)
+    channel_type: str | None = Field(
+        default=None, description="console, file, slack, slack_bot, email, webhook, alertmanager."
+    )
+    run_ids: list[str] = Field(default_factory=list, description="Runs the message is about.")
+    status: str | None = Field(default=None, description="firing or resolved (the message's).")
+    title: str | None = Field(default=None, description="The message's rendered title.")
+    retry_in_s: float | None = Field(
+        default=None, description="RETRYING: when the next attempt is made."
+    )
+    silence_ids: list[str] = Field(
+        default_factory=list, description="SUPPRESSED: the silences that muted the alerts."
+    )
+
+
+class LabelMatcher(BaseModel):
+    """One condition on an alert label, as Alertmanager's API spells it: `name` equal to
+    (`is_equal`) or different from `value`, a fully anchored regular expression if `is_regex`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(min_length=1)
+    value: str
+    is_regex: bool = False
+    is_equal: bool = True
+
+    def __str__(self) -> str:
+        op = {(True, False): "=", (False, False): "!=", (True, True): "=~", (False, True): "!~"}
+        return f"{self.name}{op[(self.is_equal, self.is_regex)]}{json.dumps(self.value)}"
+
+
+class Silence(Message):
+    """Mutes the alerts whose labels match every matcher between `starts_at` and `ends_at`
+    (topic `sentinel.silences`, compacted, key = `silence_id`; expiring one is a new version
+    with `ends_at` = the time it was expired)."""
+
+    schema_version: Literal[1] = 1
+    silence_id: str
+    matchers: list[LabelMatcher] = Field(min_length=1)
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    created_by: str = Field(min_length=1)
+    comment: str = Field(min_length=1)
+    updated_at: AwareDatetime = Field(default_factory=utcnow)
+
+    def state(self, now: datetime) -> str:
+        """pending, active or expired at `now` (Alertmanager's words)."""
+        if now < self.starts_at:
+            return "pending"
+        return "active" if now < self.ends_at else "expired"
+
+
+class AlertRun(Message):
+    """What the alert dispatcher keeps of a run: its labels, state and what messages show
+    (topic `sentinel.alert-runs`, compacted, key = run id, in the partition of the run)."""
+
+    schema_version: Literal[1] = 1
+    run_id: str
+    partition: int
+    known: bool = Field(default=True, description="False until a run snapshot was seen.")
+    provider: str | None = None
+    repository: str | None = None
+    pipeline: str | None = None
+    branch: str | None = None
+    namespace: str | None = None
+    commit_sha: str | None = None
+    status: str | None = None
+    url: str | None = Field(default=None, description="The run in its CI system.")
+    labels: dict[str, str] = Field(default_factory=dict)
+    started_at: AwareDatetime | None = None
+    finished_at: AwareDatetime | None = None
+    duration_s: float | None = None
+    tests: TestCounts | None = None
+    first_seen: AwareDatetime = Field(description="When the dispatcher first heard of it.")
+    ended_seen: AwareDatetime | None = Field(
+        default=None, description="When the dispatcher first saw it in a final status."
+    )
+    version: int = 0
+    updated_at: AwareDatetime = Field(description="When the dispatcher last changed it.")
+    pending: list[Anomaly] = Field(
+        default_factory=list, description="Anomalies waiting for the run's first snapshot."
+    )
+    judgeable: bool = Field(
+        default=False,
+        description="Ended succeeded or failed with no infrastructure attribution: the run's "
+        "tests were judged against its pipeline's history.",
+    )
+    health_published: bool = Field(
+        default=False, description="Its pipeline-health record was published (pipeline judged)."
+    )
+    findings: list[str] = Field(
+        default_factory=list, description="'type/subject' of its pipeline-scoped anomalies."
+    )
+
+
+class AlertInstance(BaseModel):
+    """One alert in an aggregation group: an anomaly, or a run's end (a run summary)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    alert_id: str = Field(description="The anomaly id, or run-finished:<run id>.")
+    kind: Literal["anomaly", "run_finished"] = "anomaly"
+    scope: Literal["run", "pipeline"] = "run"
+    run_id: str
+    labels: dict[str, str]
+    summary: str
+    subject: str = ""
+    evidence: str = Field(default="", description="One line of evidence.")
+    severity: Severity = Severity.WARNING
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime | None = Field(default=None, description="Set once resolved.")
+    received_at: AwareDatetime
+    detected_at: AwareDatetime = Field(description="The anomaly's (event) time.")
+
+
+class NotificationLogEntry(BaseModel):
+    """What one receiver was last told about one group (Alertmanager's nflog entry)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    receiver: str
+    firing_ids: list[str] = Field(default_factory=list)
+    resolved_ids: list[str] = Field(default_factory=list)
+    sent_at: AwareDatetime
+    delivery_id: str
+    messages: int = Field(default=1, description="Messages sent for the group so far.")
+    thread_ts: str | None = Field(default=None, description="Slack bot: the first message's ts.")
+    thread_channel: str | None = Field(default=None, description="Slack bot: its channel id.")
+
+
+class AlertGroupState(Message):
+    """An aggregation group: its alerts and, per receiver, the notification log (topic
+    `sentinel.alert-groups`, compacted, key = group key, in the partition of its input)."""
+
+    schema_version: Literal[1] = 1
+    group_key: str
+    route_id: str
+    partition: int
+    receivers: list[str]
+    group_labels: dict[str, str]
+    alerts: list[AlertInstance] = Field(default_factory=list)
+    announced: list[str] = Field(
+        default_factory=list, description="Alert ids that took part in a completed flush."
+    )
+    notifications: dict[str, NotificationLogEntry] = Field(default_factory=dict)
+    suppressed: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Per receiver: alerts recorded as suppressed by a silence (recorded once).",
+    )
+    inflight: list[str] = Field(
+        default_factory=list,
+        description="Receivers with a message decided but not yet delivered: a dispatcher that "
+        "restores the group flushes it again at once.",
+    )
+    created_at: AwareDatetime
+    next_flush_at: AwareDatetime | None = None
+    last_flush_at: AwareDatetime | None = None
+    flushes: int = 0
+    updated_at: AwareDatetime
+
+
+class PipelineHealth(Message):
+    """The latest judged run of a pipeline and branch, as the dispatcher that owns the run saw
+    it (topic `sentinel.alert-pipelines`, compacted, key = [pipeline, branch]): a
+    pipeline-scoped alert of an earlier run resolves when such a record lacks its finding."""
+
+    schema_version: Literal[1] = 1
+    pipeline: str
+    branch: str | None = None
+    run_id: str
+    finished_at: AwareDatetime
+    findings: list[str] = Field(default_factory=list, description="'type/subject' pairs.")
+    judged_at: AwareDatetime
 
 
 class DeadLetter(Message):

@@ -11,14 +11,18 @@ from dataclasses import dataclass, field
 
 from schemas.messages import (
     AlertDelivery,
+    AlertGroupState,
+    AlertRun,
     Anomaly,
     CiEvent,
     DeadLetter,
     K8sObjectEvent,
     LogLine,
     Message,
+    PipelineHealth,
     RunSignal,
     RunState,
+    Silence,
     TestResult,
 )
 
@@ -56,6 +60,25 @@ ANOMALIES = TopicSpec("anomalies", Anomaly, key="run_id")
 ALERT_DELIVERIES = TopicSpec("alert-deliveries", AlertDelivery, key="channel/group_key")
 DLQ = TopicSpec("dlq", DeadLetter, key="origin_topic/partition/offset", retention_ms=30 * DAY_MS)
 
+# The alert dispatcher's durable state (sinks.alerts, docs/alerts.md). Runs and groups are
+# written to the partition of the input (runs, anomalies) they come from, whatever their key:
+# the dispatcher replica that owns input partition p restores partition p of both at start or
+# on rebalance. Silences and pipeline health are small and global: every replica reads them all.
+# Tombstones (null values) end a run's or group's record once its retention has passed.
+ALERT_RUNS = TopicSpec("alert-runs", AlertRun, key="run_id", retention_ms=-1, compacted=True)
+ALERT_GROUPS = TopicSpec(
+    "alert-groups",
+    AlertGroupState,
+    key="group_key",
+    retention_ms=-1,
+    compacted=True,
+    extra_config={"max.message.bytes": str(16 * 1024 * 1024)},
+)
+SILENCES = TopicSpec("silences", Silence, key="silence_id", retention_ms=-1, compacted=True)
+ALERT_PIPELINES = TopicSpec(
+    "alert-pipelines", PipelineHealth, key="[pipeline, branch]", retention_ms=-1, compacted=True
+)
+
 # Internal to the worker: pods, Jobs, log markers and test batches turned into run input. Keyed
 # by run id (co-partitioned with `ci`, so one tracker table sees both), or by correlation key
 # while a CI event has yet to name the run (ARC runner pods, Jenkins agent pods).
@@ -83,6 +106,10 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     RUN_SIGNALS,
     RUN_LINKS,
     RUN_HISTORY,
+    ALERT_RUNS,
+    ALERT_GROUPS,
+    SILENCES,
+    ALERT_PIPELINES,
 )
 
 
@@ -135,6 +162,22 @@ class TopicNames:
     @property
     def run_history(self) -> str:
         return RUN_HISTORY.name(self.prefix)
+
+    @property
+    def alert_runs(self) -> str:
+        return ALERT_RUNS.name(self.prefix)
+
+    @property
+    def alert_groups(self) -> str:
+        return ALERT_GROUPS.name(self.prefix)
+
+    @property
+    def silences(self) -> str:
+        return SILENCES.name(self.prefix)
+
+    @property
+    def alert_pipelines(self) -> str:
+        return ALERT_PIPELINES.name(self.prefix)
 
     def all(self) -> list[str]:
         return [spec.name(self.prefix) for spec in ALL_TOPICS]
