@@ -19,3 +19,12 @@ SPOOLED = Gauge("sentinel_webhook_spool_pending", "Webhooks waiting on disk for 
 DEAD_LETTERS = Counter(
     "sentinel_dead_letters_total", "Messages sent to the dead-letter topic", ["component"]
 )
+ALERT_DELIVERIES = Counter(
+    "sentinel_alert_deliveries_total",
+    "Alert delivery attempts by receiver (channel), channel type and outcome "
+    "(sent, failed, retrying, suppressed)",
+    ["channel", "type", "outcome"],
+)
+ALERT_QUEUE = Gauge(
+    "sentinel_alert_queue_depth", "Alert messages waiting to be delivered, per receiver", ["channel"]
+)

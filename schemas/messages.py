@@ -525,7 +525,7 @@ class Silence(Message):
     comment: str = Field(min_length=1)
     updated_at: AwareDatetime = Field(default_factory=utcnow)
 
-    def state(self, now: datetime) -> str:
+    def state_at(self, now: datetime) -> str:
         """pending, active or expired at `now` (Alertmanager's words)."""
         if now < self.starts_at:
             return "pending"

@@ -11,23 +11,27 @@ import asyncio
 import json
 import logging
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+
 from processors.runs.source_signals import watermark_signal
 from producers.captures.replay import ReplayStats, replay
 from producers.publisher import KafkaPublisher
 from runtime.config import BrokerKind, Settings
-from runtime.kafka_clients import producer_config
+from runtime.kafka_clients import consumer_config, producer_config
 from schemas.capture import CaptureRecord, read_capture
-from schemas.messages import RunState
+from schemas.messages import Anomaly, RunState
 from sentinel.api import run_view
 from sentinel.replay_wiring import build_replay_targets
 from sentinel.run_queries import RunFilters, list_runs_sql
 from sentinel.stack import EmbeddedStack
+from sinks.alerts.backtest import backtest
 from sinks.clickhouse.rows import row_to_run_state
 
 log = logging.getLogger("sentinel.analyze")
@@ -52,12 +56,15 @@ def analyze_capture(
             stats = _replay_letting_time_pass(stack, records, settings.tracking.settle_s, timeout)
             runs = fetch_all_runs(stack)
             anomalies = fetch_anomalies(stack)
+            # What each receiver would have been sent: the dispatcher's decisions replayed in
+            # event time over what the worker published; nothing is sent.
+            alerts = [sent.view() for sent in backtest(settings.alerting, alert_inputs(stack))]
         finally:
             stack.stop()
     report = {
         "runs": [run_view(run) for run in runs],
         "anomalies": anomalies,
-        "alerts": [],
+        "alerts": alerts,
     }
     return report, stats
 
@@ -78,6 +85,8 @@ def analysis_settings(settings: Settings, data_dir: Path, bootstrap: str | None)
     )
     # The capture alone decides what is found: no baselines from any store's history.
     warm_start = settings.anomalies.warm_start.model_copy(update={"enabled": False})
+    # Nothing is sent: alerts are back-tested after the replay (sinks.alerts.backtest).
+    alerting = settings.alerting.model_copy(update={"enabled": False})
     return settings.model_copy(
         update={
             "embedded": settings.embedded.model_copy(update={"data_dir": data_dir}),
@@ -87,6 +96,7 @@ def analysis_settings(settings: Settings, data_dir: Path, bootstrap: str | None)
             "topics": topics,
             "sink": settings.sink.model_copy(update={"batch_seconds": 0.2}),
             "anomalies": settings.anomalies.model_copy(update={"warm_start": warm_start}),
+            "alerting": alerting,
         }
     )
 
@@ -157,6 +167,46 @@ def fetch_anomalies(stack: EmbeddedStack) -> list[dict[str, Any]]:
     return [dict(row) for row in rows]
 
 
+def alert_inputs(stack: EmbeddedStack) -> list[tuple[RunState | Anomaly, int]]:
+    """Every run snapshot and anomaly the worker published, with its partition."""
+    names = stack.settings.topic_names
+    events: list[tuple[RunState | Anomaly, int]] = []
+    for topic, model in ((names.runs, RunState), (names.anomalies, Anomaly)):
+        for value, partition in read_all(stack.settings, topic):
+            events.append((model.from_bytes(value), partition))
+    return events
+
+
+def read_all(settings: Settings, topic: str, timeout: float = 60.0) -> list[tuple[bytes, int]]:
+    """(value, partition) of every message of `topic`, from its start to its current end."""
+    consumer = Consumer(
+        consumer_config(
+            settings, f"{settings.topics.prefix}analyze", **{"enable.partition.eof": True}
+        )
+    )
+    found: list[tuple[bytes, int]] = []
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        remaining = set(partitions)
+        deadline = time.monotonic() + timeout
+        while remaining and time.monotonic() < deadline:
+            for message in consumer.consume(num_messages=1000, timeout=0.5):
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        remaining.discard(message.partition())
+                    continue
+                value = message.value()
+                if value is not None:
+                    found.append((value, message.partition() or 0))
+        if remaining:
+            raise TimeoutError(f"{topic} not read to its end within {timeout:.0f}s")
+    finally:
+        consumer.close()
+    return found
+
+
 def fetch_all_runs(stack: EmbeddedStack) -> list[RunState]:
     assert stack.owner is not None and stack.owner.store is not None
     store = stack.owner.store
@@ -179,7 +229,14 @@ def render_text(report: dict[str, Any], stats: ReplayStats) -> str:
             lines.append(f"      stage {stage['name']}: {stage['status']}")
     lines.append("")
     lines.append(f"Anomalies ({len(report['anomalies'])})")
-    lines.append(f"Alerts ({len(report['alerts'])})")
+    for anomaly in report["anomalies"]:
+        lines.append(f"  [{anomaly['severity']}] {anomaly['type']}: {anomaly['summary']}")
+    lines.append("")
+    lines.append(f"Alerts ({len(report['alerts'])}), as each receiver would have been sent them:")
+    for alert in report["alerts"]:
+        lines.append(
+            f"  {alert['at']}  to {alert['receiver']} ({alert['channel']}): {alert['title']}"
+        )
     for problem in stats.rejected:
         lines.append(f"rejected: {problem}")
     return "\n".join(lines)

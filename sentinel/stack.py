@@ -35,6 +35,7 @@ from runtime.kafka_clients import admin_config, bootstrap_servers, consumer_conf
 from sentinel.brokers import Broker, broker_answers, make_broker
 from sentinel.topic_admin import ensure_topics
 from sentinel.warm_start import start_warm_start
+from sinks.alerts.service import DispatcherThread
 from sinks.clickhouse.migrations import migrate
 from sinks.clickhouse.sink import ClickHouseSink, default_routes
 from sinks.clickhouse.store import Store, open_store
@@ -142,8 +143,17 @@ class StoreOwner:
                 router,
                 *token_routers(self.settings, self.intake, capture),
                 self._junit_router(),
+                self._alerts_router(),
             ],
         )
+
+    def _alerts_router(self) -> APIRouter:
+        from sentinel.alerts_api import alerts_router
+        from sinks.alerts.silence_store import SilenceStore
+
+        assert self.store is not None
+        silences = SilenceStore(self.settings)
+        return alerts_router(self.store, silences, self.settings.api.page_size_max)
 
     def _junit_router(self) -> APIRouter:
         from producers.webhooks.junit_upload import junit_router
@@ -244,7 +254,13 @@ class WorkerProcess:
 
 
 class EmbeddedStack:
-    """Broker process + topics + worker process + store owner, started and stopped in order."""
+    """Broker process + topics + worker process + store owner (+ the alert dispatcher thread),
+    started and stopped in order.
+
+    The dispatcher runs as a thread of this process, beside the sink: it needs no store, only
+    the broker, and here its metrics show on the API's /metrics; a bad alerting config (a
+    template, a missing secret) fails before anything starts.
+    """
 
     def __init__(
         self,
@@ -266,6 +282,7 @@ class EmbeddedStack:
         self.config_path = config_path
         self.worker: WorkerProcess | None = None
         self.owner: StoreOwner | None = None
+        self.alerts = DispatcherThread(settings) if settings.alerting.enabled else None
 
     def start(self) -> None:
         if self.broker is not None:
@@ -281,14 +298,16 @@ class EmbeddedStack:
         self.worker.start()
         self.owner = StoreOwner(self.settings)
         self.owner.start()
+        groups = [self.settings.worker_app_id, self.settings.sink_group_id]
+        if self.alerts is not None:
+            self.alerts.start(self.settings)
+            groups.append(self.settings.alerts_group_id)
         # Ready means a webhook posted now is tracked at once, not after the groups settle.
-        wait_groups_joined(
-            self.settings,
-            [self.settings.worker_app_id, self.settings.sink_group_id],
-            alive=self.worker.alive,
-        )
+        wait_groups_joined(self.settings, groups, alive=self.worker.alive)
 
     def stop(self) -> None:
+        if self.alerts is not None:
+            self.alerts.stop()
         if self.owner is not None:
             self.owner.stop()
         if self.worker is not None:

@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from runtime.config import ConfigError
-from sentinel.cli import admin, captures, logs, services
+from sentinel.cli import admin, alerts, captures, logs, services
 from sentinel.cli.common import EXIT_CONFIG
 
 
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     captures.add_parsers(sub)
     admin.add_parsers(sub)
     logs.add_parser(sub)
+    alerts.add_parsers(sub)
     return parser
 
 

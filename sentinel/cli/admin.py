@@ -13,8 +13,10 @@ from sentinel.cli.common import EXIT_CONFIG, settings_from
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
+    from sinks.alerts.templates import check_templates
+
     try:
-        load_settings(args.file)
+        check_templates(load_settings(args.file).alerting, args.file)
     except ConfigError as exc:
         print(f"{exc.source}: {len(exc.problems)} problem(s)", file=sys.stderr)
         for problem in exc.problems:

@@ -139,6 +139,12 @@ DELIVERY_COLUMNS: tuple[str, ...] = (
     "attempted_at",
     "schema_version",
     "extra",
+    "channel_type",
+    "run_ids",
+    "status",
+    "title",
+    "retry_in_s",
+    "silence_ids",
 )
 
 # LogLine fields a log processor may add (extra fields) that have their own columns.
@@ -321,6 +327,12 @@ def delivery_row(delivery: AlertDelivery) -> Row:
         "attempted_at": _utc(delivery.attempted_at),
         "schema_version": delivery.schema_version,
         "extra": _json(delivery.model_extra or {}),
+        "channel_type": delivery.channel_type or "",
+        "run_ids": list(delivery.run_ids),
+        "status": delivery.status or "",
+        "title": delivery.title or "",
+        "retry_in_s": delivery.retry_in_s,
+        "silence_ids": list(delivery.silence_ids),
     }
 
 

@@ -84,7 +84,7 @@ def test_open_store_creates_the_database_in_the_data_dir(
 
 
 def test_migrations_apply_once(store: Store) -> None:
-    assert migrate(store) == ["0001", "0002", "0003", "0004", "0005"]
+    assert migrate(store) == ["0001", "0002", "0003", "0004", "0005", "0006"]
     assert migrate(store) == []
     history = store.query_rows("SELECT version, name FROM schema_migrations FINAL ORDER BY 1")
     assert history == [
@@ -93,6 +93,7 @@ def test_migrations_apply_once(store: Store) -> None:
         {"version": "0003", "name": "trends"},
         {"version": "0004", "name": "run_sources"},
         {"version": "0005", "name": "run_infra"},
+        {"version": "0006", "name": "alert_delivery_details"},
     ]
 
 
