@@ -26,5 +26,7 @@ ALERT_DELIVERIES = Counter(
     ["channel", "type", "outcome"],
 )
 ALERT_QUEUE = Gauge(
-    "sentinel_alert_queue_depth", "Alert messages waiting to be delivered, per receiver", ["channel"]
+    "sentinel_alert_queue_depth",
+    "Alert messages waiting to be delivered, per receiver",
+    ["channel"],
 )

@@ -257,10 +257,8 @@ class AlertDispatcher:
         topics = (self.names.silences, self.names.alert_pipelines)
         assigned = []
         for topic in topics:
-            metadata = self.global_reader.list_topics(topic, timeout=10).topics[topic]
-            if metadata.error is not None:
-                raise KafkaException(metadata.error)
-            assigned += [TopicPartition(topic, p, 0) for p in metadata.partitions]
+            partitions = self._partitions(topic)
+            assigned += [TopicPartition(topic, p, 0) for p in partitions]
         self.global_reader.assign(assigned)
         remaining = {(tp.topic, tp.partition) for tp in assigned}
         deadline = time.monotonic() + timeout_s
@@ -273,6 +271,19 @@ class AlertDispatcher:
                     self._apply_global(message)
         if remaining:
             raise TimeoutError(f"silences / pipeline health not read within {timeout_s:.0f}s")
+
+    def _partitions(self, topic: str, timeout_s: float = 30.0) -> list[int]:
+        """The topic's partitions; waits a little for a topic created moments ago."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            metadata = self.global_reader.list_topics(topic, timeout=10).topics[topic]
+            if metadata.error is None and metadata.partitions:
+                return sorted(metadata.partitions)
+            if time.monotonic() > deadline:
+                raise KafkaException(
+                    f"topic {topic} is not there ({metadata.error}): run `sentinel topics create`"
+                )
+            time.sleep(0.5)
 
     def _read_globals(self) -> None:
         for message in self.global_reader.consume(num_messages=MAX_BATCH, timeout=0):
