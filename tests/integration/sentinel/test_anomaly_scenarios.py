@@ -49,3 +49,12 @@ def test_analyze_finds_exactly_the_injected_faults(name: str, kafka_bootstrap: s
     found = sorted((a["run_id"], a["type"], a["subject"]) for a in report["anomalies"])
     wanted = sorted((a["run_id"], a["type"], a["subject"]) for a in expected["anomalies"])
     assert found == wanted
+    # With no alerting config every anomaly goes to the console receiver, grouped per run: each
+    # is told firing exactly once (and nothing is told for the clean history).
+    firing = [a for a in report["alerts"] if a["reason"] in ("new", "update")]
+    told = [aid for alert in firing for aid in alert["anomaly_ids"] if alert["status"] == "firing"]
+    assert set(told) == {a["anomaly_id"] for a in report["anomalies"]}
+    assert {a["receiver"] for a in report["alerts"]} <= {"console"}
+    assert len({a["group_key"] for a in report["alerts"]}) == len(
+        {a["run_id"] for a in report["anomalies"]}
+    )
