@@ -646,6 +646,9 @@ def _secret_keys(data: Any, path: str = "") -> list[str]:
                     f"variable (e.g. {GITHUB_SECRET_ENV}) or a *_file key instead"
                 )
             found.extend(_secret_keys(value, sub))
+    elif isinstance(data, list):  # e.g. alerting.receivers: a secret must not echo either
+        for index, item in enumerate(data):
+            found.extend(_secret_keys(item, f"{path}.{index}"))
     return found
 
 

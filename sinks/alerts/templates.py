@@ -36,9 +36,9 @@ DEFAULT_TITLE = (
     "{% if run %}{{ run.pipeline or run.run_id }}{% if run.branch %} ({{ run.branch }}){% endif %}"
     " — run {{ run.status or 'running' }}{% else %}{{ group_key }}{% endif %}"
     "{% if runs | length > 1 %} (+{{ runs | length - 1 }} runs){% endif %}"
-    ": {% if firing %}{{ firing | length }} firing{% endif %}"
-    "{% if firing and resolved %}, {% endif %}"
-    "{% if resolved %}{{ resolved | length }} resolved{% endif %}"
+    ": {% if counts.firing %}{{ counts.firing }} firing{% endif %}"
+    "{% if counts.firing and counts.resolved %}, {% endif %}"
+    "{% if counts.resolved %}{{ counts.resolved }} resolved{% endif %}"
 )
 DEFAULT_TEXT = """\
 {% for r in runs -%}
@@ -156,7 +156,7 @@ def context(notification: Notification, config: AlertingConfig) -> dict[str, Any
         "worst_severity": notification.worst_severity.value,
         "counts": {
             "firing": len(notification.firing),
-            "resolved": len(notification.resolved),
+            "resolved": len(notification.resolved) if notification.send_resolved else 0,
             "new": len(notification.new_firing),
         },
         "truncated": len(firing) + len(resolved) - len(shown),
