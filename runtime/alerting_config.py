@@ -335,7 +335,7 @@ ROOT_DEFAULTS: dict[str, Any] = {
 
 
 def _default_root() -> RouteConfig:
-    return RouteConfig(receivers=[DEFAULT_RECEIVER])
+    return RouteConfig(receivers=[DEFAULT_RECEIVER], **ROOT_DEFAULTS)
 
 
 class OwnerRule(_Section):

@@ -295,3 +295,32 @@ def test_a_failed_delivery_is_not_logged_and_the_next_flush_tries_while_it_still
     eng.completed(note, False, at(11))
     (again,) = eng.tick(at(70))
     assert again.reason == "new" and again.sequence == 1
+
+
+def test_the_documented_failures_on_main_route_makes_one_thread_per_failed_run() -> None:
+    eng = AlertEngine(
+        alerting(
+            route={
+                "receivers": ["console"],
+                "group_wait_s": 0,
+                "routes": [
+                    {
+                        "matchers": ['branch="main"', 'status!~"succeeded|cancelled"'],
+                        "receivers": ["ci-main"],
+                        "run_summary": True,
+                    }
+                ],
+            },
+            receivers=[{"name": n, "console": {}} for n in ("console", "ci-main")],
+            run_wait_s=0,
+        )
+    )
+    failed, passed = "github:acme/shop:1:1", "github:acme/shop:2:1"
+    eng.observe_run(run_state(failed), 0, at(0))
+    eng.observe_anomaly(anomaly(run_id=failed), 0, at(1))
+    eng.observe_run(run_state(failed, RunStatus.FAILED, version=2, when=2), 0, at(2))
+    eng.observe_run(run_state(passed, RunStatus.SUCCEEDED, when=2), 1, at(2))
+    eng.observe_run(run_state("github:acme/shop:3:1", RunStatus.FAILED, branch="dev"), 2, at(2))
+    notes = eng.tick(at(2))
+    assert [(n.receiver, n.run_ids, len(n.firing)) for n in notes] == [("ci-main", [failed], 2)]
+    assert {a.kind for a in notes[0].firing} == {"anomaly", "run_finished"}
