@@ -92,6 +92,7 @@ class FakeSlack:
         self.lock = threading.Lock()
         self.messages: list[SlackMessage] = []
         self.webhook_posts: list[dict[str, Any]] = []
+        self.webhook_arrivals: list[float] = []  # time.monotonic() of each accepted post
         self.requests: list[tuple[float, str]] = []
         self.violations: list[str] = []
         self.scripted: deque[tuple[int, dict[str, str], str]] = deque()
@@ -113,6 +114,7 @@ class FakeSlack:
 
         @app.post("/hooks/{hook_id}")
         async def webhook(hook_id: str, request: Request) -> Response:
+            arrived = time.monotonic()
             scripted = self._scripted(f"webhook {hook_id}")
             if scripted is not None:
                 return scripted
@@ -124,6 +126,7 @@ class FakeSlack:
                 return self._refuse(problems, plain=True)
             with self.lock:
                 self.webhook_posts.append(body)
+                self.webhook_arrivals.append(arrived)
             return PlainTextResponse("ok")
 
         @app.post("/api/{method}")
