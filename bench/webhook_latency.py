@@ -34,7 +34,7 @@ from producers.publisher import KafkaPublisher  # noqa: E402
 from runtime.config import BrokerKind, Settings, load_settings  # noqa: E402
 from runtime.kafka_clients import consumer_config, producer_config  # noqa: E402
 from sentinel.stack import EmbeddedStack  # noqa: E402
-from tests.integration.helpers import ServerThread  # noqa: E402
+from tests.support.helpers import ServerThread  # noqa: E402
 
 CORPUS = REPO / "tests" / "data" / "github-webhooks" / "workflow_run"
 SECRET = "bench-secret"

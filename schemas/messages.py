@@ -541,6 +541,7 @@ class AlertRun(Message):
     partition: int
     known: bool = Field(default=True, description="False until a run snapshot was seen.")
     provider: str | None = None
+    provider_run_id: str | None = Field(default=None, description="The CI's number for the run.")
     repository: str | None = None
     pipeline: str | None = None
     branch: str | None = None

@@ -129,7 +129,15 @@ class AlertEngine:
             )
         first_end = run.status.terminal and facts.ended_seen is None
         facts.known, facts.partition, facts.version = True, partition, run.version
-        for name in ("provider", "repository", "pipeline", "branch", "namespace", "commit_sha"):
+        for name in (
+            "provider",
+            "provider_run_id",
+            "repository",
+            "pipeline",
+            "branch",
+            "namespace",
+            "commit_sha",
+        ):
             setattr(facts, name, getattr(run, name))
         facts.status, facts.url, facts.labels = run.status.value, run.url, dict(run.labels)
         facts.started_at, facts.finished_at = run.started_at, run.finished_at

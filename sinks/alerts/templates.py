@@ -33,7 +33,9 @@ from sinks.alerts.notification import Notification
 
 DEFAULT_TITLE = (
     "{% if status == 'resolved' %}[RESOLVED]{% else %}[{{ worst_severity | upper }}]{% endif %} "
-    "{% if run %}{{ run.pipeline or run.run_id }}{% if run.branch %} ({{ run.branch }}){% endif %}"
+    "{% if run %}{{ run.pipeline or run.run_id }}"
+    "{% if run.pipeline and run.number %} #{{ run.number }}{% endif %}"
+    "{% if run.branch %} ({{ run.branch }}){% endif %}"
     " — run {{ run.status or 'running' }}{% else %}{{ group_key }}{% endif %}"
     "{% if runs | length > 1 %} (+{{ runs | length - 1 }} runs){% endif %}"
     ": {% if counts.firing %}{{ counts.firing }} firing{% endif %}"
@@ -201,6 +203,8 @@ def _run(run: AlertRun, config: AlertingConfig) -> dict[str, Any]:
     return {
         "run_id": run.run_id,
         "provider": run.provider,
+        # "#812" reads well for GitHub runs and Jenkins builds; a Job's name does not.
+        "number": run.provider_run_id if (run.provider_run_id or "").isdigit() else None,
         "repository": run.repository,
         "pipeline": run.pipeline,
         "branch": run.branch,
@@ -228,6 +232,7 @@ def sample_notification() -> Notification:
         run_id="github:acme/shop:1:1",
         partition=0,
         provider="github",
+        provider_run_id="1",
         repository="acme/shop",
         pipeline="ci",
         branch="main",

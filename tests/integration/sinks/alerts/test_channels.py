@@ -308,7 +308,7 @@ def test_email_arrives_over_starttls_with_subject_and_both_parts(
     assert envelope.rcpt_tos == ["oncall@example.com"]
     message = email.message_from_bytes(envelope.content, policy=policy.default)
     subject = str(message["Subject"])
-    assert subject.startswith("[ERROR] ci (main)") and "run running" in subject
+    assert subject.startswith("[ERROR] ci #1 (main)") and "run running" in subject
     assert "2 firing" in subject
     kinds = [part.get_content_type() for part in message.walk() if not part.is_multipart()]
     assert kinds == ["text/plain", "text/html"]

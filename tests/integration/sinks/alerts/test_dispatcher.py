@@ -185,7 +185,10 @@ def test_sigkill_mid_group_and_restart_sends_nothing_twice_and_loses_nothing(
     finally:
         again.stop()
     tops = fake.top_level()
-    assert [m.text.split(" — ")[0] for m in tops] == ["[ERROR] ci (main)"] * 2
+    assert [m.text.split(" — ")[0] for m in tops] == [
+        "[ERROR] ci #1 (main)",
+        "[ERROR] ci #2 (main)",
+    ]
     (reply,) = fake.replies(first.ts)
     told = json.dumps([m.blocks for m in fake.messages])
     # Each alert's line ("oom_killed on <subject>") is told once: the follow-up has the two

@@ -34,7 +34,7 @@ def rendered(count: int = 2, config=CONFIG):  # type: ignore[no-untyped-def]
 
 def test_the_default_title_says_severity_pipeline_branch_status_and_counts() -> None:
     _note, out = rendered(3)
-    assert out.title == "[ERROR] ci (main) — run running: 3 firing"
+    assert out.title == "[ERROR] ci #1 (main) — run running: 3 firing"
     assert "Run github:acme/shop:1:1: running · ci · main" in out.text
     assert "https://sentinel.example/runs/github%3Aacme%2Fshop%3A1%3A1" in out.text
     assert "- [error] oom_killed on pod-0 (new)" in out.text
