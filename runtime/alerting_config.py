@@ -374,6 +374,12 @@ class AlertingConfig(_Section):
     group_id: str | None = Field(
         default=None, description="Consumer group; default <prefix>alerts."
     )
+    start_at: Literal["latest", "earliest"] = Field(
+        default="latest",
+        description="Where a consumer group that never committed starts: latest = from now on "
+        "(a new dispatcher on a cluster with history does not announce last week's anomalies); "
+        "earliest = everything the topics still hold.",
+    )
     route: RouteConfig = Field(default_factory=_default_root)
     receivers: list[ReceiverConfig] = Field(
         default_factory=lambda: [ReceiverConfig(name=DEFAULT_RECEIVER, console=ConsoleChannel())]

@@ -386,12 +386,31 @@ class AlertDispatcher:
 
     # -- partitions ---------------------------------------------------------------------------
 
-    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         fresh = {tp.partition for tp in partitions} - self.owned
         if fresh:
             self._restore(fresh)
             self.owned |= fresh
+        self._start_positions(consumer, partitions)
         log.info("alert partitions now %s", sorted(self.owned))
+
+    def _start_positions(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Partitions the group never committed start at `alerting.start_at`; with "latest"
+        that position is committed at once, so whatever comes after it is never skipped."""
+        if not partitions or self.settings.alerting.start_at == "earliest":
+            return
+        committed = consumer.committed(partitions, timeout=10)
+        never = [tp for tp in committed if tp.offset < 0]
+        if not never:
+            return
+        for tp in never:
+            _low, high = consumer.get_watermark_offsets(
+                TopicPartition(tp.topic, tp.partition), timeout=10
+            )
+            tp.offset = high
+        consumer.commit(offsets=never, asynchronous=False)
+        consumer.assign(committed)
+        log.info("started %s at their end (alerting.start_at: latest)", _names(never))
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         gone = {tp.partition for tp in partitions}
@@ -525,3 +544,7 @@ class DispatcherThread:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
+
+
+def _names(partitions: list[TopicPartition]) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]@{tp.offset}" for tp in partitions)
