@@ -625,6 +625,11 @@ class AlertGroupState(Message):
     announced: list[str] = Field(
         default_factory=list, description="Alert ids that took part in a completed flush."
     )
+    finished: list[str] = Field(
+        default_factory=list,
+        description="Alert ids that resolved, were told and left the group (or a told run "
+        "summary): the same anomaly delivered again is ignored.",
+    )
     notifications: dict[str, NotificationLogEntry] = Field(default_factory=dict)
     suppressed: dict[str, list[str]] = Field(
         default_factory=dict,

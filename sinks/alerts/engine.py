@@ -114,6 +114,9 @@ class AlertEngine:
         self._flushes: dict[str, _Flush] = {}
         self._dirty_runs: set[str] = set()
         self._dirty_groups: set[str] = set()
+        # Runs time may act on (an anomaly waiting for the snapshot, a judgement due), so that
+        # `tick` and `next_due` do not walk every run known for the retention period.
+        self._watch: set[str] = set()
         self._changes = StateChanges()
         self._expired_at: datetime | None = None
 
@@ -149,6 +152,7 @@ class AlertEngine:
                 run.status in (RunStatus.SUCCEEDED, RunStatus.FAILED) and run.attribution is None
             )
             self._route(run_finished_alert(facts, self.config.owners, now), facts, now)
+            self._watch.add(run.run_id)
         pending, facts.pending = facts.pending, []
         for anomaly in pending:
             self._admit(anomaly, facts, now)
@@ -165,6 +169,7 @@ class AlertEngine:
         if not facts.known and now < facts.first_seen + self._run_wait:
             if all(waiting.anomaly_id != anomaly.anomaly_id for waiting in facts.pending):
                 facts.pending.append(anomaly)
+            self._watch.add(anomaly.run_id)
             return
         self._admit(anomaly, facts, now)
 
@@ -184,6 +189,7 @@ class AlertEngine:
 
     def restore_run(self, facts: AlertRun) -> None:
         self.runs[facts.run_id] = facts
+        self._watch.add(facts.run_id)
 
     def restore_group(self, group: AlertGroupState, now: datetime) -> None:
         if group.inflight:
@@ -199,6 +205,7 @@ class AlertEngine:
         for run_id in [r for r, facts in self.runs.items() if facts.partition in gone]:
             del self.runs[run_id]
             self._dirty_runs.discard(run_id)
+            self._watch.discard(run_id)
         for key in [k for k, group in self.groups.items() if group.partition in gone]:
             del self.groups[key]
             self._flushes.pop(key, None)
@@ -229,7 +236,7 @@ class AlertEngine:
         ]
         wait = self._run_wait
         judge = timedelta(seconds=self.config.pipeline_judge_wait_s)
-        for facts in self.runs.values():
+        for facts in self._watched():
             if facts.pending and not facts.known:
                 times.append(facts.first_seen + wait)
             if self._awaits_judgement(facts):
@@ -330,6 +337,8 @@ class AlertEngine:
     def _add(
         self, group: AlertGroupState, route: Route, alert: AlertInstance, now: datetime
     ) -> None:
+        if alert.alert_id in group.finished:
+            return  # resolved, told and gone: a redelivery changes nothing
         known = next((a for a in group.alerts if a.alert_id == alert.alert_id), None)
         if known is not None:
             # The same anomaly again (redelivery, a re-judged run): newest words, same alert.
@@ -345,8 +354,21 @@ class AlertEngine:
         group.updated_at = now
         self._dirty_groups.add(group.group_key)
 
+    def _watched(self) -> list[AlertRun]:
+        """The watched runs that still need time to act; the others leave the watch."""
+        found = []
+        for run_id in list(self._watch):
+            facts = self.runs.get(run_id)
+            if facts is not None and (
+                (facts.pending and not facts.known) or self._awaits_judgement(facts)
+            ):
+                found.append(facts)
+            else:
+                self._watch.discard(run_id)
+        return found
+
     def _release_pending(self, now: datetime) -> None:
-        for facts in list(self.runs.values()):
+        for facts in self._watched():
             if facts.pending and not facts.known and now >= facts.first_seen + self._run_wait:
                 pending, facts.pending = facts.pending, []
                 for anomaly in pending:
@@ -365,7 +387,7 @@ class AlertEngine:
 
     def _judge_pipelines(self, now: datetime) -> None:
         wait = timedelta(seconds=self.config.pipeline_judge_wait_s)
-        for facts in list(self.runs.values()):
+        for facts in self._watched():
             if self._awaits_judgement(facts):
                 assert facts.ended_seen is not None
                 if now >= facts.ended_seen + wait:
@@ -423,12 +445,13 @@ class AlertEngine:
     ) -> None:
         announced = set(group.announced)
         group.announced.extend(sorted(ids - announced))
-        group.alerts = [
-            alert
-            for alert in group.alerts
-            if alert.alert_id not in resolved
-            and not (alert.kind == RUN_FINISHED and alert.alert_id in ids)
-        ]
+        kept = []
+        for alert in group.alerts:
+            if alert.alert_id in resolved or (alert.kind == RUN_FINISHED and alert.alert_id in ids):
+                group.finished.append(alert.alert_id)
+            else:
+                kept.append(alert)
+        group.alerts = kept
         if not group.alerts:
             group.next_flush_at = None
 
@@ -579,6 +602,7 @@ class AlertEngine:
             if not facts.pending and facts.updated_at + keep <= now:
                 del self.runs[run_id]
                 self._dirty_runs.discard(run_id)
+                self._watch.discard(run_id)
                 self._changes.run_tombstones.append((run_id, facts.partition))
 
 

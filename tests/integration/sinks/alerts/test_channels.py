@@ -8,6 +8,7 @@ STARTTLS and AUTH required; Alertmanager is the real v0.35.0 built from its Go m
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,7 +39,7 @@ def slack() -> Iterator[tuple[FakeSlack, LoopbackServer]]:
     assert fake.violations == []
 
 
-def slack_config(url: str, **receiver: Any) -> Any:
+def slack_config(**receiver: Any) -> Any:
     return alerting(
         route={"receivers": ["slack"], "group_wait_s": 0},
         receivers=[{"name": "slack", "slack": {"url_env": "TEST_SLACK_URL"}, **receiver}],
@@ -52,7 +53,7 @@ def test_slack_429_with_retry_after_is_delivered_once_after_the_wait(
 ) -> None:
     fake, server = slack
     monkeypatch.setenv("TEST_SLACK_URL", f"{server.url}/hooks/T1")
-    config = slack_config(server.url)
+    config = slack_config()
     fake.script(429, {"Retry-After": "2"}, "rate_limited")
     started = time.monotonic()
     run = deliver(config, "slack", group_messages(config, anomalies=2))
@@ -78,7 +79,7 @@ def test_slack_blocks_stay_within_limits_with_plus_n_more(
 ) -> None:
     fake, server = slack
     monkeypatch.setenv("TEST_SLACK_URL", f"{server.url}/hooks/T1")
-    config = slack_config(server.url)
+    config = slack_config()
     run = deliver(config, "slack", group_messages(config, anomalies=80))
     assert [r.outcome for r in run.records] == [DeliveryOutcome.SENT]
     (body,) = fake.webhook_posts
@@ -91,7 +92,7 @@ def test_a_permanent_4xx_is_recorded_failed_and_not_retried(
 ) -> None:
     fake, server = slack
     monkeypatch.setenv("TEST_SLACK_URL", f"{server.url}/hooks/T1")
-    config = slack_config(server.url)
+    config = slack_config()
     fake.script(404, body="no_service")
     run = deliver(config, "slack", group_messages(config, anomalies=1))
     assert len(fake.requests) == 1 and fake.webhook_posts == []
@@ -170,7 +171,6 @@ def test_a_channel_down_delivers_everything_after_it_returns_in_order(
     )
     runs = [f"github:acme/shop:{n}:1" for n in range(3)]
     notes = [group_messages(config, anomalies=1, run_id=run_id)[0] for run_id in runs]
-    import threading
 
     def come_back() -> None:
         time.sleep(OUTAGE_S)
