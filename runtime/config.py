@@ -28,6 +28,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from runtime.api_config import ApiAuthConfig, MetricsConfig
 from schemas.topics import TopicNames
 
 GITHUB_SECRET_ENV = "SENTINEL_GITHUB_WEBHOOK_SECRET"
@@ -116,6 +117,7 @@ class ApiConfig(Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     page_size_max: int = Field(default=500, ge=1, le=10000)
+    auth: ApiAuthConfig = Field(default_factory=ApiAuthConfig)
 
 
 class GithubWebhookConfig(Section):
@@ -543,6 +545,7 @@ class Settings(BaseSettings):
     logs: LogsConfig = Field(default_factory=LogsConfig)
     structure: StructureConfig = Field(default_factory=StructureConfig)
     anomalies: AnomaliesConfig = Field(default_factory=AnomaliesConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,87 @@
+"""Client mistakes as 4xx with a reason, documented in the OpenAPI spec.
+
+Request validation errors are answered 400 (not FastAPI's 422) like every other client mistake
+of this API, and the spec says so; a read that names nothing is 404.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+
+from sentinel.api.auth import is_page
+from sentinel.queries.common import BadRequest
+from sentinel.views.service import NotFound
+
+
+class Problem(BaseModel):
+    """Why a request was refused: a sentence, or FastAPI's list of invalid parameters."""
+
+    detail: str | list[dict[str, Any]]
+
+
+BAD_REQUEST: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "a parameter is invalid; the detail says which"}
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": Problem, "description": "no such run (or pipeline)"}
+}
+
+
+def _answer(request: Request, status: int, detail: Any) -> Response:
+    """JSON for the API; the error page for a page (`app.state.page_error`, set by the pages)."""
+    page_error = getattr(request.app.state, "page_error", None)
+    if page_error is not None and is_page(request.url.path):
+        text = (
+            detail
+            if isinstance(detail, str)
+            else "; ".join(
+                f"{'.'.join(str(p) for p in e.get('loc', ())[1:])}: {e.get('msg')}" for e in detail
+            )
+        )
+        response: Response = page_error(request, status, text)
+        return response
+    return JSONResponse({"detail": detail}, status_code=status)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        errors = [{k: v for k, v in e.items() if k != "ctx"} for e in exc.errors()]
+        return _answer(request, 400, jsonable_encoder(errors))
+
+    @app.exception_handler(BadRequest)
+    async def bad_request(request: Request, exc: BadRequest) -> Response:
+        return _answer(request, 400, str(exc))
+
+    @app.exception_handler(NotFound)
+    async def not_found(request: Request, exc: NotFound) -> Response:
+        return _answer(request, 404, str(exc))
+
+
+def document_400_not_422(spec: dict[str, Any]) -> dict[str, Any]:
+    """The spec as served: validation errors are 400 with a `Problem` body."""
+    problem_ref = {"$ref": "#/components/schemas/Problem"}
+    for path in spec.get("paths", {}).values():
+        for operation in path.values():
+            responses = operation.get("responses", {})
+            if "422" in responses:
+                del responses["422"]
+                responses.setdefault(
+                    "400",
+                    {
+                        "description": "a parameter is invalid; the detail says which",
+                        "content": {"application/json": {"schema": problem_ref}},
+                    },
+                )
+    schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+    if "Problem" not in schemas:
+        schemas["Problem"] = Problem.model_json_schema()
+    return spec
