@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from schemas.messages import AnomalyCategory, Severity
-from sentinel.api.errors import BAD_REQUEST, NOT_FOUND
+from sentinel.api.errors import BAD_REQUEST, NOT_FOUND, Rfc3339
+from sentinel.api.runs import Cursor
 from sentinel.queries.anomalies import AnomalyFilters
 from sentinel.queries.common import in_store_range
 from sentinel.queries.models import AnomalyPage, FlakyTest, PipelineSummary, PipelineTrends
@@ -39,10 +39,10 @@ def _add_anomalies(router: APIRouter, service: ReadService, page_size_max: int) 
         severity: Severity | None = None,
         pipeline: Name = None,
         run_id: Name = None,
-        since: Annotated[datetime | None, Query(description="window start at or after")] = None,
-        until: Annotated[datetime | None, Query(description="window start before")] = None,
+        since: Annotated[Rfc3339 | None, Query(description="window start at or after")] = None,
+        until: Annotated[Rfc3339 | None, Query(description="window start before")] = None,
         limit: int = Query(50, ge=1, le=page_size_max),
-        cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+        cursor: Cursor = None,
     ) -> AnomalyPage:
         filters = AnomalyFilters(
             type=type,

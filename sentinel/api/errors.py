@@ -6,17 +6,34 @@ of this API, and the spec says so; a read that names nothing is 404.
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, BeforeValidator
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sentinel.api.auth import is_page
 from sentinel.queries.common import BadRequest
 from sentinel.views.service import NotFound
+
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def _rfc3339(value: Any) -> Any:
+    # Pydantic's lax mode also takes "0.5" (seconds since 1970) and times without an offset;
+    # the spec says date-time (RFC 3339), so that is what is accepted.
+    if isinstance(value, str) and not _RFC3339.match(value):
+        raise ValueError("expected an RFC 3339 date-time with an offset, e.g. 2026-02-03T07:00:00Z")
+    return value
+
+
+Rfc3339 = Annotated[datetime, BeforeValidator(_rfc3339)]
 
 
 class Problem(BaseModel):
@@ -49,7 +66,29 @@ def _answer(request: Request, status: int, detail: Any) -> Response:
     return JSONResponse({"detail": detail}, status_code=status)
 
 
+def allowed_methods(routes: Iterable[Any], path: str) -> list[str]:
+    """Every method some route serves at `path` (Starlette's 405 names only the first route's).
+    Walks included routers too (FastAPI keeps them as wrappers around the original router)."""
+    methods: set[str] = set()
+    for route in routes:
+        regex, verbs = getattr(route, "path_regex", None), getattr(route, "methods", None)
+        if regex is not None and verbs and regex.match(path):
+            methods |= set(verbs)
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            methods |= set(allowed_methods(inner.routes, path))
+    return sorted(methods)
+
+
 def install(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            allowed = allowed_methods(request.app.router.routes, request.url.path)
+            headers["Allow"] = ", ".join(allowed)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
         errors = [{k: v for k, v in e.items() if k != "ctx"} for e in exc.errors()]

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
+from starlette.convertors import Convertor, register_url_convertor
 
 from schemas.messages import Anomaly, RunState, RunStatus
-from sentinel.api.errors import BAD_REQUEST, NOT_FOUND
+from sentinel.api.errors import BAD_REQUEST, NOT_FOUND, Rfc3339
 from sentinel.queries.common import in_store_range
 from sentinel.queries.logs import LogFilters
 from sentinel.queries.models import Comparison, LogPage, RunPage, TestPage, Timeline
@@ -17,10 +17,29 @@ from sentinel.views.service import ReadService
 
 # Run-tracker bookkeeping: part of the topic message, not of what users see.
 HIDDEN_RUN_FIELDS = frozenset({"merge_keys", "watermark"})
-RUN_PATH = "/api/runs/{run_id:path}"
-Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
-Since = Annotated[datetime | None, Query(description="at or after (RFC 3339)")]
-Until = Annotated[datetime | None, Query(description="before (RFC 3339)")]
+
+
+class RunIdConvertor(Convertor[str]):
+    """A run id (it may hold "/" and ":"), but not one ending in /junit: that path is the JUnit
+    upload's (POST), and a GET there must not be taken for a run called "<id>/junit"."""
+
+    regex = r".+(?<!/junit)"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("run_id", RunIdConvertor())
+RUN_PATH = "/api/runs/{run_id:run_id}"
+CURSOR = r"^[A-Za-z0-9_-]{1,4000}$"  # base64url, as the API makes them
+Cursor = Annotated[
+    str | None, Query(description="next_cursor of the previous page", pattern=CURSOR)
+]
+Since = Annotated[Rfc3339 | None, Query(description="at or after (RFC 3339)")]
+Until = Annotated[Rfc3339 | None, Query(description="before (RFC 3339)")]
 BOTH = {**BAD_REQUEST, **NOT_FOUND}
 
 
@@ -52,8 +71,8 @@ def _add_run_list(router: APIRouter, service: ReadService, page_size_max: int) -
         repository: str | None = None,
         pipeline: str | None = None,
         branch: str | None = None,
-        since: Annotated[datetime | None, Query(description="created at or after")] = None,
-        until: Annotated[datetime | None, Query(description="created before (RFC 3339)")] = None,
+        since: Annotated[Rfc3339 | None, Query(description="created at or after")] = None,
+        until: Annotated[Rfc3339 | None, Query(description="created before (RFC 3339)")] = None,
         # A default-value Query, not Annotated: the bound is a closure variable, which a
         # postponed (string) annotation could not resolve.
         limit: int = Query(50, ge=1, le=page_size_max),
@@ -129,8 +148,8 @@ def _add_run_views(router: APIRouter, service: ReadService) -> None:
     )
     async def run_timeline(
         run_id: str,
-        start: Annotated[datetime | None, Query(alias="from", description="zoom: from")] = None,
-        end: Annotated[datetime | None, Query(alias="to", description="zoom: to")] = None,
+        start: Annotated[Rfc3339 | None, Query(alias="from", description="zoom: from")] = None,
+        end: Annotated[Rfc3339 | None, Query(alias="to", description="zoom: to")] = None,
     ) -> Timeline:
         start = in_store_range(start, "from") if start else None
         end = in_store_range(end, "to") if end else None

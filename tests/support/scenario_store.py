@@ -1,12 +1,22 @@
-"""A store filled with scenario runs through the real pipeline: the captures are replayed
-through one embedded stack (the session's Kafka broker, the Faust worker, the sink, the
-embedded ClickHouse engine), as `sentinel analyze` does, and the store's directory is kept
-afterwards for the read API and the pages to serve."""
+"""A store filled with scenario runs through the real pipeline, for the read API and the pages.
+
+`python -m tests.support.scenario_store DATA_DIR BOOTSTRAP NAME...` replays the named captures
+of tests/data/anomaly_scenarios/ in order through one embedded stack (that Kafka broker, the
+Faust worker, the ClickHouse sink, the embedded engine under DATA_DIR), as `sentinel analyze`
+does, and keeps the store. It runs as its own process because the embedded engine opens one
+data directory per process; it writes DATA_DIR/scenario.json with the topic prefix it used and
+what the worker's /metrics and /health answered at the end.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
 import uuid
 from pathlib import Path
+
+import httpx
+from prometheus_client import REGISTRY, generate_latest
 
 from runtime.config import Settings, load_settings
 from schemas.capture import read_capture
@@ -15,32 +25,42 @@ from sentinel.stack import EmbeddedStack
 from tests.support.paths import DATA
 
 SCENARIOS = DATA / "anomaly_scenarios"
+LOG_TTL_DAYS = 3650  # the captures are from the past: the default TTL would drop their lines
 
 
-def scenario_settings(data_dir: Path, bootstrap: str, config: Path | None = None) -> Settings:
-    base = load_settings(config) if config is not None else load_settings(None)
-    settings = analysis_settings(base, data_dir, bootstrap)
+def scenario_settings(data_dir: Path, bootstrap: str, config: Path) -> Settings:
+    settings = analysis_settings(load_settings(config), data_dir, bootstrap)
     prefix = f"ui{uuid.uuid4().hex[:10]}."
     return settings.model_copy(
         update={
             "topics": settings.topics.model_copy(update={"prefix": prefix}),
-            # The captures are from the past: the log TTL would drop their lines at once.
-            "store": settings.store.model_copy(update={"log_ttl_days": 3650}),
+            "store": settings.store.model_copy(update={"log_ttl_days": LOG_TTL_DAYS}),
         }
     )
 
 
-def replay_scenarios(names: list[str], data_dir: Path, bootstrap: str) -> Settings:
-    """Replay the named scenario captures, in order, into a store under `data_dir`; return
-    settings that open that store (the stack is stopped: the directory is free)."""
-    config = SCENARIOS / f"{names[0]}.config.yaml"
-    settings = scenario_settings(data_dir, bootstrap, config)
+def replay_scenarios(names: list[str], data_dir: Path, bootstrap: str) -> dict[str, object]:
+    settings = scenario_settings(data_dir, bootstrap, SCENARIOS / f"{names[0]}.config.yaml")
     stack = EmbeddedStack(settings)
     try:
         stack.start()
         for name in names:
             records = list(read_capture(SCENARIOS / f"{name}.jsonl"))
             _replay_letting_time_pass(stack, records, settings.tracking.settle_s, timeout=180)
+        assert stack.worker is not None
+        worker = f"http://127.0.0.1:{stack.worker.metrics_port}"
+        info: dict[str, object] = {
+            "prefix": settings.topics.prefix,
+            "worker_metrics": httpx.get(f"{worker}/metrics", timeout=10).text,
+            "worker_health": httpx.get(f"{worker}/health", timeout=10).json(),
+            # The sink ran in this process: its counters are in this registry.
+            "sink_metrics": generate_latest(REGISTRY).decode(),
+        }
     finally:
         stack.stop()
-    return settings
+    (data_dir / "scenario.json").write_text(json.dumps(info))
+    return info
+
+
+if __name__ == "__main__":
+    replay_scenarios(sys.argv[3:], Path(sys.argv[1]), sys.argv[2])
