@@ -1,7 +1,8 @@
 """A store filled with scenario runs through the real pipeline, for the read API and the pages.
 
 `python -m tests.support.scenario_store DATA_DIR BOOTSTRAP NAME...` replays the named captures
-of tests/data/anomaly_scenarios/ in order through one embedded stack (that Kafka broker, the
+of tests/data/anomaly_scenarios/ (or tests/data/scenarios/) in order (oldest first: event time
+only moves forward) through one embedded stack (that Kafka broker, the
 Faust worker, the ClickHouse sink, the embedded engine under DATA_DIR), as `sentinel analyze`
 does, and keeps the store. It runs as its own process because the embedded engine opens one
 data directory per process; it writes DATA_DIR/scenario.json with the topic prefix it used and
@@ -40,12 +41,15 @@ def scenario_settings(data_dir: Path, bootstrap: str, config: Path) -> Settings:
 
 
 def replay_scenarios(names: list[str], data_dir: Path, bootstrap: str) -> dict[str, object]:
-    settings = scenario_settings(data_dir, bootstrap, SCENARIOS / f"{names[0]}.config.yaml")
+    # Detector thresholds of the first fault scenario named (they are all the same).
+    configs = [SCENARIOS / f"{n}.config.yaml" for n in names]
+    settings = scenario_settings(data_dir, bootstrap, next(c for c in configs if c.exists()))
     stack = EmbeddedStack(settings)
     try:
         stack.start()
         for name in names:
-            records = list(read_capture(SCENARIOS / f"{name}.jsonl"))
+            folder = SCENARIOS if (SCENARIOS / f"{name}.jsonl").exists() else DATA / "scenarios"
+            records = list(read_capture(folder / f"{name}.jsonl"))
             _replay_letting_time_pass(stack, records, settings.tracking.settle_s, timeout=180)
         assert stack.worker is not None
         worker = f"http://127.0.0.1:{stack.worker.metrics_port}"

@@ -21,6 +21,7 @@ from tests.support.paths import REPO
 OOM_RUN = "job:ci/orders-api-tests-29501700"
 FLAKY_RUN = "job:ci/orders-api-tests-29503080"
 FLAKY_TEST = "tests.unit.test_orders.TestRefunds::test_partial_refund"
+STAGED_RUN = "github:octo-org/octo-repo:12790345118:1"
 
 
 @dataclass
@@ -34,10 +35,16 @@ class ScenarioApi:
 def scenario_api(
     kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ScenarioApi]:
-    """The oom_mid_test and flaky_test scenarios replayed through the real pipeline into one
-    store, served by a `sentinel api` process on a loopback port (about 70 s, once)."""
+    """The arc_github_run, oom_mid_test and flaky_test scenarios replayed through the real
+    pipeline into one store, served by a `sentinel api` process on a loopback port (about 90 s,
+    once per session). SENTINEL_TEST_SCENARIO_API=<url> reuses one already serving them
+    (`python -m tests.support.scenario_store DIR BOOTSTRAP NAMES...`, then `sentinel api`)."""
+    reuse = os.environ.get("SENTINEL_TEST_SCENARIO_API")
+    if reuse:
+        yield ScenarioApi(url=reuse.rstrip("/"), data_dir=Path(), info={})
+        return
     data = tmp_path_factory.mktemp("ui-store")
-    names = ["oom_mid_test", "flaky_test"]
+    names = ["arc_github_run", "oom_mid_test", "flaky_test"]  # in the order they happened
     command = [sys.executable, "-m", "tests.support.scenario_store", str(data), kafka_bootstrap]
     replay = subprocess.run(
         [*command, *names], cwd=REPO, capture_output=True, text=True, timeout=480, check=False
