@@ -68,6 +68,9 @@ class _PodFacts:
     pull_end: datetime | None = None
     running: datetime | None = None
     terminated: datetime | None = None
+    # Times the kubelet's Events gave: used where the Pod's own status says nothing (the
+    # status is the kubelet's record of the same moments, to the second).
+    from_events: dict[str, datetime] = field(default_factory=dict)
     ticks: dict[tuple[str, str, str], PodTick] = field(default_factory=dict)
 
     def earliest(self, name: str, when: datetime | None) -> None:
@@ -179,27 +182,24 @@ def _read_pod(facts: _PodFacts, obj: dict[str, Any]) -> None:
             )
 
 
-_PULL_START = frozenset({"Pulling"})
-_PULL_END = frozenset({"Pulled"})
-
-
 def _read_event(facts: _PodFacts, obj: dict[str, Any], at: datetime) -> None:
     reason = str(obj.get("reason") or "")
     when = _time(obj.get("eventTime")) or _time(obj.get("firstTimestamp")) or at
-    if reason == "Scheduled":
-        facts.earliest("scheduled", when)
-    elif reason in _PULL_START:
-        facts.earliest("pull_start", when)
-    elif reason in _PULL_END:
-        facts.earliest("pull_end", when)
-    elif reason == "Started":
-        facts.earliest("running", when)
+    moments = {"Scheduled": "scheduled", "Pulling": "pull_start", "Pulled": "pull_end"}
+    moments["Started"] = "running"
+    if reason in moments:
+        name = moments[reason]
+        known = facts.from_events.get(name)
+        facts.from_events[name] = when if known is None else min(known, when)
     elif obj.get("type") == "Warning":
         kind = "oom" if "OOM" in reason else ("evicted" if reason == "Evicted" else "warning")
         facts.tick(PodTick(at=when, kind=kind, reason=reason, message=obj.get("message")))
 
 
 def _lane(pod: PodState, facts: _PodFacts) -> PodLane:
+    for name, when in facts.from_events.items():
+        if getattr(facts, name) is None:
+            setattr(facts, name, when)
     created = facts.created or (as_utc(pod.created_at) if pod.created_at else None)
     running = facts.running or (as_utc(pod.started_at) if pod.started_at else None)
     terminated = facts.terminated
