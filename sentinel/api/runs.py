@@ -153,7 +153,7 @@ def _add_run_views(router: APIRouter, service: ReadService) -> None:
     ) -> Timeline:
         start = in_store_range(start, "from") if start else None
         end = in_store_range(end, "to") if end else None
-        data = await service.run_data(run_id)
+        data = await service.run_data(run_id, counts=False)
         return await service.timeline(data, start, end)
 
     @router.get(
@@ -169,7 +169,7 @@ def _add_run_views(router: APIRouter, service: ReadService) -> None:
             str | None, Query(alias="with", max_length=1000, description="run id to compare with")
         ] = None,
     ) -> Comparison:
-        data = await service.run_data(run_id)
+        data = await service.run_data(run_id, tests=True)
         return await service.compare(data, with_run)
 
 

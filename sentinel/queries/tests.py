@@ -114,6 +114,26 @@ def counts(cases: Iterable[TestCase]) -> TestCounts:
     return total
 
 
+def quick_counts(rows: Sequence[dict[str, Any]]) -> TestCounts:
+    """Counts by final status (and flaky: passed and failed within the run) straight from rows
+    of `run_tests_sql`, without building the cases: what a page shows when it lists none.
+    Infrastructure attribution needs the cases; it is left at 0 here."""
+    finals: dict[tuple[str, str], tuple[int, str]] = {}
+    seen: dict[tuple[str, str], set[str]] = {}
+    for row in rows:
+        key = (row["suite"], row["name"])
+        attempt, status = int(row["attempt"]), str(row["status"])
+        if key not in finals or attempt > finals[key][0]:
+            finals[key] = (attempt, status)
+        seen.setdefault(key, set()).add(status)
+    total = TestCounts(total=len(finals))
+    for key, (_attempt, status) in finals.items():
+        setattr(total, status, getattr(total, status) + 1)
+        statuses = seen[key]
+        total.flaky += "passed" in statuses and bool(statuses & {"failed", "error"})
+    return total
+
+
 def matches(case: TestCase, status: str | None, q: str | None) -> bool:
     if q and q.casefold() not in case.key.casefold():
         return False

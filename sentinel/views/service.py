@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -26,6 +27,7 @@ from sentinel.queries.models import (
     RunPage,
     RunSummary,
     TestCase,
+    TestCounts,
     TestPage,
     Timeline,
 )
@@ -38,6 +40,43 @@ DENSITY_BUCKETS = 120
 MAX_LOG_LINES = 200_000  # lines of one run read for its log tab, density and compare
 
 
+ANNOTATED_LINES_KEPT = 400_000  # log lines of ended runs whose levels and templates are kept
+
+
+class LineCache:
+    """Annotated log lines of ended runs, most recently used first, up to `capacity` lines in
+    all: a finished run's lines do not change, so its levels and templates are computed once."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._entries: OrderedDict[tuple[object, ...], list[LogLineView]] = OrderedDict()
+        self._lines = 0
+
+    def get(self, key: tuple[object, ...]) -> list[LogLineView] | None:
+        found = self._entries.get(key)
+        if found is not None:
+            self._entries.move_to_end(key)
+        return found
+
+    def put(self, key: tuple[object, ...], lines: list[LogLineView]) -> None:
+        if len(lines) > self.capacity or key in self._entries:
+            return
+        self._entries[key] = lines
+        self._lines += len(lines)
+        while self._lines > self.capacity:
+            _old, dropped = self._entries.popitem(last=False)
+            self._lines -= len(dropped)
+
+
+def _lines_key(run: RunState, rows: list[dict[str, object]]) -> tuple[object, ...] | None:
+    """What identifies a run's stored lines: only for an ended run (no more lines come), and
+    with the count and the last line, so lines stored late make a new entry."""
+    if not run.status.terminal or not rows:
+        return None
+    last = rows[-1]
+    return (run.run_id, run.version, len(rows), last["n"], last["event_time"], last["line"])
+
+
 class NotFound(LookupError):
     """What was asked for does not exist; the text says what."""
 
@@ -48,8 +87,9 @@ class RunData:
 
     run: RunState
     anomalies: list[Anomaly]
-    tests: list[TestCase]
+    tests: list[TestCase]  # empty unless asked for (`run_data(tests=True)`)
     lines: list[LogLineView]
+    test_counts: TestCounts
 
 
 class ReadService:
@@ -57,6 +97,7 @@ class ReadService:
         self.reader = reader
         self.db = reader.database
         self.max_log_lines = max_log_lines
+        self._annotated = LineCache(ANNOTATED_LINES_KEPT)
 
     # -- runs ---------------------------------------------------------------------------------
 
@@ -107,18 +148,31 @@ class ReadService:
     async def log_lines(self, run: RunState) -> list[LogLineView]:
         sql, params = lq.run_lines_sql(self.db, run, self.max_log_lines)
         rows = await self.reader.rows(sql, params)
-        # Template mining is CPU work: off the event loop, like the queries.
-        return await asyncio.to_thread(lq.annotate, rows)
+        key = _lines_key(run, rows)
+        cached = self._annotated.get(key) if key is not None else None
+        if cached is not None:
+            return cached
+        # Level detection and template mining are CPU work: off the event loop, like queries.
+        lines = await asyncio.to_thread(lq.annotate, rows)
+        if key is not None:
+            self._annotated.put(key, lines)
+        return lines
 
-    async def run_data(self, run_id: str) -> RunData:
+    async def run_data(self, run_id: str, tests: bool = False, counts: bool = True) -> RunData:
+        """The run with its anomalies and log lines; with `tests` its test cases, with `counts`
+        (cheaper: no cases built) only how many tests per status."""
         run = await self.run(run_id)
+        wanted = tests or counts
         anomalies, rows, lines = await asyncio.gather(
             self.run_anomalies(run_id),
-            self.reader.rows(tq.run_tests_sql(self.db), {"run_id": run_id}),
+            self.reader.rows(tq.run_tests_sql(self.db), {"run_id": run_id}) if wanted else _none(),
             self.log_lines(run),
         )
-        tests = tq.test_cases([tq.row_to_result(row) for row in rows], anomalies)
-        return RunData(run=run, anomalies=anomalies, tests=tests, lines=lines)
+        cases: list[TestCase] = []
+        if tests:
+            cases = tq.test_cases([tq.row_to_result(row) for row in rows], anomalies)
+        summary = tq.counts(cases) if tests else tq.quick_counts(rows)
+        return RunData(run, anomalies, cases, lines, summary)
 
     # -- one run's parts ----------------------------------------------------------------------
 
@@ -230,6 +284,10 @@ class ReadService:
         sql = pq.flaky_tests_sql(self.db, pipeline is not None)
         rows = await self.reader.rows(sql, {**params, "limit": limit})
         return [pq.row_to_flaky(row) for row in rows]
+
+
+async def _none() -> list[dict[str, object]]:
+    return []
 
 
 def since_days(days: int) -> datetime:

@@ -107,11 +107,16 @@ class Renderer:
         tz_name = query.get("tz") or "UTC"
 
         def url(path: str, **params: Any) -> str:
-            """`path` with `params` (None dropped), keeping the viewer's time zone."""
+            """`path` with `params` (None dropped; an empty `line` is put last, for a line number
+            to be appended), keeping the viewer's time zone."""
+            open_line = params.pop("line", None) == ""
             merged = {k: v for k, v in params.items() if v is not None and v != ""}
             if tz_name != "UTC" and "tz" not in merged:
                 merged["tz"] = tz_name
-            return path + (f"?{urlencode(merged)}" if merged else "")
+            query = urlencode(merged)
+            if open_line:
+                query = f"{query}&line=" if query else "line="
+            return path + (f"?{query}" if query else "")
 
         def here(**changes: Any) -> str:
             """This page with some query parameters changed (None removes one)."""

@@ -26,6 +26,7 @@ STATUSES = tuple(status.value for status in RunStatus)
 TABS = ("anomalies", "tests", "logs", "compare")
 LOG_LEVELS = ("error", "warning", "all")
 LOG_PAGE = 300
+TESTS_PAGE = 100
 LINE_CONTEXT = 40
 RUNS_PAGE = 50
 
@@ -72,7 +73,7 @@ def _runs_pages(router: APIRouter, service: ReadService, renderer: Renderer) -> 
         q = Query(request)
         tab = q.choice("tab", TABS, "anomalies") or "anomalies"
         start, end = q.time("from"), q.time("to")
-        data = await service.run_data(run_id)
+        data = await service.run_data(run_id, tests=tab in ("tests", "compare"))
         timeline = await service.timeline(data, start, end)
         context: dict[str, Any] = {
             "run": data.run,
@@ -81,7 +82,7 @@ def _runs_pages(router: APIRouter, service: ReadService, renderer: Renderer) -> 
             "timeline": timeline,
             "svg": layout(timeline, q.tz),
             "zoom": _zoom_links(timeline),
-            "counts": tq.counts(data.tests),
+            "counts": data.test_counts,
             "errors": sum(1 for line in data.lines if lq.is_error(line)),
             "refresh": _run_refresh(q, data),
         }
@@ -125,8 +126,17 @@ def _zoom_links(timeline: Any) -> dict[str, dict[str, str] | None]:
 def _tests_tab(q: Query, data: RunData) -> dict[str, Any]:
     status = q.choice("status", tq.STATUS_FILTERS)
     text = q.text("q")
-    cases = [case for case in data.tests if tq.matches(case, status, text)]
-    return {"cases": cases, "test_status": status, "test_q": text}
+    cursor = q.text("cursor", 2000)
+    after = decode_cursor(cursor, (int, str)) if cursor else None
+    chosen = [case for case in data.tests if tq.matches(case, status, text)]
+    cases, last = tq.page(chosen, after, TESTS_PAGE)
+    return {
+        "cases": cases,
+        "test_status": status,
+        "test_q": text,
+        "tests_next": encode_cursor(*last) if last else None,
+        "tests_shown": len(chosen),
+    }
 
 
 def _logs_tab(q: Query, data: RunData) -> dict[str, Any]:

@@ -85,8 +85,10 @@ class _Scale:
         self.span = max((end - start).total_seconds(), 0.001)
 
     def x(self, when: datetime) -> float:
+        # Rounded here, so the template prints numbers as they are (a tenth of a unit is finer
+        # than a screen pixel at the SVG's width).
         offset = (when - self.start).total_seconds()
-        return self.x0 + max(0.0, min(1.0, offset / self.span)) * self.width
+        return round(self.x0 + max(0.0, min(1.0, offset / self.span)) * self.width, 1)
 
     def visible(self, start: datetime, end: datetime) -> bool:
         return end >= self.start and start <= self.end
@@ -146,7 +148,7 @@ def _segment(scale: _Scale, start: datetime, end: datetime, cls: str, title: str
     if not scale.visible(start, end):
         return None
     left, right = scale.x(start), scale.x(end)
-    return Segment(x=left, w=max(right - left, 1.5), cls=cls, title=title)
+    return Segment(x=left, w=round(max(right - left, 1.5), 1), cls=cls, title=title)
 
 
 def _stage_lane(stage: StageBar, scale: _Scale, open_end: datetime) -> Lane:
@@ -218,5 +220,12 @@ def _density(timeline: Timeline, scale: _Scale) -> list[Bar]:
             continue
         h = max(3.0, (DENSITY_H - 6) * bucket.errors / peak)
         title = f"{bucket.errors} error lines of {bucket.lines} from {bucket.start:%H:%M:%S}"
-        bars.append(Bar(x=scale.x(bucket.start), w=max(width - 0.5, 1.0), h=h, title=title))
+        bars.append(
+            Bar(
+                x=scale.x(bucket.start),
+                w=round(max(width - 0.5, 1.0), 1),
+                h=round(h, 1),
+                title=title,
+            )
+        )
     return bars

@@ -171,3 +171,18 @@ def test_run_lines_sql_binds_the_run_and_its_keys() -> None:
     done = run.model_copy(update={"status": RunStatus.SUCCEEDED, "finished_at": T0})
     sql, params = lq.run_lines_sql("db", done, 100)
     assert "{end:DateTime64(3, 'UTC')}" in sql and params["end"] == T0
+
+
+def test_quick_counts_agree_with_the_cases() -> None:
+    results = [
+        result("test_ok", "passed"),
+        result("test_retry", "failed", 1),
+        result("test_retry", "passed", 2),
+        result("test_broken", "error"),
+        result("test_skip", "skipped"),
+    ]
+    rows = [
+        {"suite": r.suite, "name": r.name, "attempt": r.attempt, "status": r.status.value}
+        for r in results
+    ]
+    assert tq.quick_counts(rows) == tq.counts(tq.test_cases(results, []))
