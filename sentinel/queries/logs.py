@@ -149,17 +149,20 @@ def density(
     """Lines and error lines per bucket over [start, end]: (bucket width in s, buckets)."""
     span = max((end - start).total_seconds(), 0.001)
     width = span / buckets
-    counts = [[0, 0] for _ in range(buckets)]
+    origin = start.timestamp()
+    counts = [0] * buckets
+    errors = [0] * buckets
     for line in lines:
-        offset = (line.event_time - start).total_seconds()
+        offset = line.event_time.timestamp() - origin  # floats: this runs for every line
         if offset < 0 or offset > span:
             continue
         index = min(buckets - 1, int(offset / width))
-        counts[index][0] += 1
-        counts[index][1] += is_error(line)
+        counts[index] += 1
+        if line.level in ERROR_LEVELS:
+            errors[index] += 1
     return width, [
-        DensityBucket(start=start + timedelta(seconds=i * width), lines=c[0], errors=c[1])
-        for i, c in enumerate(counts)
+        DensityBucket(start=start + timedelta(seconds=i * width), lines=counts[i], errors=errors[i])
+        for i in range(buckets)
     ]
 
 

@@ -49,9 +49,12 @@ def test_every_operation_keeps_its_spec(scenario_api: ScenarioApi, tmp_path: Pat
         "--report-dir",
         str(tmp_path),
     ]
+    # Run in the test's temporary directory (schemathesis keeps a cache where it runs); the
+    # hooks module is found through PYTHONPATH.
     env = dict(os.environ, SCHEMATHESIS_HOOKS="tests.support.schemathesis_hooks")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     result = subprocess.run(
-        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=420, check=False
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=420, check=False
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert "passed" in result.stdout
