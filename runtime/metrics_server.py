@@ -11,6 +11,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
@@ -21,17 +22,23 @@ log = logging.getLogger("sentinel.metrics")
 
 
 class Heartbeat:
-    def __init__(self, component: str, stale_after_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        component: str,
+        stale_after_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.component = component
         self.stale_after_s = stale_after_s
-        self._last = time.monotonic()
+        self._clock = clock
+        self._last = clock()
 
     def beat(self) -> None:
-        self._last = time.monotonic()
+        self._last = self._clock()
         HEARTBEAT.labels(self.component).set(time.time())
 
     def age(self) -> float:
-        return time.monotonic() - self._last
+        return self._clock() - self._last
 
     def healthy(self) -> bool:
         return self.age() <= self.stale_after_s
@@ -90,10 +97,14 @@ def _handler(heartbeat: Heartbeat) -> type[BaseHTTPRequestHandler]:
 
 
 def serve_metrics(
-    host: str, port: int | None, component: str, stale_after_s: float = 30.0
+    host: str,
+    port: int | None,
+    component: str,
+    stale_after_s: float = 30.0,
+    clock: Callable[[], float] = time.monotonic,
 ) -> tuple[Heartbeat, MetricsServer | None]:
     """A heartbeat for `component`, and its server when `port` is set (None: not served)."""
-    heartbeat = Heartbeat(component, stale_after_s)
+    heartbeat = Heartbeat(component, stale_after_s, clock)
     heartbeat.beat()
     if port is None:
         return heartbeat, None

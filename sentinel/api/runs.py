@@ -38,8 +38,6 @@ CURSOR = r"^[A-Za-z0-9_-]{1,4000}$"  # base64url, as the API makes them
 Cursor = Annotated[
     str | None, Query(description="next_cursor of the previous page", pattern=CURSOR)
 ]
-Since = Annotated[Rfc3339 | None, Query(description="at or after (RFC 3339)")]
-Until = Annotated[Rfc3339 | None, Query(description="before (RFC 3339)")]
 BOTH = {**BAD_REQUEST, **NOT_FOUND}
 
 

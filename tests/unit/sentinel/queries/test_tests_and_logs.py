@@ -186,3 +186,16 @@ def test_quick_counts_agree_with_the_cases() -> None:
         for r in results
     ]
     assert tq.quick_counts(rows) == tq.counts(tq.test_cases(results, []))
+
+
+def test_annotated_lines_of_ended_runs_are_kept_within_a_line_budget() -> None:
+    from sentinel.views.service import LineCache
+
+    cache = LineCache(capacity=6)
+    lines = lq.annotate(line_rows())  # 5 lines
+    cache.put(("a",), lines)
+    assert cache.get(("a",)) is lines
+    cache.put(("b",), lines[:3])  # 8 lines in all: the least recently used goes
+    assert cache.get(("a",)) is None and cache.get(("b",)) == lines[:3]
+    cache.put(("c",), lines * 2)  # more than the whole budget: not kept
+    assert cache.get(("c",)) is None
