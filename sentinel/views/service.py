@@ -162,16 +162,20 @@ class ReadService:
         """The run with its anomalies and log lines; with `tests` its test cases, with `counts`
         (cheaper: no cases built) only how many tests per status."""
         run = await self.run(run_id)
-        wanted = tests or counts
+        params = {"run_id": run_id}
+        if tests:
+            tests_query = self.reader.rows(tq.run_tests_sql(self.db), params)
+        elif counts:  # counted by the store: no need to fetch every result
+            tests_query = self.reader.rows(tq.run_test_counts_sql(self.db), params)
+        else:
+            tests_query = _none()
         anomalies, rows, lines = await asyncio.gather(
-            self.run_anomalies(run_id),
-            self.reader.rows(tq.run_tests_sql(self.db), {"run_id": run_id}) if wanted else _none(),
-            self.log_lines(run),
+            self.run_anomalies(run_id), tests_query, self.log_lines(run)
         )
         cases: list[TestCase] = []
         if tests:
             cases = tq.test_cases([tq.row_to_result(row) for row in rows], anomalies)
-        summary = tq.counts(cases) if tests else tq.quick_counts(rows)
+        summary = tq.counts(cases) if tests else tq.row_to_counts(rows)
         return RunData(run, anomalies, cases, lines, summary)
 
     # -- one run's parts ----------------------------------------------------------------------

@@ -66,6 +66,9 @@ def test_tests_of_the_flaky_run(scenario_api: ScenarioApi) -> None:
     two = get(scenario_api, run_path(FLAKY_RUN, "tests"), limit=1, cursor=one["next_cursor"])
     assert one["items"][0]["key"] != two["items"][0]["key"]
     get(scenario_api, run_path("job:ci/nope", "tests"), 404)
+    # The run page counts them in the store (no cases built): the same figures.
+    page_html = httpx.get(f"{scenario_api.url}/runs/{FLAKY_RUN}", timeout=30).text
+    assert "Tests (0 failed of 15)" in page_html
 
 
 def test_logs_are_numbered_searchable_and_paginated(scenario_api: ScenarioApi) -> None:

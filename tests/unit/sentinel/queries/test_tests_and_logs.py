@@ -173,21 +173,6 @@ def test_run_lines_sql_binds_the_run_and_its_keys() -> None:
     assert "{end:DateTime64(3, 'UTC')}" in sql and params["end"] == T0
 
 
-def test_quick_counts_agree_with_the_cases() -> None:
-    results = [
-        result("test_ok", "passed"),
-        result("test_retry", "failed", 1),
-        result("test_retry", "passed", 2),
-        result("test_broken", "error"),
-        result("test_skip", "skipped"),
-    ]
-    rows = [
-        {"suite": r.suite, "name": r.name, "attempt": r.attempt, "status": r.status.value}
-        for r in results
-    ]
-    assert tq.quick_counts(rows) == tq.counts(tq.test_cases(results, []))
-
-
 def test_annotated_lines_of_ended_runs_are_kept_within_a_line_budget() -> None:
     from sentinel.views.service import LineCache
 
