@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install up test lint typecheck unit integration clean
+.PHONY: install up test lint typecheck unit integration clean browser
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,6 +13,15 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+# Debian's chromium for the browser tests (Playwright drives it; its own browser download needs
+# the internet). Installed once by apt (which caches the package); without root or apt the
+# browser tests are skipped and say why.
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@test -x $(CHROMIUM) || { command -v apt-get >/dev/null && { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } ; } || \
+		echo "chromium could not be installed: the browser tests will be skipped"
 
 up: install
 	$(BIN)/sentinel up $(ARGS)
@@ -28,10 +37,10 @@ typecheck: install
 unit: install
 	$(BIN)/python -m pytest -q -m "not integration"
 
-integration: install
+integration: install browser
 	$(BIN)/python -m pytest -q -m integration
 
-test: lint typecheck
+test: lint typecheck browser
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -29,6 +29,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from runtime.alerting_config import AlertingConfig
+from runtime.api_config import ApiAuthConfig, MetricsConfig
 from schemas.topics import TopicNames
 
 GITHUB_SECRET_ENV = "SENTINEL_GITHUB_WEBHOOK_SECRET"
@@ -117,6 +118,7 @@ class ApiConfig(Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     page_size_max: int = Field(default=500, ge=1, le=10000)
+    auth: ApiAuthConfig = Field(default_factory=ApiAuthConfig)
 
 
 class GithubWebhookConfig(Section):
@@ -545,6 +547,7 @@ class Settings(BaseSettings):
     structure: StructureConfig = Field(default_factory=StructureConfig)
     anomalies: AnomaliesConfig = Field(default_factory=AnomaliesConfig)
     alerting: AlertingConfig = Field(default_factory=AlertingConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
 
     @classmethod
     def settings_customise_sources(

@@ -1,8 +1,14 @@
-"""Prometheus metrics shared by the components (served on GET /metrics)."""
+"""Prometheus metrics shared by the components (served on GET /metrics).
+
+Every process serves the metrics of what runs in it: the HTTP API on its own port, the other
+components (worker, sink, k8s-watch, log-stream) on `metrics.port` (runtime.metrics_server).
+Consumer lag per group and partition is read from the broker by the API process
+(sentinel.kafka_offsets), so one scrape shows every group's lag.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 PUBLISHED = Counter(
     "sentinel_messages_published_total", "Messages the broker acknowledged", ["component", "topic"]
@@ -11,6 +17,15 @@ PUBLISH_FAILURES = Counter(
     "sentinel_publish_failures_total",
     "Messages the broker did not acknowledge (delivery callback errors)",
     ["component", "topic"],
+)
+CONSUMED = Counter(
+    "sentinel_messages_consumed_total", "Messages read from a topic", ["component", "topic"]
+)
+PROCESSING_LATENCY = Histogram(
+    "sentinel_processing_latency_seconds",
+    "From a message's event time to when it was processed",
+    ["component", "topic"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, float("inf")),
 )
 WEBHOOKS = Counter(
     "sentinel_webhooks_total", "Webhook requests by provider and outcome", ["provider", "outcome"]
@@ -29,4 +44,20 @@ ALERT_QUEUE = Gauge(
     "sentinel_alert_queue_depth",
     "Alert messages waiting to be delivered, per receiver",
     ["channel"],
+)
+SINK_BATCHES = Counter("sentinel_sink_batches_total", "Batches the sink flushed and committed")
+SINK_ROWS = Counter("sentinel_sink_rows_total", "Rows the sink inserted", ["table"])
+SINK_INSERT_SECONDS = Histogram(
+    "sentinel_sink_insert_seconds",
+    "Time of one insert into the store",
+    ["table"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, float("inf")),
+)
+SINK_FLUSH_FAILURES = Counter(
+    "sentinel_sink_flush_failures_total", "Flushes that failed and were retried later"
+)
+HEARTBEAT = Gauge(
+    "sentinel_heartbeat_timestamp_seconds",
+    "When the component's main loop last showed it is alive (unix time)",
+    ["component"],
 )

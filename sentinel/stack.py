@@ -32,7 +32,7 @@ from producers.webhooks.routes import generic_router, github_router, jenkins_rou
 from producers.webhooks.spool import Spool, SpoolDrainer
 from runtime.config import BrokerKind, Settings
 from runtime.kafka_clients import admin_config, bootstrap_servers, consumer_config, producer_config
-from sentinel.brokers import Broker, broker_answers, make_broker
+from sentinel.brokers import Broker, broker_answers, free_port, make_broker
 from sentinel.topic_admin import ensure_topics
 from sentinel.warm_start import start_warm_start
 from sinks.alerts.service import DispatcherThread
@@ -127,6 +127,7 @@ class StoreOwner:
     def api(self, capture: CaptureWriter | None = None) -> Any:
         """The HTTP app; with `capture`, every verified webhook is also recorded there."""
         from sentinel.api import create_api
+        from sentinel.kafka_offsets import OffsetsProbe
 
         assert self.store is not None and self.github is not None
         secret = self.settings.github_webhook_secret()
@@ -145,6 +146,8 @@ class StoreOwner:
                 self._junit_router(),
                 self._alerts_router(),
             ],
+            auth_config=self.settings.api.auth,
+            offsets=OffsetsProbe(self.settings),
         )
 
     def _alerts_router(self) -> APIRouter:
@@ -213,6 +216,7 @@ class WorkerProcess:
         self.log_path = log_path
         self.config_path = config_path
         self.proc: subprocess.Popen[bytes] | None = None
+        self.metrics_port = 0
 
     def start(self) -> None:
         env = dict(os.environ)
@@ -220,6 +224,9 @@ class WorkerProcess:
         env["SENTINEL_TOPICS__PREFIX"] = self.settings.topics.prefix
         env["SENTINEL_TOPICS__PARTITIONS"] = str(self.settings.topics.partitions)
         env["SENTINEL_EMBEDDED__DATA_DIR"] = str(self.settings.embedded.data_dir)
+        # The worker serves its own /metrics and /health (the API serves the rest).
+        self.metrics_port = self.settings.metrics.port or free_port()
+        env["SENTINEL_METRICS__PORT"] = str(self.metrics_port)
         # The child gets the parent's effective settings, adjustments made in code included
         # (`sentinel analyze` changes how event time advances), not only the file's.
         effective = self.settings.embedded.data_dir / "worker-settings.yaml"
@@ -236,7 +243,12 @@ class WorkerProcess:
                 env=env,
                 start_new_session=True,
             )
-        log.info("started run-tracking worker (pid %d, log %s)", self.proc.pid, self.log_path)
+        log.info(
+            "started run-tracking worker (pid %d, log %s, metrics http://127.0.0.1:%d/metrics)",
+            self.proc.pid,
+            self.log_path,
+            self.metrics_port,
+        )
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

@@ -72,6 +72,8 @@ class Outcome:
     log_lines: list[tuple[str, str, LogLine]] = field(default_factory=list)
     error: str | None = None
     error_type: str | None = None
+    # Event time of the input that made this outcome (for the processing latency metric).
+    event_time: datetime | None = None
 
 
 @dataclass
@@ -118,6 +120,7 @@ class RunTracker:
         self._final: datetime | None = None  # end of input (offline analysis)
         self._replayed: datetime | None = None  # input processed up to here (offline analysis)
         self._last_input = clock()
+        self._input_time: datetime | None = None  # event time of the message being handled
         self._due: dict[int, dict[str, datetime]] = {}  # partition -> run id -> next deadline
         self._rebuilt: set[int] = set()
 
@@ -125,9 +128,13 @@ class RunTracker:
 
     def on_message(self, topic_kind: str, raw: bytes, partition: int, load: Load) -> Outcome:
         """One message of `sentinel.ci` (topic_kind "ci") or of run-signals ("signal")."""
+        self._input_time = None
         if topic_kind == "ci":
-            return self._on_ci(raw, partition, load)
-        return self._on_signal(raw, partition, load)
+            out = self._on_ci(raw, partition, load)
+        else:
+            out = self._on_signal(raw, partition, load)
+        out.event_time = self._input_time
+        return out
 
     def _on_ci(self, raw: bytes, partition: int, load: Load) -> Outcome:
         try:
@@ -242,6 +249,7 @@ class RunTracker:
             self._newest = when
         if count_as_input:
             self._last_input = self._clock()
+            self._input_time = when
 
     def _idle(self) -> bool:
         idle_after = self.config.idle_watermark_s

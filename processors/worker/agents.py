@@ -33,6 +33,7 @@ from processors.runs.source_signals import signals_from_source, watermark_signal
 from processors.runs.tracking import Outcome, decode_state
 from processors.worker.context import WorkerContext, log
 from processors.worker.log_recovery import note_stream_start, resume_log_streams
+from processors.worker.metrics import observe_latency
 from schemas.messages import LogLine, RunSignal, RunState, TestResult
 
 
@@ -56,6 +57,8 @@ def add_signal_router(ctx: WorkerContext) -> None:
             )
             if outcome.error is not None:
                 await ctx.dead_letter(event, outcome.error, "ValidationError", "signal-router")
+            if outcome.signals:
+                observe_latency(message.topic, min(s.event_time for s in outcome.signals))
             for signal in outcome.signals:
                 await ctx.route(signal)
 
@@ -109,6 +112,7 @@ def add_run_tracker(ctx: WorkerContext) -> None:
             await _send_tracked(ctx, outcome)
             _keep_run_inputs(ctx, outcome)
             await _send_finished(ctx, outcome)
+            observe_latency(event.message.topic, outcome.event_time)
 
 
 async def _send_tracked(ctx: WorkerContext, outcome: Outcome) -> None:

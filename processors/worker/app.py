@@ -22,8 +22,10 @@ from processors.worker.agents import (
     add_wall_clock,
 )
 from processors.worker.context import MAX_VALUE_BYTES, WorkerContext
+from processors.worker.metrics import PrometheusSensor
 from runtime.config import Settings
 from runtime.kafka_clients import bootstrap_servers
+from runtime.metrics_server import serve_metrics
 
 
 def faust_settings(settings: Settings) -> dict[str, Any]:
@@ -56,6 +58,7 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
 def create_app(settings: Settings) -> faust.App:
     """The worker: thin agents around the pure logic (`processors.worker.agents`)."""
     app = faust.App(settings.worker_app_id, **faust_settings(settings))
+    app.sensors.add(PrometheusSensor())
     ctx = WorkerContext.build(settings, app)
     add_signal_router(ctx)
     add_run_linker(ctx)
@@ -74,5 +77,14 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     # worker is stuck, without stopping it.
     faulthandler.register(os_signal.SIGUSR1, all_threads=True)
     app = create_app(settings)
+    heartbeat, _server = serve_metrics(
+        settings.metrics.host, settings.metrics.port, "worker", stale_after_s=30.0
+    )
+
+    @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
+    async def beat() -> None:
+        # On the event loop: a blocked or dead loop stops beating, and /health says so.
+        heartbeat.beat()
+
     worker = Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()

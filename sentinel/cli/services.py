@@ -11,6 +11,7 @@ from typing import Any
 from producers.captures.recording import CaptureWriter
 from runtime.config import BrokerKind
 from runtime.log_setup import setup_logging
+from runtime.metrics_server import beat_until, serve_metrics
 from sentinel.cli.common import on_signals, serve, settings_from
 
 log = logging.getLogger("sentinel.cli")
@@ -49,7 +50,10 @@ def cmd_up(args: argparse.Namespace) -> int:
             stack.settings.kafka.bootstrap_servers,
             settings.embedded.data_dir,
         )
-        server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None))
+        # proxy_headers off: api.auth's proxy mode trusts the socket's peer address only.
+        server = uvicorn.Server(
+            uvicorn.Config(app, host=host, port=port, log_config=None, proxy_headers=False)
+        )
         serve(server)
     finally:
         log.info("stopping the embedded stack")
@@ -81,7 +85,11 @@ def cmd_api(args: argparse.Namespace) -> int:
         owner.start()
         server = uvicorn.Server(
             uvicorn.Config(
-                owner.api(), host=settings.api.host, port=settings.api.port, log_config=None
+                owner.api(),
+                host=settings.api.host,
+                port=settings.api.port,
+                log_config=None,
+                proxy_headers=False,
             )
         )
         serve(server)
@@ -102,10 +110,11 @@ def cmd_sink(args: argparse.Namespace) -> int:
     migrate(store)
     sink = ClickHouseSink(settings, store, default_routes(settings))
     start_warm_start(settings, store)
+    heartbeat, _server = serve_metrics(settings.metrics.host, settings.metrics.port, "sink")
     stop = threading.Event()
     on_signals(lambda: stop.set())
     try:
-        sink.run_forever(stop)
+        sink.run_forever(stop, heartbeat.beat)
     finally:
         store.close()
     return 0
@@ -118,6 +127,8 @@ def cmd_k8s_watch(args: argparse.Namespace) -> int:
     setup_logging(settings.logging.level, settings.logging.format)
     stop = threading.Event()
     on_signals(stop.set)
+    heartbeat, _server = serve_metrics(settings.metrics.host, settings.metrics.port, "k8s-watch")
+    beat_until(heartbeat, stop)
     run_k8s_watch(settings, stop)  # returns once stopped and the producer is flushed
     return 0
 
@@ -129,6 +140,8 @@ def cmd_log_stream(args: argparse.Namespace) -> int:
     setup_logging(settings.logging.level, settings.logging.format)
     stop = threading.Event()
     on_signals(stop.set)
+    heartbeat, _server = serve_metrics(settings.metrics.host, settings.metrics.port, "log-stream")
+    beat_until(heartbeat, stop)
     run_log_stream(settings, stop)
     return 0
 

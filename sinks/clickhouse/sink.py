@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +35,15 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 
 from runtime.config import Settings
 from runtime.kafka_clients import consumer_config, producer_config
+from runtime.metrics import (
+    CONSUMED,
+    DEAD_LETTERS,
+    PUBLISHED,
+    SINK_BATCHES,
+    SINK_FLUSH_FAILURES,
+    SINK_INSERT_SECONDS,
+    SINK_ROWS,
+)
 from schemas.messages import DeadLetter
 from sinks.clickhouse.policy import parse_plan, plan_metadata, rejection_reason
 from sinks.clickhouse.rows import RUNS_ROUTE, Row, TableRoute, dedup_token
@@ -271,11 +280,16 @@ class ClickHouseSink:
 
     # -- the loop ---------------------------------------------------------------------------
 
-    def run_forever(self, stop_event: threading.Event) -> None:
+    def run_forever(
+        self, stop_event: threading.Event, heartbeat: Callable[[], None] | None = None
+    ) -> None:
+        """Poll until `stop_event`; `heartbeat` is called every loop step (its /health)."""
         log.info("sink started", extra={"topics": sorted(self._routes)})
         try:
             while not stop_event.is_set():
                 self.poll_once()
+                if heartbeat is not None:
+                    heartbeat()
         finally:
             self.stop()
 
@@ -362,6 +376,7 @@ class ClickHouseSink:
         if part is None:
             self._held.append(message)
             return
+        CONSUMED.labels(COMPONENT, topic).inc()
         routes = self._routes.get(topic, ())
         try:
             if not routes:
@@ -448,6 +463,7 @@ class ClickHouseSink:
         try:
             self._flush(list(self._batch.slices))
         except self._retryable as exc:
+            SINK_FLUSH_FAILURES.inc()
             delay = self._backoff.failed(time.monotonic())
             self._pause_assigned()
             log.error(
@@ -476,6 +492,7 @@ class ClickHouseSink:
             self._insert(part)
         self._send_dead_letters(slices)
         self._commit(slices)
+        SINK_BATCHES.inc()
         rows = sum(len(table.rows) for part in slices for table in part.tables.values())
         dead = sum(len(part.dead) for part in slices)
         self._batch.drop([(part.topic, part.partition) for part in slices])
@@ -554,7 +571,9 @@ class ClickHouseSink:
         if (lo, hi) != (0, len(table.rows)):
             token = f"{token}/rows:{lo}-{hi - 1}"
         try:
-            self._store.insert(route.table, table.rows[lo:hi], route.columns, dedup_token=token)
+            with SINK_INSERT_SECONDS.labels(route.table).time():
+                self._store.insert(route.table, table.rows[lo:hi], route.columns, dedup_token=token)
+            SINK_ROWS.labels(route.table).inc(hi - lo)
         except Exception as exc:
             reason = rejection_reason(exc)
             if reason is None:
@@ -595,6 +614,8 @@ class ClickHouseSink:
             )
         for part in waiting:
             part.dead_sent = True
+            DEAD_LETTERS.labels(COMPONENT).inc(len(part.dead))
+            PUBLISHED.labels(COMPONENT, self._dlq_topic).inc(len(part.dead))
 
     def _commit(self, slices: list[PartitionSlice]) -> None:
         offsets = [TopicPartition(p.topic, p.partition, p.last_offset + 1) for p in slices]
