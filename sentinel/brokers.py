@@ -28,6 +28,7 @@ from typing import IO, Protocol
 
 from runtime.config import BrokerKind
 from runtime.extras import require_embedded
+from runtime.log_setup import kafka_logger
 
 log = logging.getLogger("sentinel.broker")
 
@@ -77,11 +78,36 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def port_open(bootstrap: str, timeout: float = 1.0) -> bool:
+    """True when some bootstrap address accepts a TCP connection."""
+    for address in bootstrap.split(","):
+        host, _, port = address.strip().rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout):
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
+
+
 def broker_answers(bootstrap: str, timeout: float = 2.0) -> bool:
-    """True once the broker serves metadata (a TCP accept alone is not enough)."""
+    """True once the broker serves metadata (a TCP accept alone is not enough).
+
+    No Kafka client is made while nothing listens: a client retries the connection on its own
+    and logs every refusal, which made the embedded broker's start look broken. The client
+    made once the port is open logs its expected failures at DEBUG only.
+    """
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": int(timeout * 1000)})
+    if not port_open(bootstrap, timeout):
+        return False
+    admin = AdminClient(
+        {
+            "bootstrap.servers": bootstrap,
+            "socket.timeout.ms": int(timeout * 1000),
+            "logger": kafka_logger(probe=True),
+        }
+    )
     try:
         metadata = admin.list_topics(timeout=timeout)
     except Exception:

@@ -66,13 +66,23 @@ def create_app(settings: Settings) -> faust.App:
     return app
 
 
-def run_worker(settings: Settings, loglevel: str = "info") -> None:
+def run_worker(settings: Settings, loglevel: str = "info", logfmt: str = "auto") -> None:
     """Run the worker in the foreground until SIGINT/SIGTERM (the `sentinel worker` command)."""
     from faust.worker import Worker
+
+    from runtime.log_setup import handler_config
 
     # `kill -USR1 <pid>` writes every thread's stack to the log: how to see where a stuck
     # worker is stuck, without stopping it.
     faulthandler.register(os_signal.SIGUSR1, all_threads=True)
     app = create_app(settings)
-    worker = Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    # Faust would replace our log handler with its coloured stdout one: give it ours, so the
+    # worker's lines (Faust's and aiokafka's included) are JSON lines like every component's.
+    worker = Worker(
+        app,
+        loglevel=loglevel,
+        quiet=True,
+        redirect_stdouts=False,
+        logging_config=handler_config(loglevel, logfmt),
+    )
     worker.execute_from_commandline()

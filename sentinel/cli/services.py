@@ -29,7 +29,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     if args.api_port is not None:
         overrides["api"] = {"port": args.api_port}
     settings = settings_from(args, **overrides)
-    setup_logging(settings.logging.level, settings.logging.format)
+    setup_logging(settings.logging.level, settings.logging.format, "up")
     stack = EmbeddedStack(settings, config_path=Path(args.config) if args.config else None)
     capture: CaptureWriter | None = None
     try:
@@ -64,8 +64,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from processors.worker.app import run_worker
 
     settings = settings_from(args)
-    setup_logging(settings.logging.level, settings.logging.format)
-    run_worker(settings, loglevel=settings.logging.level.lower())
+    setup_logging(settings.logging.level, settings.logging.format, "worker")
+    run_worker(settings, loglevel=settings.logging.level.lower(), logfmt=settings.logging.format)
     return 0
 
 
@@ -75,7 +75,7 @@ def cmd_api(args: argparse.Namespace) -> int:
     from sentinel.stack import StoreOwner
 
     settings = settings_from(args)
-    setup_logging(settings.logging.level, settings.logging.format)
+    setup_logging(settings.logging.level, settings.logging.format, "api")
     owner = StoreOwner(settings, run_sink=args.with_sink)
     try:
         owner.start()
@@ -97,7 +97,7 @@ def cmd_sink(args: argparse.Namespace) -> int:
     from sinks.clickhouse.store import open_store
 
     settings = settings_from(args)
-    setup_logging(settings.logging.level, settings.logging.format)
+    setup_logging(settings.logging.level, settings.logging.format, "sink")
     store = open_store(settings)
     migrate(store)
     sink = ClickHouseSink(settings, store, default_routes(settings))
@@ -115,7 +115,7 @@ def cmd_k8s_watch(args: argparse.Namespace) -> int:
     from producers.k8s.watch import run_k8s_watch
 
     settings = settings_from(args)
-    setup_logging(settings.logging.level, settings.logging.format)
+    setup_logging(settings.logging.level, settings.logging.format, "k8s-watch")
     stop = threading.Event()
     on_signals(stop.set)
     run_k8s_watch(settings, stop)  # returns once stopped and the producer is flushed
@@ -126,7 +126,7 @@ def cmd_log_stream(args: argparse.Namespace) -> int:
     from producers.k8s.log_stream import run_log_stream
 
     settings = settings_from(args)
-    setup_logging(settings.logging.level, settings.logging.format)
+    setup_logging(settings.logging.level, settings.logging.format, "log-stream")
     stop = threading.Event()
     on_signals(stop.set)
     run_log_stream(settings, stop)
