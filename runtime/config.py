@@ -28,6 +28,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from runtime.leader_config import LeaderElectionConfig
+from runtime.ops_config import OpsConfig
 from schemas.topics import TopicNames
 
 GITHUB_SECRET_ENV = "SENTINEL_GITHUB_WEBHOOK_SECRET"
@@ -520,7 +522,11 @@ class LogsConfig(Section):
 
 class LoggingConfig(Section):
     level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
-    format: str = Field(default="json", pattern=r"^(json|text)$")
+    format: str = Field(
+        default="auto",
+        pattern=r"^(auto|json|text)$",
+        description="json lines, readable text, or auto: text on a terminal, else json.",
+    )
 
 
 class Settings(BaseSettings):
@@ -543,6 +549,8 @@ class Settings(BaseSettings):
     logs: LogsConfig = Field(default_factory=LogsConfig)
     structure: StructureConfig = Field(default_factory=StructureConfig)
     anomalies: AnomaliesConfig = Field(default_factory=AnomaliesConfig)
+    ops: OpsConfig = Field(default_factory=OpsConfig)
+    leader_election: LeaderElectionConfig = Field(default_factory=LeaderElectionConfig)
 
     @classmethod
     def settings_customise_sources(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import faulthandler
 import signal as os_signal
+from collections.abc import Callable
 from typing import Any
 
 import faust
@@ -66,8 +67,17 @@ def create_app(settings: Settings) -> faust.App:
     return app
 
 
-def run_worker(settings: Settings, loglevel: str = "info", logfmt: str = "auto") -> None:
-    """Run the worker in the foreground until SIGINT/SIGTERM (the `sentinel worker` command)."""
+def run_worker(
+    settings: Settings,
+    loglevel: str = "info",
+    logfmt: str = "auto",
+    heartbeat: Callable[[], None] | None = None,
+) -> None:
+    """Run the worker in the foreground until SIGINT/SIGTERM (the `sentinel worker` command).
+
+    `heartbeat` is called every second from the worker's event loop: the liveness probe
+    (`/health` on the ops port) fails when the loop stops turning.
+    """
     from faust.worker import Worker
 
     from runtime.log_setup import handler_config
@@ -76,6 +86,13 @@ def run_worker(settings: Settings, loglevel: str = "info", logfmt: str = "auto")
     # worker is stuck, without stopping it.
     faulthandler.register(os_signal.SIGUSR1, all_threads=True)
     app = create_app(settings)
+    if heartbeat is not None:
+        beat = heartbeat
+
+        @app.timer(interval=1.0, name="ops-heartbeat")  # type: ignore[untyped-decorator]
+        async def ops_heartbeat() -> None:
+            beat()
+
     # Faust would replace our log handler with its coloured stdout one: give it ours, so the
     # worker's lines (Faust's and aiokafka's included) are JSON lines like every component's.
     worker = Worker(

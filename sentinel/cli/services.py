@@ -11,7 +11,9 @@ from typing import Any
 from producers.captures.recording import CaptureWriter
 from runtime.config import BrokerKind
 from runtime.log_setup import setup_logging
+from runtime.ops_server import Heartbeat
 from sentinel.cli.common import on_signals, serve, settings_from
+from sentinel.cli.ops import broker_check, start_ops, store_check
 
 log = logging.getLogger("sentinel.cli")
 
@@ -65,7 +67,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     setup_logging(settings.logging.level, settings.logging.format, "worker")
-    run_worker(settings, loglevel=settings.logging.level.lower(), logfmt=settings.logging.format)
+    heartbeat = Heartbeat()  # beaten by a timer on the worker's event loop
+    start_ops(settings, "worker", heartbeat, {"broker": broker_check(settings)})
+    run_worker(
+        settings,
+        loglevel=settings.logging.level.lower(),
+        logfmt=settings.logging.format,
+        heartbeat=heartbeat.beat,
+    )
     return 0
 
 
@@ -79,6 +88,9 @@ def cmd_api(args: argparse.Namespace) -> int:
     owner = StoreOwner(settings, run_sink=args.with_sink)
     try:
         owner.start()
+        assert owner.store is not None
+        checks = {"broker": broker_check(settings), "store": store_check(owner.store.ping)}
+        start_ops(settings, "api", ready_checks=checks)
         server = uvicorn.Server(
             uvicorn.Config(
                 owner.api(), host=settings.api.host, port=settings.api.port, log_config=None
@@ -102,10 +114,13 @@ def cmd_sink(args: argparse.Namespace) -> int:
     migrate(store)
     sink = ClickHouseSink(settings, store, default_routes(settings))
     start_warm_start(settings, store)
+    heartbeat = Heartbeat()
+    checks = {"broker": broker_check(settings), "store": store_check(store.ping)}
+    start_ops(settings, "sink", heartbeat, checks)
     stop = threading.Event()
     on_signals(lambda: stop.set())
     try:
-        sink.run_forever(stop)
+        sink.run_forever(stop, heartbeat=heartbeat.beat)
     finally:
         store.close()
     return 0
@@ -114,22 +129,36 @@ def cmd_sink(args: argparse.Namespace) -> int:
 def cmd_k8s_watch(args: argparse.Namespace) -> int:
     from producers.k8s.watch import run_k8s_watch
 
-    settings = settings_from(args)
-    setup_logging(settings.logging.level, settings.logging.format, "k8s-watch")
-    stop = threading.Event()
-    on_signals(stop.set)
-    run_k8s_watch(settings, stop)  # returns once stopped and the producer is flushed
-    return 0
+    return _run_elected_producer(args, "k8s-watch", run_k8s_watch)
 
 
 def cmd_log_stream(args: argparse.Namespace) -> int:
     from producers.k8s.log_stream import run_log_stream
 
+    return _run_elected_producer(args, "log-stream", run_log_stream)
+
+
+def _run_elected_producer(args: argparse.Namespace, component: str, run: Any) -> int:
+    """k8s-watch / log-stream: one active replica (leader_election), the others on standby."""
+    from producers.k8s.leader import ElectionStatus, LeadershipLost
+
     settings = settings_from(args)
-    setup_logging(settings.logging.level, settings.logging.format, "log-stream")
+    setup_logging(settings.logging.level, settings.logging.format, component)
+    status = ElectionStatus()
+    # A standby is ready too: it must not hold up a rolling update while another leads.
+    start_ops(
+        settings,
+        component,
+        ready_checks={"broker": broker_check(settings)},
+        details=lambda: {"role": status.role},
+    )
     stop = threading.Event()
     on_signals(stop.set)
-    run_log_stream(settings, stop)
+    try:
+        run(settings, stop, status=status)  # returns once stopped and the producer is flushed
+    except LeadershipLost as exc:
+        log.error("%s: %s; exiting so that a restart rejoins the election", component, exc)
+        return 1
     return 0
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -271,11 +271,16 @@ class ClickHouseSink:
 
     # -- the loop ---------------------------------------------------------------------------
 
-    def run_forever(self, stop_event: threading.Event) -> None:
+    def run_forever(
+        self, stop_event: threading.Event, heartbeat: Callable[[], None] | None = None
+    ) -> None:
+        """Poll until `stop_event`; `heartbeat` is called on every turn (the liveness probe)."""
         log.info("sink started", extra={"topics": sorted(self._routes)})
         try:
             while not stop_event.is_set():
                 self.poll_once()
+                if heartbeat is not None:
+                    heartbeat()
         finally:
             self.stop()
 

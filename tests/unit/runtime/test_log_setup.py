@@ -32,7 +32,7 @@ def test_off_a_terminal_lines_are_json_with_time_level_component_and_context() -
     stream = io.StringIO()
     handler = make_handler("auto", stream)
     with log_context(topic="sentinel.runs", partition=2):
-        emit(handler, "inserted %d rows" % 3, offset=41)
+        emit(handler, "inserted 3 rows", offset=41)
     entry = json.loads(stream.getvalue())
     assert entry["level"] == "info"
     assert entry["component"] == "sink"
