@@ -32,7 +32,7 @@ integration: install
 	$(BIN)/python -m pytest -q -m integration
 
 # helm and kubeconform for the deployment checks, built once into .cache/deploy-tools/bin.
-deploy-tools:
+deploy-tools: install
 	tools/install-deploy-tools.sh
 
 # The plain manifests in deploy/kubernetes/, rendered from the Helm chart (CI checks for drift).

@@ -35,3 +35,8 @@ install_tool helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"
 install_tool kubeconform github.com/yannh/kubeconform/cmd/kubeconform "$KUBECONFORM_VERSION"
 "$BIN/helm" version --short >/dev/null
 "$BIN/kubeconform" -v >/dev/null
+
+# Kubernetes schemas for kubeconform from kubernetes-validate (installed by `make install`), for
+# the oldest and newest Kubernetes versions the chart supports (tests/support/deploy_tools.py).
+PYTHON="${PYTHON:-.venv/bin/python}"
+"$PYTHON" tools/kubeconform_schemas.py "$BIN/../schemas" 1.25.0 1.37.0
