@@ -9,6 +9,7 @@ one Deployment per component entry.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -268,3 +269,21 @@ def test_a_new_component_is_one_values_entry(tmp_path: Path) -> None:
     assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
     assert alerts["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
     assert "alerts" in {component(d) for d in of_kind(docs, "NetworkPolicy")}
+
+
+def test_dashboards_ship_as_configmaps_for_the_grafana_sidecar(
+    default_docs: Any, example_docs: Any
+) -> None:
+    def dashboards(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        return {
+            name: json.loads(text)
+            for doc in of_kind(docs, "ConfigMap")
+            if doc["metadata"]["labels"].get("grafana_dashboard") == "1"
+            for name, text in doc["data"].items()
+        }
+
+    assert dashboards(default_docs) == {}
+    shipped = dashboards(example_docs)
+    files = sorted(p.name for p in (REPO / "deploy" / "grafana" / "dashboards").glob("*.json"))
+    assert sorted(shipped) == files
+    assert shipped["run-overview.json"]["uid"] == "sentinel-run-overview"
