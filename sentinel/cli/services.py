@@ -10,6 +10,8 @@ from typing import Any
 
 from producers.captures.recording import CaptureWriter
 from runtime.config import BrokerKind
+from runtime.extras import require_embedded
+from runtime.kafka_clients import bootstrap_servers
 from runtime.log_setup import setup_logging
 from runtime.ops_server import Heartbeat
 from sentinel.cli.common import on_signals, serve, settings_from
@@ -32,6 +34,12 @@ def cmd_up(args: argparse.Namespace) -> int:
         overrides["api"] = {"port": args.api_port}
     settings = settings_from(args, **overrides)
     setup_logging(settings.logging.level, settings.logging.format, "up")
+    if not settings.store.dsn:  # say so before a broker is started for nothing
+        require_embedded(
+            "chdb",
+            "sentinel up with the embedded store (store.dsn is not set)",
+            "set store.dsn (or SENTINEL_STORE__DSN) to a ClickHouse server",
+        )
     stack = EmbeddedStack(settings, config_path=Path(args.config) if args.config else None)
     capture: CaptureWriter | None = None
     try:
@@ -85,6 +93,7 @@ def cmd_api(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     setup_logging(settings.logging.level, settings.logging.format, "api")
+    bootstrap_servers(settings)  # no broker configured: say so before opening the store
     owner = StoreOwner(settings, run_sink=args.with_sink)
     try:
         owner.start()
@@ -110,6 +119,7 @@ def cmd_sink(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     setup_logging(settings.logging.level, settings.logging.format, "sink")
+    bootstrap_servers(settings)  # no broker configured: say so before opening the store
     store = open_store(settings)
     migrate(store)
     sink = ClickHouseSink(settings, store, default_routes(settings))
