@@ -19,10 +19,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
 from runtime.config import Settings
+from sentinel.brokers import free_port
 from sentinel.topic_admin import ensure_topics
 from tests.fakes.kube_api import FakeKubeApi, make_pod
 from tests.support.helpers import read_topic
@@ -63,23 +65,31 @@ def start(
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     env = {k: v for k, v in os.environ.items() if not k.startswith("SENTINEL_")}
     started: list[subprocess.Popen[bytes]] = []
+    ports: dict[str, int] = {}
 
     def launch(name: str) -> subprocess.Popen[bytes]:
         command = [sys.executable, "-m", "sentinel", "-c", str(tmp_path / "config.yaml")]
+        ports[name] = free_port()  # its ops endpoint: /ready tells leader or standby
         process = subprocess.Popen(
             [*command, "k8s-watch"],
             cwd=REPO,
-            env={**env, "POD_NAME": name},
+            env={**env, "POD_NAME": name, "SENTINEL_OPS__PORT": str(ports[name])},
             stderr=(tmp_path / f"{name}.log").open("wb"),
         )
         started.append(process)
         return process
 
-    yield launch, settings
+    yield launch, settings, ports
     for process in started:
         if process.poll() is None:
             process.kill()
             process.wait(10)
+
+
+def role(ports: dict[str, int], name: str) -> str:
+    response = httpx.get(f"http://127.0.0.1:{ports[name]}/ready", timeout=5)
+    assert response.status_code == 200  # a standby is ready too (rolling updates go on)
+    return str(response.json()["role"])
 
 
 def holder(fake: FakeKubeApi) -> str | None:
@@ -98,7 +108,7 @@ def label(step: str) -> Callable[[dict[str, Any]], None]:
 def test_one_leader_publishes_and_the_standby_takes_over_within_the_lease(
     fake: FakeKubeApi, start: Any
 ) -> None:
-    launch, settings = start
+    launch, settings, ports = start
     for name in ("a", "b", "c"):
         fake.add("pods", make_pod("ci", name, {"sentinel.io/run-id": "r1"}))
     first = launch("first")
@@ -111,6 +121,7 @@ def test_one_leader_publishes_and_the_standby_takes_over_within_the_lease(
     time.sleep(2 * RETRY_S + 0.5)  # the standby keeps trying and must still be standing by
     assert holder(fake).startswith("first_")
     assert fake.open_watches == 1 and fake.count_requests("/pods", watch="true") == 1
+    assert (role(ports, "first"), role(ports, "second")) == ("leader", "standby")
 
     # Exactly one publisher so far: every (uid, resourceVersion) once, nothing missing.
     before = published(settings)
@@ -131,6 +142,7 @@ def test_one_leader_publishes_and_the_standby_takes_over_within_the_lease(
     wait_for(lambda: expected <= _pairs(published(settings)), timeout=20, what="all changes")
     assert took <= LEASE_S + RETRY_S + 1.5, f"takeover took {took:.1f}s"
     assert second.poll() is None
+    assert role(ports, "second") == "leader"
 
     # The new leader relists (RELISTED, same uid and resourceVersion: the overlap the
     # de-duplication downstream absorbs) and then watches; the standby never published
@@ -146,7 +158,7 @@ def test_one_leader_publishes_and_the_standby_takes_over_within_the_lease(
 def test_a_clean_stop_releases_the_lease_for_an_immediate_takeover(
     fake: FakeKubeApi, start: Any
 ) -> None:
-    launch, _settings = start
+    launch, _settings, _ports = start
     fake.add("pods", make_pod("ci", "a", {"sentinel.io/run-id": "r1"}))
     first = launch("first")
     wait_for(lambda: (holder(fake) or "").startswith("first_"), timeout=30, what="first leads")
