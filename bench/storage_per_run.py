@@ -47,6 +47,7 @@ def main() -> int:
             bootstrap = broker.start(timeout=120)
         try:
             report(Path(tmp) / "stack", bootstrap)
+            loghub_report(Path(tmp) / "loghub")
         finally:
             if broker is not None:
                 broker.stop()
@@ -54,7 +55,8 @@ def main() -> int:
 
 
 def report(data_dir: Path, bootstrap: str) -> None:
-    base = load_settings(SCENARIOS / "clean_history.config.yaml")
+    # The captures' log lines are months old: a 14-day TTL would drop them at OPTIMIZE.
+    base = load_settings(SCENARIOS / "clean_history.config.yaml", store={"log_ttl_days": 3650})
     stack = EmbeddedStack(analysis_settings(base, data_dir, bootstrap))
     stack.start()
     try:
@@ -68,8 +70,7 @@ def report(data_dir: Path, bootstrap: str) -> None:
         stack.wait_consumed(timeout=300)
         assert stack.owner is not None and stack.owner.store is not None
         store = stack.owner.store
-        # Before merging: every RunState snapshot the sink wrote (the run's versions).
-        snapshots = store.query_rows("SELECT count() AS n FROM runs")[0]["n"]
+        messages = topic_messages(stack)
         for table in TABLES:
             store.command(f"OPTIMIZE TABLE {table} FINAL")
         runs = store.query_rows("SELECT count() AS n FROM runs FINAL")[0]["n"]
@@ -83,19 +84,92 @@ def report(data_dir: Path, bootstrap: str) -> None:
         }
     finally:
         stack.stop()
-    print(f"runs: {runs}; run snapshots written: {snapshots} ({snapshots / runs:.1f} per run)\n")
+    print(f"runs: {runs}\n")
+    print("| topic | messages | per run |\n|---|---|---|")
+    for topic, count in messages.items():
+        print(f"| {topic} | {count} | {count / runs:.1f} |")
+    print()
     print("| table | rows | rows per run | compressed B/row | uncompressed B/row | ratio |")
     print("|---|---|---|---|---|---|")
     for table in TABLES:
         row = parts.get(table)
-        if row is None:
+        rows = int(row["rows"]) if row is not None else 0
+        if rows == 0:
             print(f"| {table} | 0 | 0 | - | - | - |")
             continue
-        rows = int(row["rows"])
         print(
             f"| {table} | {rows} | {rows / runs:.1f} | {row['compressed'] / rows:.0f} | "
             f"{row['raw'] / rows:.0f} | {row['raw'] / max(row['compressed'], 1):.1f}x |"
         )
+
+
+def loghub_report(data_dir: Path) -> None:
+    """Real log text (the Loghub 2k samples of tests/data/loghub, 12,000 lines from six
+    systems) in log_lines: the scenario captures' pytest lines repeat far more than real logs."""
+    from sinks.clickhouse import migrate, open_store
+
+    settings = load_settings(
+        None, embedded={"data_dir": str(data_dir)}, store={"log_ttl_days": 3650}
+    )
+    store = open_store(settings)
+    try:
+        migrate(store)
+        start = datetime(2026, 1, 5, tzinfo=UTC)
+        columns = ["event_time", "run_id", "namespace", "pod", "container", "line",
+                   "truncated", "level", "template_id", "template", "correlation_key",
+                   "received_at", "schema_version"]  # fmt: skip
+        rows = []
+        for path in sorted((REPO / "tests" / "data" / "loghub").glob("*/*_2k.log")):
+            system = path.parent.name.lower()
+            for n, line in enumerate(path.read_text(errors="replace").splitlines()):
+                at = start + timedelta(milliseconds=10 * n)
+                pod = f"{system}-runner-{n // 500}"
+                rows.append([at, f"job:ci/{system}-{n // 500}", "ci", pod, "main", line,
+                             False, "", "", "", f"job:ci/{system}-{n // 500}", at, 1])  # fmt: skip
+        store.insert("log_lines", rows, columns)
+        store.command("OPTIMIZE TABLE log_lines FINAL")
+        (row,) = store.query_rows(
+            "SELECT sum(rows) AS rows, sum(data_compressed_bytes) AS compressed, "
+            "sum(data_uncompressed_bytes) AS raw FROM system.parts "
+            "WHERE active AND database = currentDatabase() AND table = 'log_lines'"
+        )
+    finally:
+        store.close()
+    rows_n = int(row["rows"])
+    print(
+        f"| log_lines (Loghub text) | {rows_n} | - | {row['compressed'] / rows_n:.0f} | "
+        f"{row['raw'] / rows_n:.0f} | {row['raw'] / max(row['compressed'], 1):.1f}x |"
+    )
+
+
+def topic_messages(stack: EmbeddedStack) -> dict[str, int]:
+    """Messages written to each topic (sum of the partitions' end offsets)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from runtime.kafka_clients import consumer_config
+
+    names = stack.settings.topic_names
+    topics = {
+        "ci": names.ci,
+        "k8s": names.k8s,
+        "logs": names.logs,
+        "run-signals": names.run_signals,
+        "runs": names.runs,
+        "tests": names.tests,
+        "anomalies": names.anomalies,
+    }
+    probe = Consumer(consumer_config(stack.settings, "storage-bench-probe"))
+    try:
+        counts = {}
+        for label, topic in topics.items():
+            partitions = probe.list_topics(topic, timeout=10).topics[topic].partitions
+            counts[label] = sum(
+                probe.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                for p in partitions
+            )
+        return counts
+    finally:
+        probe.close()
 
 
 if __name__ == "__main__":
