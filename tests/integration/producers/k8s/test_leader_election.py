@@ -141,7 +141,9 @@ def test_one_leader_publishes_and_the_standby_takes_over_within_the_lease(
     after = [fake.modify("pods", "ci", "d", label("2"))]
     expected = {(o["metadata"]["uid"], o["metadata"]["resourceVersion"]) for o in [*gap, *after]}
     wait_for(lambda: expected <= _pairs(published(settings)), timeout=20, what="all changes")
-    assert took <= LEASE_S + RETRY_S + 1.5, f"takeover took {took:.1f}s"
+    # The standby takes the lease once it has seen no renewal for LEASE_S, at its next try
+    # (every RETRY_S); the rest is slack for a loaded CI machine.
+    assert took <= LEASE_S + RETRY_S + 3, f"takeover took {took:.1f}s"
     assert second.poll() is None
     assert role(ports, "second") == "leader"
 
