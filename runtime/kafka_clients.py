@@ -12,6 +12,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from runtime.config import Settings
+from runtime.log_setup import kafka_logger
 
 
 class BrokerNotConfigured(RuntimeError):
@@ -44,6 +45,8 @@ def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
         # (aiokafka) writes run-signals with it, and `sentinel.ci` must put a run id in the
         # same partition number for the tracker's table to see both (co-partitioning).
         "partitioner": "murmur2_random",
+        # librdkafka's own lines through Python logging, at their level (not raw to stderr).
+        "logger": kafka_logger(),
     }
     config.update(settings.kafka.producer)
     config.update(extra)
@@ -61,6 +64,7 @@ def consumer_config(settings: Settings, group_id: str, **extra: Any) -> dict[str
         "isolation.level": "read_committed",
         "session.timeout.ms": 10000,
         "heartbeat.interval.ms": 1000,
+        "logger": kafka_logger(),
     }
     config.update(settings.kafka.consumer)
     config.update(extra)
@@ -68,7 +72,10 @@ def consumer_config(settings: Settings, group_id: str, **extra: Any) -> dict[str
 
 
 def admin_config(settings: Settings) -> dict[str, Any]:
-    config: dict[str, Any] = {"bootstrap.servers": bootstrap_servers(settings)}
+    config: dict[str, Any] = {
+        "bootstrap.servers": bootstrap_servers(settings),
+        "logger": kafka_logger(),
+    }
     for key, value in settings.kafka.producer.items():
         if key.startswith(("security.", "sasl.", "ssl.")):
             config[key] = value

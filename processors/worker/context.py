@@ -145,6 +145,19 @@ class WorkerContext:
     ) -> None:
         DEAD_LETTERS.labels(component).inc()
         message = event.message
+        log.warning(
+            "dead-lettering %s[%d]@%d (%s): %s",
+            message.topic,
+            message.partition,
+            message.offset,
+            error_type,
+            error,
+            extra={
+                "topic": message.topic,
+                "partition": message.partition,
+                "offset": message.offset,
+            },
+        )
         if value is None:
             value = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
         letter = DeadLetter(

@@ -40,6 +40,7 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge
 
+from producers.k8s.leader import ElectionStatus, run_elected
 from producers.k8s.log_lines import ResumePoint, log_key, split_lines, split_timestamp, to_log_line
 from producers.k8s.objects import correlation_key
 from producers.k8s.state_file import load_state, save_state
@@ -531,12 +532,18 @@ def run_log_stream(
     stop: threading.Event,
     publisher: Publisher | None = None,
     observers: Sequence[LogObserver] = (),
+    status: ElectionStatus | None = None,
 ) -> None:
     """The `sentinel log-stream` process: follow until `stop` is set, then flush the producer.
 
+    With `leader_election.enabled`, only while this replica holds the lease (`run_elected`).
     `sentinel capture` passes a publisher that publishes nothing and an observer that records.
     """
     from producers.k8s.client import producer_session
 
     with producer_session(settings, "log-stream", publisher) as (session_publisher, api):
-        LogStreamer(settings, session_publisher, api, observers).run(stop)
+
+        def lead(leading: threading.Event) -> None:
+            LogStreamer(settings, session_publisher, api, observers).run(leading)
+
+        run_elected(settings, api, "log-stream", stop, lead, status)

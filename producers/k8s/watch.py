@@ -31,6 +31,9 @@ RBAC (ClusterRole, or Role per watched namespace) the service account needs, and
     - apiGroups: [""]
       resources: [pods/log]          # only for `sentinel log-stream`
       verbs: [get]
+    - apiGroups: [coordination.k8s.io]
+      resources: [leases]            # only with leader_election.enabled
+      verbs: [get, create, update]
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from typing import Any, Protocol
 
 from prometheus_client import Counter
 
+from producers.k8s.leader import ElectionStatus, run_elected
 from producers.k8s.objects import K8sNormalizer, object_key
 from producers.k8s.state_file import load_state, save_state
 from producers.k8s.watch_state import Emit, ObjectLedger, backoff_delay
@@ -465,17 +469,23 @@ def run_k8s_watch(
     stop: threading.Event,
     publisher: Publisher | None = None,
     observers: Sequence[Observer] = (),
+    status: ElectionStatus | None = None,
 ) -> None:
     """The `sentinel k8s-watch` process: watch until `stop` is set, then flush the producer.
 
+    With `leader_election.enabled`, only while this replica holds the lease (`run_elected`).
     `sentinel capture` passes a publisher that publishes nothing and an observer that records.
     """
     from producers.k8s.client import producer_session
 
     with producer_session(settings, "k8s-watch", publisher) as (session_publisher, api):
-        watcher = K8sWatcher(settings, session_publisher, api, observers)
-        log.info(
-            "watching %s",
-            ", ".join(str(r.collection) for r in watcher.reflectors) or "nothing",
-        )
-        watcher.run(stop)
+
+        def lead(leading: threading.Event) -> None:
+            watcher = K8sWatcher(settings, session_publisher, api, observers)
+            log.info(
+                "watching %s",
+                ", ".join(str(r.collection) for r in watcher.reflectors) or "nothing",
+            )
+            watcher.run(leading)
+
+        run_elected(settings, api, "k8s-watch", stop, lead, status)

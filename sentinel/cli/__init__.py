@@ -11,6 +11,8 @@ import argparse
 import sys
 
 from runtime.config import ConfigError
+from runtime.extras import MissingExtra
+from runtime.kafka_clients import BrokerNotConfigured
 from sentinel.cli import admin, alerts, captures, logs, services
 from sentinel.cli.common import EXIT_CONFIG
 
@@ -37,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except ConfigError as exc:
+    except (ConfigError, MissingExtra, BrokerNotConfigured) as exc:
+        # Set-up problems, each message naming the fix: no traceback.
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except KeyboardInterrupt:

@@ -25,7 +25,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from sentinel.stack import WebhookIntake
 
     settings = settings_from(args)
-    setup_logging(settings.logging.level, settings.logging.format)
+    setup_logging(settings.logging.level, settings.logging.format, "replay")
     try:
         records = list(read_capture(Path(args.capture)))  # refuse a bad file before publishing
     except (CaptureError, OSError) as exc:
@@ -53,7 +53,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
     from sentinel.stack import token_routers
 
     settings = settings_from(args)
-    setup_logging(settings.logging.level, settings.logging.format)
+    setup_logging(settings.logging.level, settings.logging.format, "capture")
     writer = CaptureWriter(Path(args.out))
     app = FastAPI(title="Automation Run Sentinel — capture")
     app.include_router(

@@ -10,9 +10,12 @@ from typing import Any
 
 from producers.captures.recording import CaptureWriter
 from runtime.config import BrokerKind
+from runtime.extras import require_embedded
+from runtime.kafka_clients import bootstrap_servers
 from runtime.log_setup import setup_logging
-from runtime.metrics_server import beat_until, serve_metrics
+from runtime.ops_server import Heartbeat
 from sentinel.cli.common import on_signals, serve, settings_from
+from sentinel.cli.ops import broker_check, start_ops, store_check
 
 log = logging.getLogger("sentinel.cli")
 
@@ -30,7 +33,13 @@ def cmd_up(args: argparse.Namespace) -> int:
     if args.api_port is not None:
         overrides["api"] = {"port": args.api_port}
     settings = settings_from(args, **overrides)
-    setup_logging(settings.logging.level, settings.logging.format)
+    setup_logging(settings.logging.level, settings.logging.format, "up")
+    if not settings.store.dsn:  # say so before a broker is started for nothing
+        require_embedded(
+            "chdb",
+            "sentinel up with the embedded store (store.dsn is not set)",
+            "set store.dsn (or SENTINEL_STORE__DSN) to a ClickHouse server",
+        )
     stack = EmbeddedStack(settings, config_path=Path(args.config) if args.config else None)
     capture: CaptureWriter | None = None
     try:
@@ -68,8 +77,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from processors.worker.app import run_worker
 
     settings = settings_from(args)
-    setup_logging(settings.logging.level, settings.logging.format)
-    run_worker(settings, loglevel=settings.logging.level.lower())
+    setup_logging(settings.logging.level, settings.logging.format, "worker")
+    heartbeat = Heartbeat("worker")  # beaten by a timer on the worker's event loop
+    start_ops(settings, "worker", heartbeat, {"broker": broker_check(settings)})
+    run_worker(
+        settings,
+        loglevel=settings.logging.level.lower(),
+        logfmt=settings.logging.format,
+        heartbeat=heartbeat.beat,
+    )
     return 0
 
 
@@ -79,10 +95,14 @@ def cmd_api(args: argparse.Namespace) -> int:
     from sentinel.stack import StoreOwner
 
     settings = settings_from(args)
-    setup_logging(settings.logging.level, settings.logging.format)
+    setup_logging(settings.logging.level, settings.logging.format, "api")
+    bootstrap_servers(settings)  # no broker configured: say so before opening the store
     owner = StoreOwner(settings, run_sink=args.with_sink)
     try:
         owner.start()
+        assert owner.store is not None
+        checks = {"broker": broker_check(settings), "store": store_check(owner.store.ping)}
+        start_ops(settings, "api", ready_checks=checks)
         server = uvicorn.Server(
             uvicorn.Config(
                 owner.api(),
@@ -105,16 +125,19 @@ def cmd_sink(args: argparse.Namespace) -> int:
     from sinks.clickhouse.store import open_store
 
     settings = settings_from(args)
-    setup_logging(settings.logging.level, settings.logging.format)
+    setup_logging(settings.logging.level, settings.logging.format, "sink")
+    bootstrap_servers(settings)  # no broker configured: say so before opening the store
     store = open_store(settings)
     migrate(store)
     sink = ClickHouseSink(settings, store, default_routes(settings))
     start_warm_start(settings, store)
-    heartbeat, _server = serve_metrics(settings.metrics.host, settings.metrics.port, "sink")
+    heartbeat = Heartbeat("sink")
+    checks = {"broker": broker_check(settings), "store": store_check(store.ping)}
+    start_ops(settings, "sink", heartbeat, checks)
     stop = threading.Event()
     on_signals(lambda: stop.set())
     try:
-        sink.run_forever(stop, heartbeat.beat)
+        sink.run_forever(stop, heartbeat=heartbeat.beat)
     finally:
         store.close()
     return 0
@@ -123,26 +146,36 @@ def cmd_sink(args: argparse.Namespace) -> int:
 def cmd_k8s_watch(args: argparse.Namespace) -> int:
     from producers.k8s.watch import run_k8s_watch
 
-    settings = settings_from(args)
-    setup_logging(settings.logging.level, settings.logging.format)
-    stop = threading.Event()
-    on_signals(stop.set)
-    heartbeat, _server = serve_metrics(settings.metrics.host, settings.metrics.port, "k8s-watch")
-    beat_until(heartbeat, stop)
-    run_k8s_watch(settings, stop)  # returns once stopped and the producer is flushed
-    return 0
+    return _run_elected_producer(args, "k8s-watch", run_k8s_watch)
 
 
 def cmd_log_stream(args: argparse.Namespace) -> int:
     from producers.k8s.log_stream import run_log_stream
 
+    return _run_elected_producer(args, "log-stream", run_log_stream)
+
+
+def _run_elected_producer(args: argparse.Namespace, component: str, run: Any) -> int:
+    """k8s-watch / log-stream: one active replica (leader_election), the others on standby."""
+    from producers.k8s.leader import ElectionStatus, LeadershipLost
+
     settings = settings_from(args)
-    setup_logging(settings.logging.level, settings.logging.format)
+    setup_logging(settings.logging.level, settings.logging.format, component)
+    status = ElectionStatus()
+    # A standby is ready too: it must not hold up a rolling update while another leads.
+    start_ops(
+        settings,
+        component,
+        ready_checks={"broker": broker_check(settings)},
+        details=lambda: {"role": status.role},
+    )
     stop = threading.Event()
     on_signals(stop.set)
-    heartbeat, _server = serve_metrics(settings.metrics.host, settings.metrics.port, "log-stream")
-    beat_until(heartbeat, stop)
-    run_log_stream(settings, stop)
+    try:
+        run(settings, stop, status=status)  # returns once stopped and the producer is flushed
+    except LeadershipLost as exc:
+        log.error("%s: %s; exiting so that a restart rejoins the election", component, exc)
+        return 1
     return 0
 
 

@@ -283,7 +283,7 @@ class ClickHouseSink:
     def run_forever(
         self, stop_event: threading.Event, heartbeat: Callable[[], None] | None = None
     ) -> None:
-        """Poll until `stop_event`; `heartbeat` is called every loop step (its /health)."""
+        """Poll until `stop_event`; `heartbeat` is called on every turn (the liveness probe)."""
         log.info("sink started", extra={"topics": sorted(self._routes)})
         try:
             while not stop_event.is_set():

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse, urlunparse
 
 from runtime.config import Settings
+from runtime.extras import require_embedded
 from sinks.clickhouse.ddl import DdlOptions, render
 
 log = logging.getLogger("sentinel.store")
@@ -200,6 +201,11 @@ def embedded_path(settings: Settings) -> Path:
 
 
 def _embedded_client(path: Path) -> Any:
+    require_embedded(
+        "chdb",
+        "the embedded ClickHouse store (store.dsn is not set)",
+        "set store.dsn (or SENTINEL_STORE__DSN) to a ClickHouse server",
+    )
     import clickhouse_connect
 
     path = path.expanduser().resolve()

@@ -11,6 +11,10 @@ It serves, over plain HTTP on 127.0.0.1, what the producers use of kube-apiserve
   ending the stream cleanly, and after a `compact` a resourceVersion that is too old answered
   with an ``ERROR`` event carrying a 410 ``Status`` (the watch cache's way) or, with
   ``gone_as_http=True``, an HTTP 410 (etcd's way);
+- leases (``/apis/coordination.k8s.io/v1/namespaces/NS/leases[/NAME]``): GET (404 ``Status``
+  when absent), POST (201; 409 AlreadyExists), PUT (409 Conflict when the body's
+  ``metadata.resourceVersion`` is not the stored one, as optimistic concurrency works on the real
+  server; unconditional without one), every write bumping the resourceVersion;
 - pod logs (``.../pods/NAME/log``): ``container``, ``follow``, ``timestamps`` (RFC3339Nano with
   nine digits, as kubelet writes them), ``sinceTime``, ``sinceSeconds``, ``previous`` (the last
   terminated instance; 400 when there is none, as kubelet answers).
@@ -167,6 +171,8 @@ class FakeKubeApi:
         self._logs: dict[tuple[str, str, str], list[LogInstance]] = {}
         self._snapshots: dict[str, list[dict[str, Any]]] = {}
         self.requests: list[tuple[str, dict[str, str]]] = []
+        self._leases: dict[tuple[str, str], dict[str, Any]] = {}
+        self.lease_requests: list[tuple[str, str]] = []  # (method, path)
         self._closing = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -201,6 +207,10 @@ class FakeKubeApi:
         loop = asyncio.new_event_loop()
         self._loop = loop
         app = web.Application()
+        leases = "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases"
+        app.router.add_get(leases + "/{name}", self._handle_lease)
+        app.router.add_put(leases + "/{name}", self._handle_lease)
+        app.router.add_post(leases, self._handle_lease)
         app.router.add_get("/api/v1/namespaces/{ns}/pods/{name}/log", self._handle_log)
         app.router.add_get("/api/v1/namespaces/{ns}/pods/{name}", self._handle_get_pod)
         app.router.add_get("/api/v1/namespaces/{ns}/{resource}", self._handle_collection)
@@ -386,6 +396,76 @@ class FakeKubeApi:
                     status["ready"] = False
 
             self.modify("pods", namespace, pod, finish)
+
+    # ---- leases -----------------------------------------------------------------------------
+
+    def lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        with self._lock:
+            found = self._leases.get((namespace, name))
+            return copy.deepcopy(found) if found is not None else None
+
+    async def _handle_lease(self, request: web.Request) -> web.Response:
+        namespace = request.match_info["ns"]
+        with self._lock:
+            self.lease_requests.append((request.method, request.path))
+        if request.method == "GET":
+            found = self.lease(namespace, request.match_info["name"])
+            if found is None:
+                message = f'leases.coordination.k8s.io "{request.match_info["name"]}" not found'
+                return web.json_response(status_body(404, "NotFound", message), status=404)
+            return web.json_response(found)
+        try:
+            body = await request.json()
+        except ValueError:
+            return web.json_response(status_body(400, "BadRequest", "invalid JSON"), status=400)
+        if request.method == "POST":
+            return self._create_lease(namespace, body)
+        return self._replace_lease(namespace, request.match_info["name"], body)
+
+    def _create_lease(self, namespace: str, body: dict[str, Any]) -> web.Response:
+        meta = body.setdefault("metadata", {})
+        name = meta.get("name", "")
+        with self._lock:
+            if (namespace, name) in self._leases:
+                message = f'leases.coordination.k8s.io "{name}" already exists'
+                return web.json_response(status_body(409, "AlreadyExists", message), status=409)
+            self._rv += 1
+            meta.update(
+                namespace=namespace,
+                uid=str(uuid.uuid4()),
+                resourceVersion=str(self._rv),
+                creationTimestamp=rfc3339(datetime.now(UTC)),
+            )
+            body["kind"], body["apiVersion"] = "Lease", "coordination.k8s.io/v1"
+            self._leases[(namespace, name)] = copy.deepcopy(body)
+        return web.json_response(body, status=201)
+
+    def _replace_lease(self, namespace: str, name: str, body: dict[str, Any]) -> web.Response:
+        meta = body.setdefault("metadata", {})
+        with self._lock:
+            stored = self._leases.get((namespace, name))
+            if stored is None:
+                message = f'leases.coordination.k8s.io "{name}" not found'
+                return web.json_response(status_body(404, "NotFound", message), status=404)
+            sent = meta.get("resourceVersion")
+            if sent and sent != stored["metadata"]["resourceVersion"]:
+                message = (
+                    f'Operation cannot be fulfilled on leases.coordination.k8s.io "{name}": the '
+                    "object has been modified; please apply your changes to the latest version "
+                    "and try again"
+                )
+                return web.json_response(status_body(409, "Conflict", message), status=409)
+            self._rv += 1
+            meta.update(
+                name=name,
+                namespace=namespace,
+                uid=stored["metadata"]["uid"],
+                creationTimestamp=stored["metadata"]["creationTimestamp"],
+                resourceVersion=str(self._rv),
+            )
+            body["kind"], body["apiVersion"] = "Lease", "coordination.k8s.io/v1"
+            self._leases[(namespace, name)] = copy.deepcopy(body)
+        return web.json_response(body)
 
     # ---- HTTP handlers ----------------------------------------------------------------------
 

@@ -52,7 +52,7 @@ def replay_scenarios(names: list[str], data_dir: Path, bootstrap: str) -> dict[s
             records = list(read_capture(folder / f"{name}.jsonl"))
             _replay_letting_time_pass(stack, records, settings.tracking.settle_s, timeout=180)
         assert stack.worker is not None
-        worker = f"http://127.0.0.1:{stack.worker.metrics_port}"
+        worker = f"http://127.0.0.1:{stack.worker.ops_port}"
         info: dict[str, object] = {
             "prefix": settings.topics.prefix,
             "worker_metrics": httpx.get(f"{worker}/metrics", timeout=10).text,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -97,6 +98,21 @@ def wait_status(url: str, status: str, timeout: float = 60) -> float:
     raise AssertionError(f"run never reached {status}")
 
 
+def assert_structured(output: str, component: str) -> None:
+    """Not on a terminal, every line is a JSON object with our fields; none is librdkafka's
+    raw stderr line (``%3|...|FAIL|... Connection refused``), which a newcomer would read as
+    something broken while the embedded broker starts."""
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert lines
+    raw = [line for line in lines if not line.startswith("{")]
+    assert raw == [], "lines that are not JSON:\n" + "\n".join(raw[:10])
+    entries = [json.loads(line) for line in lines]
+    assert all({"time", "level", "component", "logger", "message"} <= e.keys() for e in entries)
+    assert {e["component"] for e in entries} == {component}
+    refused = [e for e in entries if "Connection refused" in e["message"]]
+    assert [e for e in refused if e["level"] in ("warning", "error", "critical")] == []
+
+
 @pytest.mark.parametrize("broker", ["apache-kafka", "tansu"])
 def test_up_serves_runs_stops_on_ctrl_c_and_keeps_history(tmp_path: Path, broker: str) -> None:
     data_dir = tmp_path / "data"
@@ -114,6 +130,8 @@ def test_up_serves_runs_stops_on_ctrl_c_and_keeps_history(tmp_path: Path, broker
             output = interrupt(proc)
     assert "stopping the embedded stack" in output
     assert processes_using(data_dir) == [], "broker or worker left running after Ctrl-C"
+    assert_structured(output, "up")
+    assert_structured((data_dir / "logs" / "worker.log").read_text(), "worker")
 
     # Run history lives in the embedded store and survives a restart with either broker.
     again = start_up(data_dir, port, broker)

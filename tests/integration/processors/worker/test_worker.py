@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 
 from producers.publisher import KafkaPublisher
@@ -14,6 +15,7 @@ from producers.webhooks.github import normalize
 from runtime.config import Settings
 from runtime.kafka_clients import producer_config
 from schemas.messages import CiEvent, DeadLetter, RunState
+from sentinel.brokers import free_port
 from sentinel.stack import EmbeddedStack, WorkerProcess
 from tests.support.helpers import payload, read_topic
 
@@ -24,7 +26,8 @@ RUN_ID = "github:octo-org/octo-repo:289782451:1"
 
 @pytest.fixture
 def stack(kafka_bootstrap: str, make_settings: Callable[..., Settings]) -> Iterator[EmbeddedStack]:
-    embedded = EmbeddedStack(make_settings(kafka_bootstrap))
+    # The worker child serves its ops endpoint (/health /ready /metrics) on a free port.
+    embedded = EmbeddedStack(make_settings(kafka_bootstrap, ops={"port": free_port()}))
     embedded.start()
     try:
         yield embedded
@@ -69,6 +72,22 @@ def test_invalid_messages_are_dead_lettered_and_the_partition_moves_on(
     assert "not a valid CiEvent" in letters[1].error and "event_id" in letters[1].error
     assert [letter.origin_offset for letter in letters] == [0, 1]
     assert latest_states(settings)[RUN_ID].status == "succeeded"
+
+    # What operators see: the worker's ops endpoint and its JSON log lines.
+    ops = f"http://127.0.0.1:{settings.ops.port}"
+    health = httpx.get(f"{ops}/health", timeout=5).json()
+    assert health["status"] == "ok" and health["component"] == "worker"
+    assert health["loop_age_s"] < 5  # the event loop's heartbeat timer turns
+    assert httpx.get(f"{ops}/ready", timeout=5).status_code == 200
+    metrics = httpx.get(f"{ops}/metrics", timeout=5).text
+    assert 'sentinel_dead_letters_total{component="run-tracker"} 2.0' in metrics
+    assert stack.worker is not None
+    lines = [json.loads(line) for line in stack.worker.log_path.read_text().splitlines()]
+    dead = [line for line in lines if line["message"].startswith("dead-lettering")]
+    assert [(d["topic"], d["offset"], d["component"]) for d in dead] == [
+        (settings.topic_names.ci, 0, "worker"),
+        (settings.topic_names.ci, 1, "worker"),
+    ]
 
 
 def test_restarted_worker_recovers_run_state_from_its_changelog(stack: EmbeddedStack) -> None:

@@ -1,0 +1,47 @@
+"""The ops endpoint of each component (`/health`, `/ready`, `/metrics` on `ops.port`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from runtime.config import Settings
+from runtime.kafka_clients import bootstrap_servers
+from runtime.ops_server import Check, Heartbeat, OpsServer
+from sentinel.brokers import broker_answers
+
+
+def broker_check(settings: Settings) -> Check:
+    bootstrap = bootstrap_servers(settings)
+
+    def check() -> str | None:
+        return None if broker_answers(bootstrap, timeout=2.0) else f"no broker at {bootstrap}"
+
+    return check
+
+
+def store_check(ping: Callable[[], bool]) -> Check:
+    return lambda: None if ping() else "the ClickHouse store does not answer"
+
+
+def start_ops(
+    settings: Settings,
+    component: str,
+    heartbeat: Heartbeat | None = None,
+    ready_checks: Mapping[str, Check] | None = None,
+    details: Callable[[], Mapping[str, Any]] | None = None,
+) -> OpsServer | None:
+    """Start the ops endpoint when `ops.port` is set (the container image sets it)."""
+    ops = settings.ops
+    if ops.port is None:
+        return None
+    server = OpsServer(
+        ops.host,
+        ops.port,
+        component,
+        heartbeat=heartbeat,
+        stall_s=ops.stall_s,
+        ready_checks=ready_checks,
+        details=details,
+    )
+    return server.start()
