@@ -35,14 +35,18 @@ def parse_time(text: str) -> datetime:
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:
+    from runtime.ops_server import Heartbeat
+    from sentinel.cli.ops import broker_check, start_ops
     from sinks.alerts.service import AlertDispatcher
 
     settings = settings_from(args)
-    setup_logging(settings.logging.level, settings.logging.format)
+    setup_logging(settings.logging.level, settings.logging.format, "alerts")
     dispatcher = AlertDispatcher(settings)  # a bad template or missing secret: exit 2 here
+    heartbeat = Heartbeat("alerts")  # beaten by the dispatch loop: /health fails if it hangs
+    start_ops(settings, "alerts", heartbeat, {"broker": broker_check(settings)})
     stop = threading.Event()
     on_signals(stop.set)
-    dispatcher.run_forever(stop)
+    dispatcher.run_forever(stop, heartbeat.beat)
     return 0
 
 

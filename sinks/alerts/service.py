@@ -176,7 +176,10 @@ class AlertDispatcher:
 
     # -- the loop ---------------------------------------------------------------------------
 
-    def run_forever(self, stop: threading.Event) -> None:
+    def run_forever(
+        self, stop: threading.Event, heartbeat: Callable[[], None] | None = None
+    ) -> None:
+        """Dispatch until `stop`; `heartbeat` is called on every turn (the liveness probe)."""
         self.delivery.start()
         try:
             self._load_globals()
@@ -190,6 +193,8 @@ class AlertDispatcher:
             self.ready.set()
             while not stop.is_set():
                 self.step()
+                if heartbeat is not None:
+                    heartbeat()
         finally:
             self._shutdown()
 

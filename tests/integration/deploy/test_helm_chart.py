@@ -39,7 +39,7 @@ EXPECTED_RULES = {
     ("", "pods/log", "get"),
     *(("coordination.k8s.io", "leases", verb) for verb in ("get", "create", "update")),
 }  # fmt: skip
-COMPONENTS = {"api", "worker", "sink", "k8s-watch", "log-stream"}
+COMPONENTS = {"api", "worker", "sink", "alerts", "k8s-watch", "log-stream"}
 
 
 def helm(*args: str | Path) -> str:
@@ -234,7 +234,7 @@ def test_opt_in_pdb_and_hpa_within_the_partition_count(
     assert set(hpas) == {"api", "worker", "sink"}
     assert hpas["worker"]["maxReplicas"] == 12  # = config.topics.partitions of the example
     scaled = {component(d) for d in of_kind(example_docs, "Deployment") if "replicas" in d["spec"]}
-    assert scaled == {"k8s-watch", "log-stream"}  # the HPA owns the others' replica count
+    assert scaled == {"alerts", "k8s-watch", "log-stream"}  # an HPA owns the others
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from tests.support.paths import REPO
 pytestmark = pytest.mark.integration
 
 DOCKERFILE = REPO / "deploy" / "Dockerfile"
-SENTINEL_SERVICES = {"init", "api", "worker", "sink", "k8s-watch", "log-stream"}
+SENTINEL_SERVICES = {"init", "api", "worker", "sink", "alerts", "k8s-watch", "log-stream"}
 
 
 def test_hadolint_passes_the_dockerfile() -> None:

@@ -21,7 +21,7 @@ from tests.support.paths import REPO
 
 pytestmark = pytest.mark.integration
 
-COMPONENTS = ["api", "worker", "sink", "k8s-watch", "log-stream"]
+COMPONENTS = ["api", "worker", "sink", "alerts", "k8s-watch", "log-stream"]
 NO_BROKER = "kafka.bootstrap_servers is empty: set it (or SENTINEL_KAFKA__BOOTSTRAP_SERVERS)"
 NO_EXTRA = "pip install 'automation-run-sentinel[embedded]'"
 
