@@ -21,9 +21,8 @@ from email.utils import format_datetime
 from typing import Any
 
 from runtime.alerting_config import AlertingConfig, EmailChannel
-from schemas.messages import AlertInstance
 from sinks.alerts.notification import Notification
-from sinks.alerts.templates import Rendered, run_link
+from sinks.alerts.templates import Rendered, alert_view, run_link
 
 WEBHOOK_SCHEMA = "1"
 SIGNATURE_HEADER = "X-Sentinel-Signature-256"
@@ -50,10 +49,10 @@ def webhook_document(
         "sent_at": notification.created_at.isoformat(),
         "runs": list(rendered.runs),
         "alerts": [
-            _alert_document(alert, "firing", notification, config) for alert in notification.firing
+            alert_view(alert, "firing", notification, config) for alert in notification.firing
         ]
         + [
-            _alert_document(alert, "resolved", notification, config)
+            alert_view(alert, "resolved", notification, config)
             for alert in (notification.resolved if notification.send_resolved else ())
         ],
     }
@@ -81,29 +80,6 @@ def webhook_headers(
     if secret:
         headers[SIGNATURE_HEADER] = sign(secret, timestamp, body)
     return headers
-
-
-def _alert_document(
-    alert: AlertInstance, status: str, notification: Notification, config: AlertingConfig
-) -> dict[str, Any]:
-    told = notification.new_firing if status == "firing" else notification.new_resolved
-    return {
-        "id": alert.alert_id,
-        "kind": alert.kind,
-        "status": status,
-        "new": alert.alert_id in told,
-        "type": alert.labels.get("type", alert.kind),
-        "category": alert.labels.get("category", ""),
-        "severity": alert.severity.value,
-        "subject": alert.subject,
-        "summary": alert.summary,
-        "evidence": alert.evidence,
-        "labels": dict(alert.labels),
-        "run_id": alert.run_id,
-        "starts_at": alert.starts_at.isoformat(),
-        "ends_at": alert.ends_at.isoformat() if alert.ends_at else None,
-        "link": run_link(alert.run_id, config),
-    }
 
 
 def alertmanager_alerts(notification: Notification, config: AlertingConfig) -> list[dict[str, Any]]:

@@ -136,8 +136,8 @@ class Renderer:
 
 def context(notification: Notification, config: AlertingConfig) -> dict[str, Any]:
     limit = config.max_alerts_per_message
-    firing = [_alert(a, "firing", notification, config) for a in notification.firing]
-    resolved = [_alert(a, "resolved", notification, config) for a in notification.resolved]
+    firing = [alert_view(a, "firing", notification, config) for a in notification.firing]
+    resolved = [alert_view(a, "resolved", notification, config) for a in notification.resolved]
     if not notification.send_resolved:
         resolved = []
     # New things first, so a long group's message shows what changed before what was known.
@@ -174,9 +174,10 @@ def run_link(run_id: str, config: AlertingConfig) -> str:
     )
 
 
-def _alert(
+def alert_view(
     alert: AlertInstance, status: str, notification: Notification, config: AlertingConfig
 ) -> dict[str, Any]:
+    """One alert as templates see it and as the webhook body carries it (one shape for both)."""
     new = alert.alert_id in (
         notification.new_firing if status == "firing" else notification.new_resolved
     )
