@@ -27,45 +27,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from confluent_kafka import Consumer
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from kafka_hop import kafka_round_trips, percentile  # noqa: E402  (bench/kafka_hop.py)
 
 from producers.k8s.objects import object_key, to_object_event  # noqa: E402
 from producers.publisher import KafkaPublisher  # noqa: E402
 from runtime.config import BrokerKind, Settings, load_settings  # noqa: E402
-from runtime.kafka_clients import consumer_config, producer_config  # noqa: E402
+from runtime.kafka_clients import producer_config  # noqa: E402
 from sentinel.stack import EmbeddedStack  # noqa: E402
 from tests.support.alert_servers import FakeSlack, LoopbackServer  # noqa: E402
 
 URL_ENV = "SENTINEL_BENCH_SLACK_URL"
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def kafka_round_trips(settings: Settings, count: int) -> list[float]:
-    topic = settings.topic_names.dlq  # nobody else reads it during the bench
-    consumer = Consumer(consumer_config(settings, f"bench-{time.time_ns()}"))
-    consumer.subscribe([topic])
-    publisher = KafkaPublisher(producer_config(settings), component="bench")
-    while not consumer.assignment():
-        consumer.poll(0.1)
-    samples = []
-    for index in range(count):
-        started = time.perf_counter()
-        publisher.publish_sync(topic, b"k", str(index).encode(), timeout=10)
-        while True:
-            message = consumer.poll(1.0)
-            if message is not None and message.error() is None:
-                break
-        samples.append(time.perf_counter() - started)
-    publisher.close()
-    consumer.close()
-    return samples
 
 
 def oom_pod(run_id: str, index: int) -> dict[str, Any]:
@@ -158,7 +132,7 @@ def main() -> None:
         stack.start()
         try:
             print("baseline: raw Kafka produce -> consume", file=sys.stderr)
-            baseline = kafka_round_trips(stack.settings, args.runs)
+            baseline = kafka_round_trips(stack.settings, stack.settings.topic_names.dlq, args.runs)
             print("alerts: k8s event produced -> Slack request", file=sys.stderr)
             alerts = alert_latencies(stack.settings, slack, args.runs)
         finally:

@@ -25,45 +25,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from confluent_kafka import Consumer
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from producers.publisher import KafkaPublisher  # noqa: E402
-from runtime.config import BrokerKind, Settings, load_settings  # noqa: E402
-from runtime.kafka_clients import consumer_config, producer_config  # noqa: E402
+from kafka_hop import kafka_round_trips, percentile  # noqa: E402  (bench/kafka_hop.py)
+
+from runtime.config import BrokerKind, load_settings  # noqa: E402
 from sentinel.stack import EmbeddedStack  # noqa: E402
 from tests.support.helpers import ServerThread  # noqa: E402
 
 CORPUS = REPO / "tests" / "data" / "github-webhooks" / "workflow_run"
 SECRET = "bench-secret"
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def kafka_round_trips(settings: Settings, count: int) -> list[float]:
-    topic = settings.topic_names.k8s  # unused by the pipeline so far: no other reader
-    consumer = Consumer(consumer_config(settings, f"bench-{time.time_ns()}"))
-    consumer.subscribe([topic])
-    publisher = KafkaPublisher(producer_config(settings), component="bench")
-    while not consumer.assignment():
-        consumer.poll(0.1)
-    samples = []
-    for index in range(count):
-        started = time.perf_counter()
-        publisher.publish_sync(topic, b"k", str(index).encode(), timeout=10)
-        while True:
-            message = consumer.poll(1.0)
-            if message is not None and message.error() is None:
-                break
-        samples.append(time.perf_counter() - started)
-    publisher.close()
-    consumer.close()
-    return samples
 
 
 def post(url: str, event: str, delivery: str, body: dict[str, Any]) -> None:
@@ -119,7 +92,9 @@ def main() -> None:
             assert stack.owner is not None
             with ServerThread(stack.owner.api()) as server:
                 print("baseline: raw Kafka produce -> consume", file=sys.stderr)
-                baseline = kafka_round_trips(stack.settings, args.runs)
+                baseline = kafka_round_trips(
+                    stack.settings, stack.settings.topic_names.k8s, args.runs
+                )
                 print("pipeline: webhook -> API", file=sys.stderr)
                 pipeline = pipeline_latencies(server.url, args.runs)
         finally:
