@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from processors.anomalies.history import HistoryEntry, history_entry
+from processors.anomalies.history import HistoryEntry, history_entry, miner_key
 from processors.anomalies.logs import LogAnalyzer
 from processors.logs.levels import worth_analysing
 from runtime.config import InfraDetectorsConfig
@@ -54,11 +54,13 @@ def warm_entries(
             (line for line in run.lines if worth_analysing(line.line)),
             key=lambda line: (line.event_time, line.pod, line.container),
         )
-        if analysed:
+        if run.lines:
             logs = analyzer.new_state(state.run_id, state.pipeline)
-            miner = analyzer.miner_for(state.pipeline)
+            miner = analyzer.miner_for(miner_key(state))
             for line in analysed:
                 analyzer.feed(logs, line, miner)
+            for line in run.lines:  # every line, as the live worker's activity signals
+                analyzer.note_activity(logs, line.pod, line.event_time)
         entry = history_entry(state, run.results, logs, infra)
         if entry is not None:
             key, message = entry

@@ -983,6 +983,7 @@ class Replay:
 
 def simulate(name: str, flush: bool) -> Replay:
     """What the worker would find in capture `name` (see the module docstring)."""
+    from processors.anomalies.history import miner_key
     from processors.anomalies.infra import attribute, detect_infra, infra_affected_tests
     from processors.anomalies.logs import LogAnalyzer
     from processors.anomalies.silence import detect_log_silence
@@ -990,9 +991,11 @@ def simulate(name: str, flush: bool) -> Replay:
         PipelineHistory,
         detect_tests,
         history_key,
+        history_scope,
         record,
         summarise_run,
     )
+    from processors.logs.levels import worth_analysing
     from processors.runs.correlation import route
     from processors.runs.k8s_signals import signals_from_k8s
     from processors.runs.log_signals import LogSignals
@@ -1032,6 +1035,10 @@ def simulate(name: str, flush: bool) -> Replay:
         after = apply_signal(before, signal, policy)
         if after is not None:
             states[run_id] = after
+        if signal.kind.value == "activity" and signal.log_pod is not None:
+            # The worker's log analysis counts the windows in which pods logged at all.
+            log_state = log_states.setdefault(run_id, analyzer.new_state(run_id))
+            analyzer.note_activity(log_state, signal.log_pod, signal.event_time)
         if new_batch:
             results.setdefault(run_id, []).extend(
                 r.model_copy(update={"run_id": run_id}) for r in signal.test_results
@@ -1066,11 +1073,12 @@ def simulate(name: str, flush: bool) -> Replay:
             for signal in log_signals.feed(line):
                 fold(signal)
             run_id, _ = route(rec.correlation_key or "")
-            if run_id is not None:
-                pipeline = states[run_id].pipeline if run_id in states else None
+            if run_id is not None and worth_analysing(line.line):
+                known = states.get(run_id)
+                pipeline = known.pipeline if known else None
                 log_state = log_states.setdefault(run_id, analyzer.new_state(run_id, pipeline))
                 log_state.pipeline = log_state.pipeline or pipeline
-                analyzer.feed(log_state, line, analyzer.miner_for(log_state.pipeline))
+                analyzer.feed(log_state, line, analyzer.miner_for(miner_key(known)))
         else:
             raise CheckFailed(f"{name}: unexpected record {rec.type}")
         mark = newest - lateness if newest is not None else None
@@ -1093,12 +1101,12 @@ def simulate(name: str, flush: bool) -> Replay:
     )
     histories: dict[str, PipelineHistory] = {}
     blind_histories: dict[str, PipelineHistory] = {}
-    baselines: dict[str | None, Any] = {}
+    baselines: dict[str, Any] = {}
     blind: list[tuple[str, str, str]] = []
     for state in ended:
         own = [a for a in infra.values() if a.run_id == state.run_id]
         attribution = attribute(state, own)
-        key = history_key(state.pipeline, state.branch)
+        key = history_key(state.pipeline, state.branch, history_scope(state))
         for caused, store, sink in (
             (attribution is not None, histories, None),
             (False, blind_histories, blind),
@@ -1120,7 +1128,7 @@ def simulate(name: str, flush: bool) -> Replay:
             store[key] = record(hist, current, cfg.tests)
         log_state = log_states.get(state.run_id)
         if log_state is not None:
-            baseline = baselines.get(state.pipeline)
+            baseline = baselines.get(key)
             for anomaly in analyzer.detect(
                 log_state,
                 baseline,
@@ -1130,7 +1138,7 @@ def simulate(name: str, flush: bool) -> Replay:
                 final=True,
             ):
                 found[(anomaly.run_id, anomaly.type, anomaly.subject)] = anomaly
-            baselines[state.pipeline] = analyzer.update_baseline(
+            baselines[key] = analyzer.update_baseline(
                 baseline, log_state, window_stats=attribution is None
             )
     return Replay(states, found, sorted(blind), log_lines)
