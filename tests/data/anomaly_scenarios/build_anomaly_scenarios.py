@@ -83,6 +83,7 @@ from capture_builder import (  # noqa: E402  (tests/data/capture_builder.py)
     run_generator,
     uid,
 )
+from go_cron import GO_TESTS, STORE_PKG, GoCron, GoRun, cron_history  # noqa: E402
 
 NAMESPACE = "ci"
 NODE_POOL = [
@@ -957,6 +958,179 @@ def new_template_subject(plans: list[RunPlan], pipe: Pipeline, index: int) -> st
     raise AssertionError("run not found")
 
 
+# --- issue 12: pipelines side by side --------------------------------------------------------
+
+SIDE_CRON = "ledger-nightly"
+
+
+def new_templates_of(cap: Capture, run: GoRun, earlier: list[GoRun]) -> list[str]:
+    """The error template ids `run` logs that none of `earlier` (same namespace) logged, mined
+    as the worker mines: warning/error lines of each run in capture order, one miner per
+    pipeline and namespace."""
+    from processors.anomalies.logs import LogAnalyzer
+    from processors.logs.levels import worth_analysing
+    from schemas.messages import LogLine
+
+    analyzer = LogAnalyzer()
+    miner = analyzer.miner_for(f"{SIDE_CRON}/{run.namespace}")
+    wanted = {r.pod: r.run_id for r in [*earlier, run]}
+    states = {rid: analyzer.new_state(rid, SIDE_CRON) for rid in wanted.values()}
+    for ts, _, record in sorted(cap.records, key=lambda item: (item[0], item[1])):
+        if record["type"] != "log" or record["namespace"] != run.namespace:
+            continue
+        owner = wanted.get(record["pod"])
+        if owner is None or not worth_analysing(record["line"]):
+            continue
+        line = LogLine(
+            namespace=record["namespace"],
+            pod=record["pod"],
+            container=record["container"],
+            line=record["line"],
+            event_time=ts,
+            received_at=ts,
+        )
+        analyzer.feed(states[owner], line, miner)
+    known = {tid for r in earlier for tid in states[r.run_id].templates}
+    return sorted(set(states[run.run_id].templates) - known)
+
+
+DEADLOCK = [
+    (2.10, "[{pid}] ERROR:  deadlock detected"),
+    (
+        2.10,
+        "[{pid}] DETAIL:  Process {pid} waits for ShareLock on transaction 1187; blocked by process {other}.",
+    ),
+    (2.10, "[{pid}] HINT:  See server log for query details."),
+    (2.10, '[{pid}] CONTEXT:  while updating tuple (0,7) in relation "accounts"'),
+    (2.10, "[{pid}] STATEMENT:  UPDATE accounts SET balance = balance - $1 WHERE id = $2"),
+]
+NO_RELATION = [
+    '[{pid}] ERROR:  relation "accounts" does not exist at character 13',
+    "[{pid}] STATEMENT:  INSERT INTO accounts (id, owner, balance) VALUES ($1, $2, $3)",
+]
+STORE_TESTS = [name for pkg, name, _ in GO_TESTS if pkg == STORE_PKG]
+
+
+def side_by_side() -> Scenario:
+    """Seven teams' CronJob ledger-nightly, each in its own namespace, on the same schedule."""
+    first = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
+    cap = Capture("side_by_side")
+    runs: list[GoRun] = []
+    anomalies: list[Obj] = []
+
+    def team(name: str, n: int, plans: dict[int, dict[str, Any]], node: str) -> list[GoRun]:
+        pipe = GoCron(f"team-{name}", SIDE_CRON, node=node)
+        built = cron_history(cap, pipe, first, n, plans=plans)
+        runs.extend(built)
+        return built
+
+    def job_failed(run: GoRun) -> Obj:
+        return found(run, "job_backoff_limit", f"job/{run.run_id}")  # type: ignore[arg-type]
+
+    # a: cold start after runs that failed before their tests (image pull, OOM while building)
+    a = team(
+        "a",
+        6,
+        {
+            2: {"fault": "image_pull"},
+            4: {"fault": "oom_build"},
+            6: {"slow": {"TestConcurrentTransfers": 26.4}},
+        },
+        "gke-ci-pool-2-4b1d9e0a-q7wz",
+    )
+    anomalies += [
+        found(a[1], "image_pull_failure", a[1].pod),  # type: ignore[arg-type]
+        found(a[3], "oom_killed", f"{a[3].pod}/go-test"),  # type: ignore[arg-type]
+        job_failed(a[3]),
+        found(a[5], "duration_regression", f"{STORE_PKG}::TestConcurrentTransfers"),  # type: ignore[arg-type]
+    ]
+    # b: earlier runs logged only info lines; run 5's database logs a deadlock twice
+    pg = [
+        (o + 9.0 * k, text.format(pid=81 + k, other=82 + k))
+        for k in range(2)
+        for o, text in DEADLOCK
+    ]
+    b = team("b", 5, {5: {"pg_extra": pg}}, "gke-ci-pool-2-4b1d9e0a-r2lm")
+    (deadlock,) = new_templates_of(cap, b[4], b[:4])
+    anomalies.append(found(b[4], "new_error_template", deadlock))  # type: ignore[arg-type]
+    # c: a migration lost the accounts table: 7 of 11 tests fail
+    failing = {
+        name: [
+            f'ledger_test.go:{30 + 7 * k}: setup: ERROR: relation "accounts" does not exist (SQLSTATE 42P01)'
+        ]
+        for k, name in enumerate([*STORE_TESTS, "TestTransferHandler"])
+    }
+    pg_c = [(1.2 + 0.05 * k, line.format(pid=90 + k)) for k in range(7) for line in NO_RELATION]
+    c = team("c", 6, {6: {"failing": failing, "pg_extra": pg_c}}, "gke-ci-pool-2-4b1d9e0a-r2lm")
+    anomalies += [
+        found(c[5], "failure_rate_spike", SIDE_CRON),  # type: ignore[arg-type]
+        found(c[5], "error_spike", c[5].pod),  # type: ignore[arg-type]
+        job_failed(c[5]),
+    ]
+    anomalies += [found(c[5], "new_error_template", t) for t in new_templates_of(cap, c[5], c[:5])]  # type: ignore[arg-type]
+    # d: clean
+    team("d", 6, {}, "gke-ci-pool-2-4b1d9e0a-q7wz")
+    # e: evicted (node pressure) in run 3; the node goes NotReady during run 5
+    e = team(
+        "e",
+        6,
+        {3: {"fault": "evicted"}, 5: {"fault": "node_not_ready"}},
+        "gke-ci-pool-2-4b1d9e0a-x5tt",
+    )
+    anomalies += [
+        found(e[2], "evicted", e[2].pod),  # type: ignore[arg-type]
+        job_failed(e[2]),
+        found(e[4], "node_not_ready", e[4].node),  # type: ignore[arg-type]
+        job_failed(e[4]),
+    ]
+    # f: the test binary panics in TestMain at every start (crash loop) in run 5
+    f = team("f", 6, {5: {"fault": "crash_loop"}}, "gke-ci-pool-2-4b1d9e0a-x5tt")
+    anomalies += [
+        found(f[4], "crash_loop", f"{f[4].pod}/go-test"),  # type: ignore[arg-type]
+        found(f[4], "restart_burst", f"{f[4].pod}/go-test"),  # type: ignore[arg-type]
+        job_failed(f[4]),
+        found(f[4], "run_duration_regression", SIDE_CRON),  # type: ignore[arg-type]
+    ]
+    anomalies += [found(f[4], "new_error_template", t) for t in new_templates_of(cap, f[4], f[:4])]  # type: ignore[arg-type]
+    # g: a test hangs in run 5 until go test's 20-minute timeout
+    g = team("g", 5, {5: {"fault": "hang", "cut_after": 10}}, "gke-ci-pool-2-4b1d9e0a-q7wz")
+    anomalies += [
+        found(g[4], "log_silence", g[4].pod),  # type: ignore[arg-type]
+        job_failed(g[4]),
+        found(g[4], "run_duration_regression", SIDE_CRON),  # type: ignore[arg-type]
+    ]
+    anomalies += [found(g[4], "new_error_template", t) for t in new_templates_of(cap, g[4], g[:4])]  # type: ignore[arg-type]
+    finish(cap, at(first, 3600 * 5 + 1300))
+    built = [Built(r.run_id, r.status, r.job, r.pod, "go-test") for r in runs]
+    return Scenario(
+        "side_by_side",
+        "Seven teams run the same CronJob, ledger-nightly (go test -v on 11 tests against a "
+        "postgres container; pods name only their Job), each in its own namespace, on the same "
+        "hourly schedule: their lines interleave. Every team's expected anomalies are exactly "
+        "what its pipeline gives alone. team-a: runs 2 (image never pulls: image_pull_failure, "
+        "pending_too_long) and 4 (OOMKilled while compiling: oom_killed, job_backoff_limit) "
+        "fail before their tests (postgres started, so the pod was not Pending too long), so run "
+        "6's TestConcurrentTransfers, 11x slower, is judged against 3 samples (cold start: "
+        "margins x2) and is a duration_regression. team-b: runs "
+        "1-4 log only info lines (they are the log baseline); run 5's database logs a deadlock "
+        "twice: new_error_template. team-c: run 6 lost the accounts table: 7 of 11 tests fail "
+        "(failure_rate_spike, job_backoff_limit), two error signatures are new (the test "
+        "output's and postgres') and their 14 error lines in one minute, against a baseline of "
+        "none, are an error_spike. team-d: clean. team-e: run 3 evicted for node pressure "
+        "(evicted, job_backoff_limit), run 5's node NotReady while two tests time out "
+        "(node_not_ready, job_backoff_limit): both runs are the infrastructure's, so no test "
+        "anomaly. team-f: run 5's test binary panics in TestMain at every start (crash_loop, "
+        "restart_burst, job_backoff_limit, the panic as a new_error_template, a run 6x longer: "
+        "run_duration_regression). team-g: run 5 hangs in a test for 20 minutes: log_silence "
+        "while it hangs, then go test's timeout panic (new_error_template), a failed Job and a "
+        "run_duration_regression.",
+        cap,
+        base_config(),
+        built,
+        anomalies,
+    )
+
+
 SCENARIOS = [
     clean_history,
     oom_mid_test,
@@ -966,6 +1140,7 @@ SCENARIOS = [
     missing_tests,
     new_error_signature,
     error_spike,
+    side_by_side,
 ]
 
 
@@ -981,8 +1156,20 @@ class Replay:
     log_lines: int
 
 
-def simulate(name: str, flush: bool) -> Replay:
-    """What the worker would find in capture `name` (see the module docstring)."""
+def namespace_of(record: Any) -> str | None:
+    """The namespace a capture record belongs to (None: a webhook)."""
+    from schemas.capture import K8sRecord, LogRecord
+
+    if isinstance(record, LogRecord):
+        return record.namespace
+    if isinstance(record, K8sRecord):
+        return str(record.object.get("metadata", {}).get("namespace") or "")
+    return None
+
+
+def simulate(name: str, flush: bool, alone: str | None = None) -> Replay:
+    """What the worker would find in capture `name` (see the module docstring); with `alone`,
+    in that namespace's records only (and those of namespaces that hold no run)."""
     from processors.anomalies.history import miner_key
     from processors.anomalies.infra import attribute, detect_infra, infra_affected_tests
     from processors.anomalies.logs import LogAnalyzer
@@ -1006,6 +1193,8 @@ def simulate(name: str, flush: bool) -> Replay:
 
     written = read_written(HERE, name)
     settings, records = written.settings, written.records
+    if alone is not None:
+        records = [r for r in records if namespace_of(r) in (alone, "monitoring")]
     cfg = settings.anomalies
     stamps = [r.ts for r in records]
     policy = Policy(
@@ -1062,7 +1251,14 @@ def simulate(name: str, flush: bool) -> Replay:
                 ):
                     app[(run_id, anomaly.type, anomaly.subject)] = anomaly
 
+    previous: datetime | None = None
+    quiet = timedelta(seconds=settings.tracking.settle_s)
     for rec in records:
+        if previous is not None and rec.ts - previous > quiet:
+            # As `sentinel analyze` does: nothing happened until this record, so event time
+            # reached just before it (a hung pod's silence is judged while it hangs).
+            settle(rec.ts - timedelta(microseconds=1))
+        previous = rec.ts
         if isinstance(rec, K8sRecord):
             event = normalizer.normalize(rec.event, rec.object, rec.ts)
             for signal in signals_from_k8s(event):
@@ -1175,6 +1371,15 @@ def check(scenario: Scenario) -> list[str]:
             if extra:
                 notes.append(f"without infra attribution the test detectors would add: {extra}")
             del caused
+    teams = sorted({r["run_id"].split("/")[0].removeprefix("job:") for r in expected["runs"]})
+    if len(teams) > 1:
+        # Side by side = each alone: every namespace replayed by itself gives exactly its part.
+        for team in teams:
+            alone = simulate(name, False, alone=team)
+            own = sorted(a for a in want if a[0].startswith(f"job:{team}/"))
+            got_alone = sorted(alone.anomalies)
+            expect(got_alone == own, f"{name}: {team} alone\n  got  {got_alone}\n  want {own}")
+        notes.append(f"each of {teams} alone gives exactly its part of the expected anomalies")
     notes.append(f"anomalies {want}")
     for key in want:
         anomaly = replay.anomalies[key]
