@@ -52,6 +52,8 @@ from drain3.masking import AbstractMaskingInstruction, LogMasker, MaskingInstruc
 from drain3.template_miner import TemplateMiner
 from drain3.template_miner_config import TemplateMinerConfig
 
+from processors.logs.headers import HeaderShape
+
 __all__ = [
     "DEFAULT_CONFIG",
     "DEFAULT_MASKS",
@@ -60,6 +62,7 @@ __all__ = [
     "mask",
     "masking_instructions",
     "strip_header",
+    "strip_header_rest",
 ]
 
 # Token boundaries for masks: not inside a longer word (letters, digits, underscore).
@@ -269,10 +272,15 @@ def strip_header(line: str) -> str:
         rest = rest[m.end() :]
         had_header = True
         m = _TS_PREFIX.match(rest)
+    return strip_header_rest(rest, had_header) or line.strip()
+
+
+def strip_header_rest(rest: str, had_header: bool, saw_level: bool = False) -> str:
+    """What follows a header's timestamp (or a learned header, `processors.logs.headers`):
+    host and program (syslog), pid, level, [thread] and "-" separators, and a logger name."""
     m = _SYSLOG_HOST.match(rest)
     if m and had_header:
         rest = rest[m.end() :]
-    saw_level = False
     for _ in range(5):  # pid, level, [thread], "-" separators in any order
         m = _LEVEL_PREFIX.match(rest)
         if m:
@@ -293,7 +301,7 @@ def strip_header(line: str) -> str:
         m = _PID_PREFIX.match(rest)
         if m and rest[: m.end()].strip() in ("-", "|"):
             rest = rest[m.end() :]
-    return rest or line.strip()
+    return rest
 
 
 _PLACEHOLDER = re.compile(r"[^\w<>]*<[A-Z]+>[^\w<>]*")
@@ -367,9 +375,20 @@ class LogTemplateMiner:
         self._ids: dict[int, str] = {}  # drain cluster id -> template id
         self._owner: dict[str, int] = {}  # template id -> drain cluster id
 
-    def preprocess(self, line: str) -> str:
-        """The text Drain sees for ``line``: header stripped (if enabled), then masked."""
-        body = strip_header(line) if self.strip_headers else line.strip()
+    def preprocess(self, line: str, shape: HeaderShape | None = None) -> str:
+        """The text Drain sees for ``line``: header stripped (if enabled: the stream's learned
+        `shape` when the line has it, else the generic stripper), then masked."""
+        if not self.strip_headers:
+            body = line.strip()
+        else:
+            learned = shape.body(line) if shape is not None else None
+            if learned is not None and shape is not None and shape.complete:
+                body = learned
+            elif learned is not None and shape is not None:
+                # The learned fields are gone; a logger, [thread] or program may follow.
+                body = strip_header_rest(learned, True, shape.ends_with_level) or learned
+            else:
+                body = strip_header(line)
         return str(self._miner.masker.mask(body))
 
     def _template_id(self, cluster_id: int, founder: str) -> str:
@@ -393,9 +412,10 @@ class LogTemplateMiner:
         self._template_id(cid, founder)
         return cid, str(cluster.get_template())
 
-    def add(self, line: str) -> tuple[str, str]:
-        """Add one line; return its template id and its cluster's template as of now."""
-        cid, template = self._add_masked(self.preprocess(line))
+    def add(self, line: str, shape: HeaderShape | None = None) -> tuple[str, str]:
+        """Add one line (of a stream whose header has `shape`, if known); return its template
+        id and its cluster's template as of now."""
+        cid, template = self._add_masked(self.preprocess(line, shape))
         return self._ids[cid], template
 
     def template(self, template_id: str) -> str | None:
@@ -412,7 +432,10 @@ class LogTemplateMiner:
         return {self._ids[c.cluster_id]: str(c.get_template()) for c in self._miner.drain.clusters}
 
     def mine(self, lines: Iterable[str]) -> list[tuple[str, str]]:
-        """Add all ``lines``, then return each line's final ``(template_id, template)``."""
-        cids = [self._add_masked(self.preprocess(line))[0] for line in lines]
+        """Add all ``lines`` (one stream: its header shape is learned from its first lines),
+        then return each line's final ``(template_id, template)``."""
+        given = list(lines)
+        shape = HeaderShape.learn(given) if self.strip_headers else None
+        cids = [self._add_masked(self.preprocess(line, shape))[0] for line in given]
         final = {c.cluster_id: str(c.get_template()) for c in self._miner.drain.clusters}
         return [(self._ids[cid], final.get(cid, "")) for cid in cids]
