@@ -46,6 +46,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from drain3.drain import Drain
 from drain3.masking import AbstractMaskingInstruction, LogMasker, MaskingInstruction
@@ -150,6 +151,9 @@ class MinerConfig:
     max_clusters: int | None = None
     extra_delimiters: tuple[str, ...] = ()
     masks: tuple[tuple[str, str], ...] = field(default=DEFAULT_MASKS)
+    # A message no cluster of its prefix-tree branch takes joins a template of the same length
+    # in another branch at this similarity (None: drain3's behaviour, branches never meet).
+    cross_branch_sim: float | None = 0.9
 
 
 DEFAULT_CONFIG = MinerConfig()
@@ -307,7 +311,23 @@ def strip_header_rest(rest: str, had_header: bool, saw_level: bool = False) -> s
 _PLACEHOLDER = re.compile(r"[^\w<>]*<[A-Z]+>[^\w<>]*")
 
 
+_WORD = re.compile(r"^[A-Za-z]+[,;]?$")
+
+
+def _cluster_ids(node: Any) -> list[int]:
+    """Every cluster id in a Drain prefix-tree node's subtree."""
+    out: list[int] = []
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        out.extend(current.cluster_ids)
+        stack.extend(current.key_to_child_node.values())
+    return out
+
+
 class _Drain(Drain):  # type: ignore[misc]
+    cross_branch_sim: float | None = None
+
     """drain3's Drain with a similarity that knows about mask placeholders.
 
     Drain's similarity of a template and a message of the same length is the fraction of positions
@@ -343,6 +363,35 @@ class _Drain(Drain):  # type: ignore[misc]
                 positions += 1
         return (alike / positions if positions else 1.0), params
 
+    def tree_search(
+        self, root_node: Any, tokens: list[str], sim_th: float, include_params: bool
+    ) -> Any:
+        found = super().tree_search(root_node, tokens, sim_th, include_params)
+        if found is not None or self.cross_branch_sim is None or len(tokens) < 3:
+            return found
+        # Drain routes on the first tokens, so a message whose first token varies (a job name,
+        # a component: "com.apple.X: scheduler ... told me to run this job") founds a cluster
+        # per value. A message nearly identical to a template of the same length in another
+        # branch joins it instead.
+        node = root_node.key_to_child_node.get(str(len(tokens)))
+        if node is None:
+            return None
+        # Only where the routing tokens are all that differs (past them, every position agrees)
+        # and the routing tokens that differ are identifiers, not words: "After Scheduling"
+        # and "Before Scheduling" are two events, "com.apple.X:" and "com.apple.Y:" one.
+        routed = max(1, self.max_node_depth - 1)
+        candidates = []
+        for cid in _cluster_ids(node):
+            template = self.id_to_cluster[cid].log_template_tokens
+            if self.get_seq_distance(template[routed:], tokens[routed:], True)[0] != 1.0:
+                continue
+            if all(
+                mine == theirs or not (_WORD.match(mine) or _WORD.match(theirs))
+                for mine, theirs in zip(tokens[:routed], template[:routed], strict=False)
+            ):
+                candidates.append(cid)
+        return self.fast_match(candidates, tokens, self.cross_branch_sim, include_params)
+
 
 class LogTemplateMiner:
     """Drain template miner with generic header stripping and masking.
@@ -372,6 +421,7 @@ class LogTemplateMiner:
             param_str=self._miner.drain.param_str,
             parametrize_numeric_tokens=True,
         )
+        self._miner.drain.cross_branch_sim = config.cross_branch_sim
         self._ids: dict[int, str] = {}  # drain cluster id -> template id
         self._owner: dict[str, int] = {}  # template id -> drain cluster id
 
