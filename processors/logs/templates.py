@@ -202,14 +202,177 @@ def masking_instructions(
 _DEFAULT_MASKER = LogMasker(masking_instructions(), "<", ">")
 
 
+class _TokenMasker:
+    """The default masks applied token by token, with a cache: the same result as applying
+    each mask to the whole line in turn (drain3's LogMasker, `_DEFAULT_MASKER`), two to three
+    times faster on real logs, where most tokens repeat.
+
+    Every default mask matches within a token except the few that may span whitespace (a date
+    and its time, ``15 ms``, ``1188 bytes (1.16 KB)``). Those are applied to the line first,
+    and only where they start a token (or follow an opening ``[(=`` ...): no earlier mask could
+    have matched there (none takes a token that starts with a digit or a day or month name and
+    holds no ``/``, ``@`` or ``://``). Then each token goes through every mask in order, cached;
+    a mask is skipped when the token lacks every character it needs (its cue). The result is
+    checked equal to drain3's on the Loghub lines (tests/unit/processors/logs/test_templates.py).
+    """
+
+    _MAX_CACHE = 100_000
+    _SPANS = re.compile(r"\d\s")  # every whitespace-spanning default mask holds a digit, a space
+    _TIME = re.compile(r"\d:\d")
+
+    def __init__(self) -> None:
+        instructions = masking_instructions(DEFAULT_MASKS)
+        self._size, *self._token_masks, self._lists = instructions
+        self._cued = [(i, _CUES.get(_pattern(i))) for i in self._token_masks]
+        self._spanning = [
+            (i, _regex(i), _SPAN_CUES[_pattern(i)])
+            for i in instructions
+            if _pattern(i) in _SPAN_CUES
+        ]
+        self._any_span = re.compile(
+            "|".join(f"(?:{regex.pattern})" for _, regex, _ in self._spanning)
+        )
+        self._cache: dict[str, str] = {}
+        self._lines: dict[str, str] = {}  # whole lines: many repeat once their header is gone
+
+    def mask(self, line: str) -> str:
+        known = self._lines.get(line)
+        if known is not None:
+            return known
+        masked = self._mask_line(line)
+        if len(self._lines) >= self._MAX_CACHE:
+            self._lines.clear()
+        self._lines[line] = masked
+        return masked
+
+    def _mask_line(self, line: str) -> str:
+        if self._SPANS.search(line):
+            line = self._mask_spans(line)
+        cache = self._cache
+        out = []
+        for token in line.split():
+            masked = cache.get(token)
+            if masked is None:
+                masked = self._mask_token(token)
+                if len(cache) >= self._MAX_CACHE:
+                    cache.clear()
+                cache[token] = masked
+            out.append(masked)
+        return " ".join(out)
+
+    def _mask_token(self, token: str) -> str:
+        if token.isdigit():
+            return "<NUM>"
+        if token.isalpha():
+            return token  # every mask needs a digit or one of @ : - / \\ (
+        if _WORD_WITH_DIGIT.fullmatch(token):
+            return "<NUM>"  # blk_123, x86_64, job0001: only the id masks take it, whole
+        chars = frozenset(token)
+        if "(" in chars:
+            token = self._size.mask(token, "<", ">")
+        for instruction, cue in self._cued:
+            if cue is None or not cue.isdisjoint(chars):
+                token = instruction.mask(token, "<", ">")
+        if "<" in token:
+            token = self._lists.mask(token, "<", ">")
+        return token
+
+    def _mask_spans(self, line: str) -> str:
+        clock = self._TIME.search(line) is not None
+        for instruction, regex, cue in self._spanning:
+            if cue == ":" and not clock:
+                continue  # a date or time that spans whitespace holds a time of day
+            if cue and cue not in line:
+                continue
+            if not regex.search(line):
+                continue
+            pieces, last = [], 0
+            for match in regex.finditer(line):
+                start, end = match.span()
+                text = match.group()
+                if start > 0 and not (line[start - 1].isspace() or line[start - 1] in _OPENERS):
+                    continue  # inside a token: an earlier mask may have had it
+                if not any(c.isspace() for c in text):
+                    continue  # one token: the token pass masks it, in order
+                pieces.append(line[last:start])
+                pieces.append(instruction.mask(text, "<", ">"))
+                last = end
+            if pieces:
+                pieces.append(line[last:])
+                line = "".join(pieces)
+        return line
+
+
+_WORD_WITH_DIGIT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*[0-9][A-Za-z0-9_]*")
+_SHARED: list[_TokenMasker] = []
+
+
+def _token_masker() -> _TokenMasker:
+    """One token masker (and cache) for the process: masking a token depends on nothing else."""
+    if not _SHARED:
+        _SHARED.append(_TokenMasker())
+    return _SHARED[0]
+
+
+# Characters a spanning mask may follow (``[Sun Dec 04 ...]``, ``when=2017-07-01 17:08:20``):
+# no earlier mask takes a token that starts with them and then a digit or a day or month name.
+_OPENERS = frozenset("[({<\"'=,;|")
+
+
+def _regex(instruction: AbstractMaskingInstruction) -> re.Pattern[str]:
+    regex = getattr(instruction, "regex", None) or getattr(instruction, "_REGEX", None)
+    assert isinstance(regex, re.Pattern)
+    return regex
+
+
+def _pattern(instruction: AbstractMaskingInstruction) -> str:
+    return _regex(instruction).pattern
+
+
+_DIGITS = frozenset("0123456789")
+# The characters one of which a token must hold for each default mask to match in it (read off
+# the patterns). A mask without an entry always runs.
+_CUES: dict[str, frozenset[str]] = {
+    DEFAULT_MASKS[0][0]: frozenset(":"),  # URL (scheme://)
+    DEFAULT_MASKS[1][0]: frozenset("@"),  # e-mail
+    DEFAULT_MASKS[2][0]: frozenset("/\\"),  # path
+    DEFAULT_MASKS[3][0]: frozenset("-"),  # UUID
+    DEFAULT_MASKS[4][0]: _DIGITS,  # ISO date (and time)
+    DEFAULT_MASKS[5][0]: frozenset(":"),  # Sun Dec 04 04:47:44 2005
+    DEFAULT_MASKS[6][0]: frozenset(":"),  # Dec 10 06:55:46
+    DEFAULT_MASKS[7][0]: frozenset("/"),  # 17/06/09 20:10:40
+    DEFAULT_MASKS[8][0]: frozenset(":"),  # 04:47:44
+    DEFAULT_MASKS[9][0]: frozenset(":"),  # IPv6
+    DEFAULT_MASKS[10][0]: frozenset("."),  # IPv4
+    DEFAULT_MASKS[11][0]: frozenset(":"),  # host:port
+    DEFAULT_MASKS[12][0]: frozenset(":-"),  # MAC
+    DEFAULT_MASKS[13][0]: frozenset("-"),  # pod suffixes
+    DEFAULT_MASKS[14][0]: frozenset("-"),
+    DEFAULT_MASKS[15][0]: _DIGITS,  # durations
+    DEFAULT_MASKS[16][0]: frozenset("xX"),  # 0x hex
+    DEFAULT_MASKS[17][0]: _DIGITS,  # hex ids
+    DEFAULT_MASKS[18][0]: _DIGITS,  # ids with digits
+    DEFAULT_MASKS[19][0]: _DIGITS,  # numbers
+}
+# The default masks that may span whitespace, each with a substring the line must hold for a
+# spanning match ("" for none): every date or time that spans holds a time.
+_SPAN_CUES: dict[str, str] = {
+    _DropSizeRestatement._REGEX.pattern: "(",
+    DEFAULT_MASKS[4][0]: ":",
+    DEFAULT_MASKS[5][0]: ":",
+    DEFAULT_MASKS[6][0]: ":",
+    DEFAULT_MASKS[7][0]: "/",
+    DEFAULT_MASKS[8][0]: ":",
+    DEFAULT_MASKS[15][0]: "",
+}
+
+
 def mask(line: str, masks: Sequence[tuple[str, str]] = DEFAULT_MASKS) -> str:
-    """Replace the variable parts of ``line`` with ``<NAME>`` placeholders."""
-    masker = (
-        _DEFAULT_MASKER
-        if masks is DEFAULT_MASKS
-        else LogMasker(masking_instructions(masks), "<", ">")
-    )
-    return str(masker.mask(line))
+    """Replace the variable parts of ``line`` with ``<NAME>`` placeholders (runs of whitespace
+    become one space, as Drain splits on whitespace anyway)."""
+    if masks is DEFAULT_MASKS:
+        return _token_masker().mask(line)
+    return " ".join(LogMasker(masking_instructions(masks), "<", ">").mask(line).split())
 
 
 _LEVEL_WORDS = (
@@ -353,10 +516,10 @@ class _Drain(Drain):  # type: ignore[misc]
                 if include_params:  # drain3's match(): a parameter position is a match
                     positions += 1
                     alike += 1
-                elif not _PLACEHOLDER.fullmatch(token2):
+                elif "<" not in token2 or not _PLACEHOLDER.fullmatch(token2):
                     positions += 1
             elif token1 == token2:
-                if not _PLACEHOLDER.fullmatch(token1):
+                if "<" not in token1 or not _PLACEHOLDER.fullmatch(token1):
                     positions += 1
                     alike += 1
             else:
@@ -422,6 +585,9 @@ class LogTemplateMiner:
             parametrize_numeric_tokens=True,
         )
         self._miner.drain.cross_branch_sim = config.cross_branch_sim
+        # The default masks token by token, with this miner's cache (a stream's or a
+        # pipeline's tokens repeat); other masks through drain3's masker.
+        self._token_masker = _TokenMasker() if config.masks is DEFAULT_MASKS else None
         self._ids: dict[int, str] = {}  # drain cluster id -> template id
         self._owner: dict[str, int] = {}  # template id -> drain cluster id
 
@@ -439,6 +605,8 @@ class LogTemplateMiner:
                 body = strip_header_rest(learned, True, shape.ends_with_level) or learned
             else:
                 body = strip_header(line)
+        if self._token_masker is not None:
+            return self._token_masker.mask(body)
         return str(self._miner.masker.mask(body))
 
     def _template_id(self, cluster_id: int, founder: str) -> str:
