@@ -39,6 +39,7 @@ wiring can be checked against it.
 from __future__ import annotations
 
 import hashlib
+import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,7 +49,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
-for path in (ROOT, HERE.parent):  # the project, and tests/data for capture_builder
+for path in (ROOT, HERE.parent, HERE):  # the project, tests/data (capture_builder), go_cron
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
@@ -83,7 +84,7 @@ from capture_builder import (  # noqa: E402  (tests/data/capture_builder.py)
     run_generator,
     uid,
 )
-from go_cron import GO_TESTS, STORE_PKG, GoCron, GoRun, cron_history  # noqa: E402
+from go_cron import GO_TESTS, STORE_PKG, GoCron, GoPlan, GoRun, cron_history  # noqa: E402
 
 NAMESPACE = "ci"
 NODE_POOL = [
@@ -166,12 +167,13 @@ def outcomes(
     cases: list[Case],
     overrides: dict[str, float] | None = None,
     words: dict[str, list[str]] | None = None,
+    spread: float = 0.05,
 ) -> list[Outcome]:
-    """Each case's outcome with +-5% duration noise (overrides: nodeid -> call duration)."""
+    """Each case's outcome with +-`spread` duration noise (overrides: nodeid -> call duration)."""
     out = []
     for case in cases:
-        call = case.call_s * (1 + 0.05 * noise(scenario, run, case.nodeid, "call"))
-        setup = case.setup_s * (1 + 0.05 * noise(scenario, run, case.nodeid, "setup"))
+        call = case.call_s * (1 + spread * noise(scenario, run, case.nodeid, "call"))
+        setup = case.setup_s * (1 + spread * noise(scenario, run, case.nodeid, "setup"))
         if overrides and case.nodeid in overrides:
             call = overrides[case.nodeid]
         out.append(Outcome(case, (words or {}).get(case.nodeid, ["PASSED"]), call, setup))
@@ -799,14 +801,18 @@ def gateway_error(attempt: int, order: int) -> str:
 
 
 def e2e_app_lines(
-    scenario: str, index: int, start: datetime, extra: list[tuple[float, str]]
+    scenario: str,
+    index: int,
+    start: datetime,
+    extra: list[tuple[float, str]],
+    steps: int = 18,
 ) -> list[tuple[float, str]]:
     """The service's own log while the e2e tests run: access lines, a cache warning, and now
     and then one payment-gateway 503 that a retry fixes (the pipeline's known error)."""
     app_start = at(start, 3.6)  # as build_run starts the app container
     lines: list[tuple[float, str]] = []
     order = 84000 + 100 * index
-    for step in range(18):
+    for step in range(steps):
         offset = 20.0 + step * 2.0
         order += 1
         lines.append(
@@ -1131,6 +1137,71 @@ def side_by_side() -> Scenario:
     )
 
 
+# --- issue 12: the clean soak -----------------------------------------------------------------
+
+
+SOAK_REPORT_TESTS = [
+    ("github.com/acme/reports/internal/render", "TestRenderMonthlyStatement", 1.8),
+    ("github.com/acme/reports/internal/render", "TestRenderEmptyMonth", 0.02),
+    ("github.com/acme/reports/internal/render", "TestCurrencyFormatting", 0.004),
+    ("github.com/acme/reports/internal/export", "TestExportCSV", 0.6),
+    ("github.com/acme/reports/internal/export", "TestExportPDF", 3.9),
+]
+
+
+def soak(runs: int = 50) -> tuple[Capture, Obj]:
+    """`runs` clean runs of each of three pipelines with natural jitter, interleaved: CronJob
+    ledger-nightly in namespace payments (go test + postgres), CronJob orders-e2e in ci (the
+    service and its pytest e2e suite) and CronJob reports-nightly in reports (go test + postgres,
+    other tests). Durations +-20 %, log volume varying from run to run, occasional known
+    warnings, known errors a retry fixes (the service's 503s, postgres serialization failures),
+    present from the first runs as known errors are. Not written to disk: the soak test builds
+    it (tests/unit/processors/anomalies/test_soak.py); it must give no anomaly at all."""
+    first = datetime(2026, 4, 6, 0, 0, tzinfo=UTC)
+    cap = Capture("soak")
+    ledger = GoCron("payments", "ledger-nightly", node="gke-ci-pool-3-9c2e1f7a-b4kd")
+    reports = GoCron("reports", "reports-nightly", node="gke-ci-pool-3-9c2e1f7a-h7qm")
+    reports.tests = SOAK_REPORT_TESTS
+    pipe = Pipeline("soak", E2E_CRON, "orders-api", with_app=True)
+    for index in range(1, runs + 1):
+        hour = at(first, 3600 * (index - 1))
+        known = index <= 2 or noise("soak", index, "known") > 0.2
+        pg: list[tuple[float, str]] = []
+        chatter: list[tuple[float, str]] = []
+        if known:
+            pg = [
+                (3.1, "[88] ERROR:  could not serialize access due to concurrent update"),
+                (3.1, "[88] STATEMENT:  UPDATE accounts SET balance = balance + $1 WHERE id = $2"),
+            ]
+            chatter = [
+                (
+                    3.2,
+                    "    store_test.go:88: serialization failure, retrying transfer (attempt 1/3)",
+                )
+            ]
+        if noise("soak", index, "warn") > 0.5:
+            pg.append((1.0, "[71] WARNING:  there is no transaction in progress"))
+        ledger.build(cap, GoPlan(hour, index, spread=0.2, pg_extra=pg, test_extra=chatter))
+        reports.build(cap, GoPlan(at(hour, 2400), index, spread=0.2))
+        scheduled = at(hour, 1200)
+        steps = 12 + int(6 * (1 + noise("soak", index, "volume")))
+        app = e2e_app_lines("soak", index, at(scheduled, 0.04), [], steps=steps)
+        results = outcomes("soak", index, E2E_SUITE, spread=0.2)
+        build_run(cap, pipe, RunPlan(index, scheduled, results, app_lines=app))
+    finish(cap, at(first, 3600 * (runs - 1) + 3000))
+    return cap, base_config()
+
+
+def replay_capture(cap: Capture, config: Obj) -> Replay:
+    """`replay_records` for a capture built in memory (the soak)."""
+    from runtime.config import Settings
+    from schemas.capture import parse_record
+
+    settings = Settings.model_validate(config)
+    records = [parse_record(json.dumps(record)) for record in cap.ordered()]
+    return replay_records(cap.name, settings, records, flush=False)
+
+
 SCENARIOS = [
     clean_history,
     oom_mid_test,
@@ -1170,6 +1241,15 @@ def namespace_of(record: Any) -> str | None:
 def simulate(name: str, flush: bool, alone: str | None = None) -> Replay:
     """What the worker would find in capture `name` (see the module docstring); with `alone`,
     in that namespace's records only (and those of namespaces that hold no run)."""
+    written = read_written(HERE, name)
+    settings, records = written.settings, written.records
+    if alone is not None:
+        records = [r for r in records if namespace_of(r) in (alone, "monitoring")]
+    return replay_records(name, settings, records, flush)
+
+
+def replay_records(name: str, settings: Any, records: list[Any], flush: bool) -> Replay:
+    """The worker's findings for capture records (see the module docstring)."""
     from processors.anomalies.history import miner_key
     from processors.anomalies.infra import attribute, detect_infra, infra_affected_tests
     from processors.anomalies.logs import LogAnalyzer
@@ -1191,10 +1271,6 @@ def simulate(name: str, flush: bool, alone: str | None = None) -> Replay:
     from schemas.capture import K8sRecord, LogRecord
     from schemas.messages import RunSignal
 
-    written = read_written(HERE, name)
-    settings, records = written.settings, written.records
-    if alone is not None:
-        records = [r for r in records if namespace_of(r) in (alone, "monitoring")]
     cfg = settings.anomalies
     stamps = [r.ts for r in records]
     policy = Policy(
@@ -1213,11 +1289,14 @@ def simulate(name: str, flush: bool, alone: str | None = None) -> Replay:
     newest: datetime | None = None
     log_lines = 0
 
+    touched: set[str] = set()
+
     def fold(signal: RunSignal) -> None:
         nonlocal newest
         run_id = signal.run_id
         expect(run_id is not None, f"{name}: signal without run id {signal.correlation_key}")
         assert run_id is not None
+        touched.add(run_id)
         newest = max(newest or signal.event_time, signal.event_time)
         before = states.get(run_id)
         new_batch = signal.kind.value == "tests" and not has_test_batch(before, signal.signal_id)
@@ -1233,8 +1312,10 @@ def simulate(name: str, flush: bool, alone: str | None = None) -> Replay:
                 r.model_copy(update={"run_id": run_id}) for r in signal.test_results
             )
 
-    def settle(mark: datetime | None, final: bool = False) -> None:
+    def settle(mark: datetime | None, final: bool = False, only: set[str] | None = None) -> None:
         for run_id, state in list(states.items()):
+            if only is not None and run_id not in only:
+                continue
             if mark is not None:
                 advanced = advance(state, mark, policy)
                 if advanced is not None:
@@ -1278,7 +1359,8 @@ def simulate(name: str, flush: bool, alone: str | None = None) -> Replay:
         else:
             raise CheckFailed(f"{name}: unexpected record {rec.type}")
         mark = newest - lateness if newest is not None else None
-        settle(mark)
+        settle(mark, only=touched)  # the runs this record changed; the rest at quiet gaps
+        touched.clear()
     if flush:
         for signal in log_signals.flush():
             fold(signal)
