@@ -65,6 +65,7 @@ from capture_builder import (  # noqa: E402  (tests/data/capture_builder.py)
     background_rollout,
     core_event,
     cronjob_job_name,
+    emit_pod,
     expect,
     involved,
     job_created,
@@ -82,6 +83,7 @@ from capture_builder import (  # noqa: E402  (tests/data/capture_builder.py)
     read_written,
     replayed_log_line,
     run_generator,
+    tekton_pod,
     uid,
 )
 from go_cron import GO_TESTS, STORE_PKG, GoCron, GoPlan, GoRun, cron_history  # noqa: E402
@@ -1137,6 +1139,112 @@ def side_by_side() -> Scenario:
     )
 
 
+# --- issue 12: a Tekton pipeline's history, a stage gone missing -------------------------------
+
+TEKTON_NS = "shop"
+TEKTON_PIPELINE = "shop-verify"
+GIT_INIT = "gcr.io/tekton-releases/github.com/tektoncd/pipeline/cmd/git-init:v0.40.2"
+GIT_INIT_ID = "gcr.io/tekton-releases/github.com/tektoncd/pipeline/cmd/git-init@sha256:28ff94e63e4058afc3f15b4c11c08cf3b54fa91faa5b6f4b7a1e3d0c5a9b8e7f"
+PYTHON_IMAGE = "docker.io/library/python:3.12-slim"
+PYTHON_IMAGE_ID = "docker.io/library/python@sha256:2b0079146a74e23bb4ae8f6a9f8fd1d03e8f5d6c2f1b0a9e8d7c6b5a4f3e2d1c"
+
+
+def tekton_run(cap: Capture, index: int, t0: datetime, skip_integration: bool) -> Built:
+    """PipelineRun shop-verify-<suffix>: fetch-source, unit-tests (pytest), then
+    integration-tests (pytest), each a TaskRun pod; with `skip_integration` the last task's
+    when-expression is false and it never runs (Tekton creates no pod)."""
+    pr = f"{TEKTON_PIPELINE}-{k8s_suffix(5, TEKTON_PIPELINE, str(index))}"
+    node = NODE_POOL[index % 2][0]
+    annotations = {"version": "0.9", "tekton.dev/displayName": "git clone"}
+
+    def pod(
+        task: str, pipeline_task: str, steps: list[Container], created: datetime, ip: str
+    ) -> Pod:
+        return tekton_pod(
+            pr,
+            task,
+            pipeline_task,
+            steps,
+            created,
+            node,
+            ip,
+            dict(annotations),
+            namespace=TEKTON_NS,
+            pipeline=TEKTON_PIPELINE,
+        )
+
+    clone = Container("step-clone", GIT_INIT, GIT_INIT_ID, started=at(t0, 6), finished=at(t0, 11))
+    fetch = pod("git-clone", "fetch-source", [clone], at(t0, 1), f"10.54.{index}.11")
+    cap.log(
+        at(t0, 8),
+        fetch,
+        "step-clone",
+        '{"level":"info","ts":1767000000.1,"caller":"git/git.go:176","msg":"Successfully cloned https://github.com/acme/shop @ 4e1f0c2 (grafted, HEAD) in path /workspace/source"}',
+    )
+    pods = [fetch]
+    built_end = at(t0, 11)
+    for pipeline_task, cases, offset in (
+        ("unit-tests", UNIT_PRICING + UNIT_ORDERS, 13.0),
+        ("integration-tests", INTEGRATION, 0.0),
+    ):
+        if pipeline_task == "integration-tests":
+            if skip_integration:
+                break
+            offset = (built_end - t0).total_seconds() + 2.0
+        step = Container("step-pytest", PYTHON_IMAGE, PYTHON_IMAGE_ID, started=at(t0, offset + 4))
+        task_pod = pod(
+            "pytest", pipeline_task, [step], at(t0, offset), f"10.54.{index}.{len(pods) + 11}"
+        )
+        results = outcomes(f"tekton-{pipeline_task}", index, cases)
+        end = pytest_session(cap, task_pod, "step-pytest", at(step.started, 1.5), results)  # type: ignore[arg-type]
+        step.finished = at(end, 0.3)
+        built_end = step.finished
+        pods.append(task_pod)
+    for task_pod in pods:
+        emit_pod(cap, task_pod)
+    run_id = f"tekton:{TEKTON_NS}/{pr}"
+    return Built(run_id, "succeeded", pr, pods[-1].name, "step-pytest")
+
+
+def tekton_missing_stage() -> Scenario:
+    start = datetime(2026, 2, 10, 1, 0, tzinfo=UTC)
+    cap = Capture("tekton_missing_stage")
+    runs = [
+        tekton_run(cap, i, at(start, 3600 * (i - 1)), skip_integration=i == 6) for i in range(1, 7)
+    ]
+    finish(cap, at(start, 3600 * 5 + 900))
+    config = base_config()
+    config["structure"] = {
+        "rules": [
+            {
+                "name": "shop-verify",
+                "match": {"pipeline": TEKTON_PIPELINE},
+                "severity": "error",
+                "required_stages": ["fetch-source", "unit-tests", "integration-tests"],
+            }
+        ]
+    }
+    bad = runs[5]
+    anomalies = [
+        found(bad, "missing_stage", "integration-tests"),
+        found(bad, "missing_tests", TEKTON_PIPELINE),
+    ]
+    return Scenario(
+        "tekton_missing_stage",
+        "Six hourly PipelineRuns of Tekton pipeline shop-verify in namespace shop: TaskRun pods "
+        "fetch-source (git-clone), unit-tests and integration-tests (pytest -v, 10 and 5 "
+        "tests), the run ending when its pods have ended. A structure rule requires the three "
+        "stages. In run 6 the integration-tests task is skipped (a when-expression turned "
+        "false): no pod, no stage. Expected for run 6: missing_stage [integration-tests] and "
+        "missing_tests [shop-verify] (its 5 tests ran in every earlier run); the run itself "
+        "succeeds and is shorter, which is no regression.",
+        cap,
+        config,
+        runs,
+        anomalies,
+    )
+
+
 # --- issue 12: the clean soak -----------------------------------------------------------------
 
 
@@ -1212,6 +1320,7 @@ SCENARIOS = [
     new_error_signature,
     error_spike,
     side_by_side,
+    tekton_missing_stage,
 ]
 
 
@@ -1267,6 +1376,7 @@ def replay_records(name: str, settings: Any, records: list[Any], flush: bool) ->
     from processors.runs.k8s_signals import signals_from_k8s
     from processors.runs.log_signals import LogSignals
     from processors.runs.state import Policy, advance, apply_signal, has_test_batch
+    from processors.runs.structure import evaluate
     from producers.k8s.objects import K8sNormalizer
     from schemas.capture import K8sRecord, LogRecord
     from schemas.messages import RunSignal
@@ -1371,6 +1481,16 @@ def replay_records(name: str, settings: Any, records: list[Any], flush: bool) ->
     for anomaly in infra.values():
         found[(anomaly.run_id, anomaly.type, anomaly.subject)] = anomaly
     found.update(app)
+    for state in states.values():  # the end-of-run structure rules, with all input known
+        if settings.structure.rules and state.status.terminal:
+            for anomaly in evaluate(
+                state,
+                settings.structure.rules,
+                final_mark,
+                settle_s=settings.tracking.settle_s,
+                final=True,
+            ):
+                found[(anomaly.run_id, anomaly.type, anomaly.subject)] = anomaly
 
     # end of each run, in finished order: attribution, test history, log baseline
     ended = sorted(
@@ -1427,7 +1547,8 @@ def check(scenario: Scenario) -> list[str]:
     notes: list[str] = []
     written = read_written(HERE, name)
     settings, expected = written.settings, written.expected
-    expect(not settings.structure.rules, f"{name}: structure rules present")
+    rules = settings.structure.rules
+    expect(not rules or name == "tekton_missing_stage", f"{name}: structure rules present")
     want_runs = {r["run_id"]: r["status"] for r in expected["runs"]}
     want = sorted((a["run_id"], a["type"], a["subject"]) for a in expected["anomalies"])
     for flush in (False, True):

@@ -5,9 +5,9 @@ Job, Event, pytest and go test output shapes) is a history with its injected fau
 file lists every run and every anomaly (run, type, subject) it must give — precision and recall
 1.0 — and the clean history gives none. `side_by_side` holds seven teams' pipelines of the same
 name interleaved in time (its generator's --check proves each team alone gives exactly its
-part); `test_scenarios_side_by_side_give_what_each_gives_alone` replays the eight single-team
-scenarios together, each moved into a namespace of its own, and requires exactly the union of
-what each gives alone. Reuses the session's Kafka broker.
+part); `test_scenarios_side_by_side_give_what_each_gives_alone` replays it and the single-team
+scenarios together, each moved into a namespace of its own and to one day, and requires exactly
+the union of what each gives alone. Reuses the session's Kafka broker.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ def test_every_fault_the_issues_name_has_a_scenario() -> None:
         "new_error_signature",
         "oom_mid_test",
         "side_by_side",
+        "tekton_missing_stage",
     ]
 
 
@@ -71,9 +72,9 @@ def test_analyze_finds_exactly_the_injected_faults(name: str, kafka_bootstrap: s
 def test_scenarios_side_by_side_give_what_each_gives_alone(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
-    # The eight single-team scenarios, each moved to a namespace of its own, and side_by_side's
+    # The single-team scenarios, each moved to a namespace of its own, and side_by_side's
     # seven teams, all moved to one day: same pipeline and CronJob names at the same hours, so
-    # sixteen pipelines' lines interleave. Together they must give exactly what each gives
+    # seventeen pipelines' lines interleave. Together they must give exactly what each gives
     # alone: the single-team expected files (checked alone above) and side_by_side's (whose
     # generator checks each team alone).
     parts: list[tuple[Path, str | None]] = [
@@ -82,7 +83,9 @@ def test_scenarios_side_by_side_give_what_each_gives_alone(
     parts.append((SCENARIOS / "side_by_side.jsonl", None))
     merged = tmp_path / "together.jsonl"
     merged_capture(parts, merged, day=DAY)
-    report = analyze(merged, SCENARIOS / "side_by_side.config.yaml", kafka_bootstrap)
+    # The Tekton scenario's config: every detector at its default, plus its structure rule,
+    # which matches its pipeline only.
+    report = analyze(merged, SCENARIOS / "tekton_missing_stage.config.yaml", kafka_bootstrap)
     runs: list[tuple[str, str]] = []
     found: list[tuple[str, str, str]] = []
     for capture, namespace in parts:
