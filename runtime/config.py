@@ -250,7 +250,7 @@ class TestDetectorsConfig(Section):
 
     history_runs: int = Field(default=20, ge=2, description="Runs kept per pipeline and branch.")
     min_samples: int = Field(
-        default=5, ge=2, description="Detectors that need history stay silent until this many runs."
+        default=5, ge=2, description="Runs from which detectors judge with the configured margins."
     )
     duration_ratio: float = Field(
         default=2.0, gt=1, description="Slower than median x this (ratio guard)..."

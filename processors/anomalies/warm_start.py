@@ -1,8 +1,8 @@
 """Warm start: finished runs read back from the store become history entries (pure).
 
 A worker that starts with empty baselines (a new deployment beside a ClickHouse that already
-holds months of runs, changelog topics lost or a new app id) would stay silent for
-`min_samples` runs of every pipeline and then judge against a handful of runs. The store already
+holds months of runs, changelog topics lost or a new app id) would judge every pipeline with
+cold-start margins and then against a handful of runs. The store already
 has what the baselines are made of: each finished run, its test results and its log lines. At
 start-up they are read back (sentinel/warm_start.py) and turned here into the same
 `HistoryEntry` the tracker sends when a run ends, marked `warm`: the history agent records a
