@@ -9,8 +9,9 @@ Input (``--input``):
            with Loghub's per-dataset log format), mined with ``strip_headers=False``. This is the
            input Drain's published figures were measured on, so it is the fair comparison and
            the one the exit status checks.
-  raw      the raw lines of ``<D>_2k.log``, mined with the generic (dataset-independent)
-           header stripper, as `sentinel logs mine` does. Reported, not compared.
+  raw      the raw lines of ``<D>_2k.log`` as `sentinel logs mine` reads a file: one stream,
+           its header shape learned from its first lines (processors.logs.headers), the
+           generic stripper for lines not of that shape. Reported, not compared.
   both     both columns (default); the exit status still checks ``content`` only.
 
 One configuration (processors.logs.templates.DEFAULT_CONFIG) for every dataset.

@@ -255,7 +255,7 @@ class TestDetectorsConfig(Section):
 
     history_runs: int = Field(default=20, ge=2, description="Runs kept per pipeline and branch.")
     min_samples: int = Field(
-        default=5, ge=2, description="Detectors that need history stay silent until this many runs."
+        default=5, ge=2, description="Runs from which detectors judge with the configured margins."
     )
     duration_ratio: float = Field(
         default=2.0, gt=1, description="Slower than median x this (ratio guard)..."
@@ -275,6 +275,15 @@ class TestDetectorsConfig(Section):
     missing_after_runs: int = Field(
         default=3, ge=1, description="A test seen in this many previous runs and now missing."
     )
+    cold_start_samples: int = Field(
+        default=3,
+        ge=1,
+        description="From this many samples (below min_samples) a detector judges, with every "
+        "margin multiplied by cold_start_factor (docs/anomalies.md, cold start).",
+    )
+    cold_start_factor: float = Field(
+        default=2.0, ge=1, description="How much larger the margins are while samples are few."
+    )
 
 
 class LogDetectorsConfig(Section):
@@ -292,6 +301,16 @@ class LogDetectorsConfig(Section):
         "this long (event time) is log_silence; null = off.",
     )
     min_samples: int = Field(default=3, ge=1, description="Earlier runs needed for a baseline.")
+    cold_start_samples: int = Field(
+        default=2,
+        ge=1,
+        description="From this many earlier runs (below min_samples) the log detectors judge "
+        "with larger margins: spike_factor and spike_min_errors x cold_start_factor, and a new "
+        "error template must occur at least cold_start_factor times in the run.",
+    )
+    cold_start_factor: float = Field(
+        default=2.0, ge=1, description="How much larger the margins are while runs are few."
+    )
 
 
 class WarmStartConfig(Section):

@@ -316,6 +316,11 @@ class RunSignal(Message):
     # How to describe a run that no CI system reports (a bare Job, a Tekton PipelineRun...).
     provider: str | None = None
     pipeline: str | None = None
+    pipeline_rank: int = Field(
+        default=0,
+        description="How sure the source is of `pipeline` (processors.runs.k8s_signals): the "
+        "highest rank wins whatever the order of arrival, then the newest signal.",
+    )
     namespace: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     # JOB / STAGE / MARKER

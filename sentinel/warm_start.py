@@ -51,7 +51,7 @@ def read_history(store: Store, settings: Settings, now: datetime) -> list[Stored
         " AND finished_at >= {since:DateTime64(3, 'UTC')}"
         " AND finished_at <= {until:DateTime64(3, 'UTC')}"
         " ORDER BY finished_at DESC, run_id DESC"
-        " LIMIT {per_history:UInt32} BY pipeline, branch"
+        " LIMIT {per_history:UInt32} BY pipeline, branch, repository, namespace"
     )
     params: dict[str, Any] = {
         "statuses": sorted(status.value for status in TERMINAL_STATUSES),

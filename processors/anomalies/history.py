@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
@@ -23,6 +24,7 @@ from processors.anomalies.tests import (
     RunRecord,
     detect_tests,
     history_key,
+    history_scope,
     record,
     summarise_run,
 )
@@ -72,7 +74,17 @@ def history_entry(
     entry = summarise_run(
         state, results, infra_caused=state.attribution is not None, infra_tests=infra_tests
     )
-    return history_key(state.pipeline, state.branch), HistoryEntry(run=entry, logs=logs)
+    key = history_key(state.pipeline, state.branch, history_scope(state))
+    return key, HistoryEntry(run=entry, logs=logs)
+
+
+def miner_key(state: RunState | None) -> str | None:
+    """Which template miner a run's log lines go to: one per pipeline and scope (see
+    `history_scope`), so same-named pipelines of other teams never shape its templates."""
+    if state is None or not state.pipeline:
+        return None
+    scope = history_scope(state)
+    return state.pipeline if scope is None else f"{state.pipeline}\x1f{scope}"
 
 
 @dataclass
@@ -155,6 +167,15 @@ class RunLogs(BaseModel):
             return
         self.seen = [*self.seen[-(MAX_SEEN - 1) :], signal_id]
         analyzer.feed(self.state, line, miner)
+
+    def note_activity(
+        self, signal_id: str, pod: str, when: datetime, analyzer: LogAnalyzer
+    ) -> None:
+        """A pod of the run logged in this activity bucket (any level)."""
+        if signal_id in self.seen:
+            return
+        self.seen = [*self.seen[-(MAX_SEEN - 1) :], signal_id]
+        analyzer.note_activity(self.state, pod, when)
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode()

@@ -27,7 +27,9 @@ time of its latest update)
                         mentions a pull or an image). Window: the anchor.
     evicted             [pod] pod reason Evicted or an ``Evicted`` Event. Window: the pod's
                         start .. eviction time (its containers' last finish, else the Event's
-                        first time, else the pod's end).
+                        first time, else the pod's end); the Event alone: its time. The id is
+                        made from the pod's anchor, so the Event and the status that arrive
+                        in either order are one finding (the first seen gives the window).
     failed_scheduling   [pod] a ``FailedScheduling`` Event, reported only when the pod stayed
                         unscheduled longer than ``pending_limit_s`` (scheduled late, or still
                         unscheduled at ``now``) or ended without ever being scheduled. A
@@ -255,6 +257,9 @@ class _Finding:
     start: datetime
     end: datetime
     seen_at: datetime  # the evidence time: becomes detected_at
+    # When set, the id is made from this instant instead of the window: a fact that whichever
+    # input comes first (an Event or the pod's status, on different partitions) agrees on.
+    identity_at: datetime | None = None
 
 
 @dataclass
@@ -293,7 +298,11 @@ def _findings(ctx: _Context) -> Iterator[_Finding]:
 def _anomaly(ctx: _Context, finding: _Finding) -> Anomaly:
     return Anomaly(
         anomaly_id=anomaly_id(
-            ctx.run.run_id, finding.kind, finding.subject, finding.start, finding.end
+            ctx.run.run_id,
+            finding.kind,
+            finding.subject,
+            finding.identity_at or finding.start,
+            finding.identity_at or finding.end,
         ),
         run_id=ctx.run.run_id,
         category=AnomalyCategory.INFRA,
@@ -538,6 +547,8 @@ def _evicted(
     node = pod.node if pod else _event_node(events)
     why = f": {message}" if message else ""
     summary = f"pod {name} was evicted{_on_node(node)}{why}"
+    # A pod is evicted once: its creation identifies the finding, whether the kubelet's Evicted
+    # Event or the pod's status (they travel on different partitions) is seen first.
     evidence: dict[str, Any] = {
         "pod": name,
         "namespace": pod.namespace if pod else None,
@@ -547,7 +558,8 @@ def _evicted(
         "evicted_at": _iso(window[1]),
         "events": _event_evidence(events),
     }
-    return _Finding(EVICTED, name, summary, evidence, window[0], window[1], window[1])
+    identity = _anchor(pod) if pod is not None else window[0]
+    return _Finding(EVICTED, name, summary, evidence, window[0], window[1], window[1], identity)
 
 
 def _events_without_status(ctx: _Context) -> Iterator[_Finding]:

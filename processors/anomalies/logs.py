@@ -60,8 +60,11 @@ Detectors (thresholds from `LogDetectorsConfig`)
                         Window: the tumbling window of its first occurrence. Evidence: template,
                         up to 3 sample lines.
     (Log silence is judged on the run's state by the tracker: processors.anomalies.silence.)
-    Detectors that need history (spike, new template) stay silent until the baseline has
-    ``min_samples`` earlier runs that logged anything. Both have severity warning and
+    Detectors that need history (spike, new template) judge from ``min_samples`` earlier runs
+    that logged anything (any level: a run of info lines is a sample of "no errors here"), and
+    from ``cold_start_samples`` with larger margins: spike factor and minimum errors x
+    ``cold_start_factor``, and a new template must occur at least ``cold_start_factor`` times
+    in the run. Runs the infrastructure broke are not samples. Both have severity warning and
     category app. Ids: 32 hex chars of sha256 over JSON [run_id, type, subject, window start,
     window end] (as in processors.runs.structure / processors.anomalies.tests); detected_at = window
     end. `detect` returns every finding that holds, each time: callers dedup on anomaly_id.
@@ -140,6 +143,14 @@ class WindowCount(BaseModel):
     events: int = 0
     errors: int = 0
     samples: list[str] = Field(default_factory=list)
+    active: bool = Field(
+        default=False,
+        description="The pod logged in this window (any level: the run's activity signals).",
+    )
+
+    @property
+    def logged(self) -> bool:
+        return self.active or self.events > 0
 
 
 class RunTemplate(BaseModel):
@@ -205,7 +216,11 @@ class PipelineLogBaseline(BaseModel):
         default_factory=list, description="Window statistics of the last runs, oldest first."
     )
     recorded: list[str] = Field(default_factory=list, description="Run ids already recorded.")
-    n_runs: int = Field(default=0, description="Runs recorded that logged anything.")
+    n_runs: int = Field(
+        default=0,
+        description="Runs recorded that logged anything (any level), infrastructure-caused "
+        "runs left out.",
+    )
     max_templates: int = 5000
     max_runs: int = 50
     max_recorded: int = 2000
@@ -497,6 +512,15 @@ class LogAnalyzer:
             cell = cells[index] = WindowCount()
         return cell
 
+    def note_activity(self, state: RunLogState, pod: str, when: datetime) -> RunLogState:
+        """The pod logged something (any level) in the window holding ``when``: the window
+        counts in the baseline as one with zero errors if no error comes (issue 12: a run that
+        logged only info lines is a sample of "no errors here")."""
+        cell = self._cell(state, pod, _utc(when))
+        if cell is not None:
+            cell.active = True
+        return state
+
     def _count_event(self, state: RunLogState, pod: str, when: datetime) -> None:
         cell = self._cell(state, pod, when)
         if cell is not None:
@@ -550,14 +574,14 @@ class LogAnalyzer:
         cfg = config or self.config
         now = _utc(now)
         found: list[Anomaly] = []
-        if (
-            baseline is not None
-            and baseline.stat_runs >= cfg.min_samples
-            and baseline.window_s == state.window_s
-        ):
-            found.extend(self._spikes(state, baseline, run_id, now, cfg, final))
-        if baseline is not None and baseline.n_runs >= cfg.min_samples:
-            found.extend(self._new_templates(state, baseline, run_id, now, final))
+        if baseline is None:
+            return found
+        spike_factor = _cold_factor(baseline.stat_runs, cfg)
+        if spike_factor is not None and baseline.window_s == state.window_s:
+            found.extend(self._spikes(state, baseline, run_id, now, cfg, final, spike_factor))
+        new_factor = _cold_factor(baseline.n_runs, cfg)
+        if new_factor is not None:
+            found.extend(self._new_templates(state, baseline, run_id, now, final, new_factor))
         unique = {a.anomaly_id: a for a in found}
         return sorted(unique.values(), key=lambda a: (a.window_start, a.type, a.subject))
 
@@ -569,15 +593,17 @@ class LogAnalyzer:
         now: datetime,
         cfg: LogDetectorsConfig,
         final: bool,
+        factor: float = 1.0,
     ) -> Iterable[Anomaly]:
         mean, top = baseline.mean_errors, baseline.max_errors
+        spike_factor, min_errors = cfg.spike_factor * factor, cfg.spike_min_errors * factor
         for pod in sorted(state.windows):
             for index, cell in sorted(state.windows[pod].items()):
                 start, end = _window_bounds(index, state.window_s)
                 if not final and now < end:
                     continue
                 n = cell.errors
-                if n > cfg.spike_factor * mean and n >= cfg.spike_min_errors and n > top:
+                if n > spike_factor * mean and n >= min_errors and n > top:
                     yield _anomaly(
                         run_id,
                         ERROR_SPIKE,
@@ -594,9 +620,10 @@ class LogAnalyzer:
                             "baseline_windows": baseline.n_windows,
                             "baseline_runs": baseline.stat_runs,
                             "threshold": {
-                                "spike_factor": cfg.spike_factor,
-                                "min_errors": cfg.spike_min_errors,
-                                "above": max(cfg.spike_factor * mean, top),
+                                "spike_factor": spike_factor,
+                                "min_errors": min_errors,
+                                "above": max(spike_factor * mean, top),
+                                "margin_factor": factor,
                             },
                             "sample_lines": list(cell.samples),
                         },
@@ -610,13 +637,14 @@ class LogAnalyzer:
         run_id: str,
         now: datetime,
         final: bool,
+        factor: float = 1.0,
     ) -> Iterable[Anomaly]:
         by_length: dict[int, list[str]] | None = None
         sim_th = self.miner_config.sim_th
         for tid in sorted(state.templates):
             entry = state.templates[tid]
-            if tid in baseline.templates:
-                continue
+            if tid in baseline.templates or entry.count < factor:
+                continue  # with few earlier runs, a new error must recur to count (cold start)
             start, end = _window_bounds(
                 _window_index(entry.first_time, state.window_s), state.window_s
             )
@@ -672,10 +700,11 @@ class LogAnalyzer:
         base.recorded.append(state.run_id)
         del base.recorded[: max(0, len(base.recorded) - base.max_recorded)]
         cells = [c for pod in sorted(state.windows) for c in state.windows[pod].values()]
-        windows = sum(1 for c in cells if c.events > 0)
+        windows = sum(1 for c in cells if c.logged)
         if windows == 0 and not state.templates:
             return base
-        base.n_runs += 1
+        if window_stats:  # a run the infrastructure broke is no sample of the application
+            base.n_runs += 1
         for tid in sorted(state.templates, key=lambda t: (state.templates[t].first_time, t)):
             base.templates.pop(tid, None)
             base.templates[tid] = state.templates[tid].text
@@ -695,6 +724,16 @@ class LogAnalyzer:
             )
             del base.runs[: max(0, len(base.runs) - base.max_runs)]
         return base
+
+
+def _cold_factor(samples: int, cfg: LogDetectorsConfig) -> float | None:
+    """1 from `min_samples` earlier runs, `cold_start_factor` from `cold_start_samples`,
+    None below (nothing to compare with)."""
+    if samples >= cfg.min_samples:
+        return 1.0
+    if samples >= cfg.cold_start_samples:
+        return cfg.cold_start_factor
+    return None
 
 
 def _anomaly(

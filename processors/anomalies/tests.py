@@ -32,11 +32,15 @@ Detectors (category ``test``)
                             `missing_after_runs` complete runs and absent now.
 
 Judgment calls
-    * Silence before history: `duration_regression`, `run_duration_regression`,
-      `failure_rate_spike` and `missing_tests` report nothing while fewer than `min_samples` runs
-      precede the current one (and each also needs its own samples, see above). `flaky_test`
-      is not gated: a test that failed and then passed on retry is a fact of this run, not a
-      deviation from a baseline, so a new pipeline's first flaky test is reported.
+    * Cold start (DESIGN.md "Time": fewer samples need a larger margin, not silence):
+      `duration_regression`, `run_duration_regression`, `failure_rate_spike` and
+      `missing_tests` judge from `min_samples` samples with the configured margins, and from
+      `cold_start_samples` samples with every margin multiplied by `cold_start_factor` (ratio,
+      absolute delta and MADs of a duration; the failure share's margin; a missing test must
+      have run in *every* earlier complete run). Below `cold_start_samples` they report
+      nothing. Samples are the detector's own: passing durations of the test, complete runs.
+      `flaky_test` is not gated: a test that failed and then passed on retry is a fact of this
+      run, not a deviation from a baseline, so a new pipeline's first flaky test is reported.
     * Infrastructure: a run marked infra-caused (issue 5, attribution) gets no test anomaly at
       all (its failures, slowness and missing tests are the infrastructure's), and it is never
       part of a baseline. A single test marked infra-caused is never flaky or regressed, and is
@@ -170,9 +174,25 @@ class PipelineHistory(BaseModel):
     runs: list[RunRecord] = Field(default_factory=list)
 
 
-def history_key(pipeline: str | None, branch: str | None) -> str:
-    """Table key of a history: JSON of [pipeline, branch], so no separator can be faked."""
-    return json.dumps([pipeline, branch])
+def history_key(pipeline: str | None, branch: str | None, scope: str | None = None) -> str:
+    """Table key of a history: JSON of [pipeline, branch] (and its scope, see `history_scope`),
+    so no separator can be faked."""
+    return json.dumps([pipeline, branch] if scope is None else [pipeline, branch, scope])
+
+
+_CLUSTER_PROVIDERS = frozenset({"kubernetes", "tekton", "argo"})
+
+
+def history_scope(run: RunState) -> str | None:
+    """What tells two pipelines of the same name apart: the repository of a CI system's run
+    (two repositories' workflows both named "CI"), else the namespace of a run that only the
+    cluster describes (CronJob ``nightly`` in team-a and in team-b). Without it their runs would
+    share one history and judge each other (issue 12, cross-talk)."""
+    if run.repository:
+        return f"repo:{run.repository}"
+    if run.provider in _CLUSTER_PROVIDERS and run.namespace:
+        return f"ns:{run.namespace}"
+    return None
 
 
 def result_key(suite: str | None, name: str) -> str:
@@ -261,7 +281,7 @@ def detect_tests(
         return []
     prior = _prior_runs(history, current, config)
     found = list(_flaky(prior, current))
-    if len(prior) >= config.min_samples:
+    if len(prior) >= min(config.min_samples, config.cold_start_samples):
         found.extend(_test_regressions(prior, current, config))
         if current.status in _COMPLETE:
             found.extend(_run_regression(prior, current, config))
@@ -407,13 +427,25 @@ def _run_regression(
     )
 
 
+def cold_factor(samples: int, config: TestDetectorsConfig) -> float | None:
+    """How much the margins grow with `samples` samples: 1 from `min_samples` on, the
+    `cold_start_factor` from `cold_start_samples` on (fewer samples, larger margin), None
+    below (too few to judge at all)."""
+    if samples >= config.min_samples:
+        return 1.0
+    if samples >= config.cold_start_samples:
+        return config.cold_start_factor
+    return None
+
+
 def _judge_duration(
     observed: float, samples: Sequence[float], config: TestDetectorsConfig
 ) -> dict[str, Any] | None:
     """Evidence when `observed` is above all three guards, None otherwise (too few samples,
-    erratic samples, or not slow enough)."""
+    erratic samples, or not slow enough). With few samples every guard is wider (cold start)."""
     samples = samples[-config.history_runs :]
-    if len(samples) < config.min_samples:
+    factor = cold_factor(len(samples), config)
+    if factor is None:
         return None
     median = statistics.median(samples)
     mad = statistics.median(abs(value - median) for value in samples)
@@ -423,9 +455,9 @@ def _judge_duration(
         return None
     spread = max(MAD_SCALE * mad, MAD_FLOOR_SHARE * median)
     guards = {
-        "ratio": median * config.duration_ratio,
-        "absolute": median + config.duration_min_delta_s,
-        "mad": median + config.duration_mads * spread,
+        "ratio": median * config.duration_ratio * factor,
+        "absolute": median + config.duration_min_delta_s * factor,
+        "mad": median + config.duration_mads * factor * spread,
     }
     threshold = max(guards.values())
     if not observed > threshold:
@@ -442,6 +474,7 @@ def _judge_duration(
             "cv": cv,
             "samples": len(samples),
         },
+        "margin_factor": factor,
     }
 
 
@@ -458,13 +491,15 @@ def _failure_rate_spike(
         for share in [_failed_share(run)]
         if share is not None
     ]
-    if len(baseline) < config.min_samples:
+    factor = cold_factor(len(baseline), config)
+    if factor is None:
         return
     shares = [share for _, share in baseline]
     mean, top = statistics.fmean(shares), max(shares)
-    threshold = max(mean + config.failure_rate_spike, top)
+    margin = config.failure_rate_spike * factor
+    threshold = max(mean + margin, top)
     # A float tolerance so that 0.05 + 0.3 equals 0.35 when the shares say so.
-    if observed < mean + config.failure_rate_spike - 1e-9 or observed <= top:
+    if observed < mean + margin - 1e-9 or observed <= top:
         return
     failing = sorted(key for key, test in current.tests.items() if test.failing)
     failed, total = _counted(current)
@@ -480,6 +515,7 @@ def _failure_rate_spike(
             "observed": {"failed": failed, "total": total, "share": observed},
             "baseline": {"mean_share": mean, "max_share": top, "runs": len(baseline)},
             "threshold_share": threshold,
+            "margin_factor": factor,
             "failed_tests": failing[:_LISTED],
             "baseline_run_ids": [run_id for run_id, _ in baseline],
         },
@@ -504,7 +540,15 @@ def _missing_tests(
 ) -> Iterable[Anomaly]:
     if not current.tests:
         return
-    reference = [run for run in prior if run.complete and run.tests][-config.missing_after_runs :]
+    complete = [run for run in prior if run.complete and run.tests]
+    if cold_factor(len(complete), config) != 1.0:
+        # Cold start: the test must have run in every earlier complete run (at least
+        # missing_after_runs of them), not only in the last missing_after_runs.
+        if cold_factor(len(complete), config) is None:
+            return
+        reference = complete
+    else:
+        reference = complete[-config.missing_after_runs :]
     if len(reference) < config.missing_after_runs:
         return
     expected = set.intersection(*(set(run.tests) for run in reference))

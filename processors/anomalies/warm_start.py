@@ -1,8 +1,8 @@
 """Warm start: finished runs read back from the store become history entries (pure).
 
 A worker that starts with empty baselines (a new deployment beside a ClickHouse that already
-holds months of runs, changelog topics lost or a new app id) would stay silent for
-`min_samples` runs of every pipeline and then judge against a handful of runs. The store already
+holds months of runs, changelog topics lost or a new app id) would judge every pipeline with
+cold-start margins and then against a handful of runs. The store already
 has what the baselines are made of: each finished run, its test results and its log lines. At
 start-up they are read back (sentinel/warm_start.py) and turned here into the same
 `HistoryEntry` the tracker sends when a run ends, marked `warm`: the history agent records a
@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from processors.anomalies.history import HistoryEntry, history_entry
+from processors.anomalies.history import HistoryEntry, history_entry, miner_key
 from processors.anomalies.logs import LogAnalyzer
 from processors.logs.levels import worth_analysing
 from runtime.config import InfraDetectorsConfig
@@ -54,11 +54,13 @@ def warm_entries(
             (line for line in run.lines if worth_analysing(line.line)),
             key=lambda line: (line.event_time, line.pod, line.container),
         )
-        if analysed:
+        if run.lines:
             logs = analyzer.new_state(state.run_id, state.pipeline)
-            miner = analyzer.miner_for(state.pipeline)
+            miner = analyzer.miner_for(miner_key(state))
             for line in analysed:
                 analyzer.feed(logs, line, miner)
+            for line in run.lines:  # every line, as the live worker's activity signals
+                analyzer.note_activity(logs, line.pod, line.event_time)
         entry = history_entry(state, run.results, logs, infra)
         if entry is not None:
             key, message = entry

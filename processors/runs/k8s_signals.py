@@ -32,12 +32,18 @@ Judgment calls
     * Pipeline fallbacks beyond the label rules: a bare Tekton TaskRun is named by its Task
       (``tekton.dev/task``), an Argo pod without a template label by its workflow; a raw
       ``sentinel.io/run-id`` key uses the Job rules when the object belongs to a Job.
-    * Pods of a CronJob's Job are described with the Job's name: a pod shows its Job as owner,
-      never the CronJob (the Job signal itself carries the CronJob's name).
+    * Pipeline precedence, whatever the order of arrival (each signal carries its
+      `pipeline_rank`): a ``sentinel.io/pipeline`` label (4) > what the object itself knows
+      (3: a Job names its CronJob owner, or is its own pipeline when it has none; Tekton and
+      Argo labels) > a pod whose Job is named like a CronJob's Job, ``<cronjob>-<8-digit
+      scheduled minutes>`` (2) > a pod's ``job-name`` label (1). A pod shows only its Job as
+      owner, so before its Job is seen the name is the best guess; the Job settles it (a bare
+      Job named like ``backup-12345678`` is its own pipeline once the Job is seen).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
@@ -86,33 +92,62 @@ def _owner_name(event: K8sObjectEvent, kind: str) -> str | None:
     return None
 
 
-def _pipeline(event: K8sObjectEvent, key: str) -> str | None:
+# How sure a source is of the run's pipeline (RunSignal.pipeline_rank): the fold keeps the
+# highest-ranked claim whatever the order of arrival, so a run's pipeline never depends on which
+# of its objects was seen last.
+RANK_EXPLICIT = 4  # a sentinel.io/pipeline label
+RANK_OWNER = 3  # the object knows: a Job names its CronJob (or has none), Tekton/Argo labels
+RANK_CRON_NAME = 2  # a pod whose Job is named like a CronJob's: <cronjob>-<scheduled minutes>
+RANK_JOB_LABEL = 1  # a pod's job-name label: its Job, which may belong to a CronJob
+CRONJOB_SCHEDULED = "batch.kubernetes.io/cronjob-scheduled-timestamp"
+# The CronJob controller names a Job <cronjob>-<minutes since the epoch> (8 digits from 1989 to
+# 2160); a CronJob's name is at most 52 characters so that the Job's fits 63.
+_CRON_JOB_NAME = re.compile(r"^(?P<cron>[a-z0-9]([-a-z0-9]{0,50}[a-z0-9])?)-(?P<minutes>\d{8})$")
+
+
+def cronjob_of(job_name: str) -> str | None:
+    """The CronJob a Job's name says created it (``nightly-e2e-29411520`` -> ``nightly-e2e``)."""
+    match = _CRON_JOB_NAME.match(job_name)
+    return match.group("cron") if match else None
+
+
+def _pipeline(event: K8sObjectEvent, key: str) -> tuple[str | None, int]:
+    """(pipeline, rank) of the run this object belongs to, as far as the object can tell."""
     labels = event.labels
     if labels.get(PIPELINE_LABEL):
-        return labels[PIPELINE_LABEL]
+        return labels[PIPELINE_LABEL], RANK_EXPLICIT
     if key.startswith(LINK_PREFIXES):
-        return None
+        return None, 0
     if key.startswith(("tekton:", "tekton-taskrun:")):
         # A bare TaskRun has no pipeline: its Task is what repeats from run to run.
-        return labels.get("tekton.dev/pipeline") or labels.get("tekton.dev/task") or None
+        found = labels.get("tekton.dev/pipeline") or labels.get("tekton.dev/task") or None
+        return found, RANK_OWNER
     if key.startswith("argo:"):
-        return (
+        found = (
             labels.get("workflows.argoproj.io/workflow-template")
             or labels.get("workflows.argoproj.io/workflow")
             or None
         )
+        return found, RANK_OWNER
     cron = _owner_name(event, "CronJob")
     if cron is not None:
-        return cron
+        return cron, RANK_OWNER
     if event.kind == "Job":
-        return event.name
-    return next((labels[name] for name in JOB_NAME_LABELS if labels.get(name)), None)
+        if event.annotations.get(CRONJOB_SCHEDULED):  # a CronJob's Job whose owner was removed
+            return cronjob_of(event.name) or event.name, RANK_OWNER
+        return event.name, RANK_OWNER  # no CronJob: the Job is the pipeline
+    job = next((labels[name] for name in JOB_NAME_LABELS if labels.get(name)), None)
+    if job is None:
+        return None, 0
+    cron = cronjob_of(job)
+    return (cron, RANK_CRON_NAME) if cron is not None else (job, RANK_JOB_LABEL)
 
 
 def _k8s_signal(
     event: K8sObjectEvent, key: str, signal_id: str, kind: SignalKind, **fields: Any
 ) -> RunSignal:
     run_id, _ = route(key)
+    pipeline, rank = _pipeline(event, key)
     return RunSignal(
         signal_id=signal_id,
         kind=kind,
@@ -121,7 +156,8 @@ def _k8s_signal(
         source=K8S_SOURCE,
         event_time=event.event_time,
         provider=provider_of(key),
-        pipeline=_pipeline(event, key),
+        pipeline=pipeline,
+        pipeline_rank=rank if pipeline is not None else 0,
         namespace=event.namespace,
         labels={k: v for k, v in event.labels.items() if k.startswith(LABEL_PREFIX)},
         **fields,

@@ -25,6 +25,9 @@ Judgment calls
       so the same lines give equal signals; their run_id stays "" for the tracker to rewrite.
     * Open Jenkins stages are not closed by `finish_stream`/`flush`: the stream may only have
       been evicted or the worker stopped, and the run's own end closes what is still open.
+    * A line older than the newest line of its stream is a line sent again (a container writes
+      its log in time order): it gives nothing. A clock stepped back on the node would hide
+      the lines until time passes the newest again.
 
 Known gaps
     * Stage numbering (``#2``), test attempt numbering and the activity bucket memory restart
@@ -141,6 +144,12 @@ class _Stream:
     # restart's recovery overlapping live input) must not be parsed twice, or a test parser
     # would take the repeated output for a retry and count the tests again.
     position: tuple[int, int] | None = None
+    # Event time of the newest line fed. A container writes its log in time order, so a line
+    # older than that was sent again (a log stream re-opened or re-read from its start, a
+    # capture holding a line twice) at a new offset: parsed again, a go test "=== RUN" line
+    # would open a second attempt of a test that already passed, which then "fails" at the
+    # package line (issue 12's 12 tests of 11).
+    newest: datetime | None = None
 
 
 def _seen(newest: tuple[int, int] | None, position: tuple[int, int] | None) -> bool:
@@ -185,8 +194,11 @@ class LogSignals:
         known = self._streams.get(key)
         if known is not None and _seen(known.position, position):
             return []
+        if known is not None and known.newest is not None and line.event_time < known.newest:
+            return []  # sent again: this stream's lines are in time order
         out: list[RunSignal] = []
         stream = self._stream(key, routed, out)
+        stream.newest = line.event_time
         if position is not None:
             stream.position = position
         stream.route, stream.received_at = routed, line.received_at

@@ -17,8 +17,10 @@ Merge rules
     fields      provider, provider_run_id, attempt, repository, pipeline, branch, commit_sha,
                 trigger, actor: the newest event that has a value, where run events outrank
                 stage events (a job's sender must not replace the run's actor) and then
-                event_time and event_id decide. `url` and `labels` (per key) come from run events
-                only: a stage event's url and labels describe the stage.
+                event_time and event_id decide. CI events outrank signals; among signals the
+                pipeline goes to the highest `pipeline_rank` (a Job's CronJob over a pod's
+                job-name label), then to the newest. `url` and `labels` (per key) come from
+                run events only: a stage event's url and labels describe the stage.
     times       created_at = min, started_at = min of non-null (stage events included: a run is no
                 younger than its first job), first_event_at = min event_time, updated_at = max
                 event_time; duration_s = finished_at - (started_at or created_at), never negative.
@@ -326,10 +328,18 @@ def _merge_signal(run: RunState, signal: RunSignal) -> None:
 
 def _merge_signal_fields(run: RunState, signal: RunSignal) -> None:
     key = f"{_SIGNAL_SOURCE}|{_stamp(signal.event_time)}|{signal.signal_id}"
-    for field in ("provider", "pipeline", "namespace"):
+    for field in ("provider", "namespace"):
         value = getattr(signal, field)
         if value is not None and _claim(run.merge_keys, field, key):
             setattr(run, field, value)
+    if signal.pipeline is not None:
+        # Rank first (a Job's CronJob outranks a pod's job-name label), then newest: the
+        # pipeline does not depend on which signal came last. The rank is one digit after the
+        # signal marker, so every signal key still sorts below every CI event's key.
+        rank = min(max(signal.pipeline_rank, 0), 9)
+        ranked = f"{_SIGNAL_SOURCE}{rank}|{_stamp(signal.event_time)}|{signal.signal_id}"
+        if _claim(run.merge_keys, "pipeline", ranked):
+            run.pipeline = signal.pipeline
     for name, value in signal.labels.items():
         if _claim(run.merge_keys, f"label:{name}", key):
             run.labels[name] = value

@@ -70,6 +70,8 @@ class Outcome:
     finished: list[RunState] = field(default_factory=list)
     # Log lines for the run's log analysis: (run id, signal id, line).
     log_lines: list[tuple[str, str, LogLine]] = field(default_factory=list)
+    # A pod of the run logged (any level) in an activity bucket: (run id, signal id, pod, when).
+    log_activity: list[tuple[str, str, str, datetime]] = field(default_factory=list)
     error: str | None = None
     error_type: str | None = None
     # Event time of the input that made this outcome (for the processing latency metric).
@@ -181,6 +183,11 @@ class RunTracker:
         except ValueError as exc:
             return Outcome(error=str(exc), error_type="InvalidEvent")
         out = Outcome()
+        if signal.kind is SignalKind.ACTIVITY and signal.log_pod is not None:
+            # The log baseline counts windows in which pods logged at all (issue 12).
+            out.log_activity.append(
+                (signal.run_id, signal.signal_id, signal.log_pod, signal.event_time)
+            )
         if new_batch:
             out.batch_results = [
                 result.model_copy(update={"run_id": signal.run_id})

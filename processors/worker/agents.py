@@ -27,6 +27,7 @@ from processors.anomalies.history import (
     encode_results,
     history_entry,
     judge,
+    miner_key,
 )
 from processors.runs.linking import LinkState, link
 from processors.runs.source_signals import signals_from_source, watermark_signal
@@ -140,9 +141,14 @@ def _keep_run_inputs(ctx: WorkerContext, outcome: Outcome) -> None:
         key = run_id.encode()
         run_logs = RunLogs.load(tables.logs.get(key), run_id, analyzer)
         known = ctx.load_state(run_id)
-        miner = analyzer.miner_for(known.pipeline if known else None)
+        miner = analyzer.miner_for(miner_key(known))
         for signal_id, line in lines:
             run_logs.feed(signal_id, line, analyzer, miner)
+        tables.logs[key] = run_logs.to_bytes()
+    for run_id, signal_id, pod, when in outcome.log_activity:
+        key = run_id.encode()
+        run_logs = RunLogs.load(tables.logs.get(key), run_id, analyzer)
+        run_logs.note_activity(signal_id, pod, when, analyzer)
         tables.logs[key] = run_logs.to_bytes()
 
 

@@ -50,6 +50,7 @@ for path in (ROOT, HERE.parent):  # the project, and tests/data for capture_buil
 
 from capture_builder import (  # noqa: E402  (tests/data/capture_builder.py)
     ANSI,
+    BUSYBOX_IMAGE,
     JENKINS_CORPUS,
     BaseScenario,
     Capture,
@@ -68,11 +69,9 @@ from capture_builder import (  # noqa: E402  (tests/data/capture_builder.py)
     emit_pod,
     epoch_ms,
     expect,
-    hexid,
     job_pod,
     job_scenario_objects,
     k8s_time,
-    micro_time,
     owner_ref,
     pytest_banner,
     pytest_header,
@@ -85,6 +84,7 @@ from capture_builder import (  # noqa: E402  (tests/data/capture_builder.py)
     source_lines,
     steps,
     surefire_line,
+    tekton_pod,
     uid,
 )
 
@@ -348,111 +348,6 @@ def arc_github_run() -> Scenario:
 
 
 # --- tekton_pipeline --------------------------------------------------------------------------
-
-TEKTON_RELEASE = "v0.62.3"
-ENTRYPOINT_IMAGE = (
-    "ghcr.io/tektoncd/pipeline/entrypoint-bff0a22da108bc2f16c818c97641a296:v0.62.3"
-    "@sha256:9fbd7dd1d6bc1ac8de9ec3d0f8f7f1b4d4e8c02e0f3c8c6a7b5d0e1f2a3b4c5d"
-)
-BUSYBOX_IMAGE = "cgr.dev/chainguard/busybox@sha256:19f02276bf8dbdd62f069b922f10c65262cc34b710eea26ff928129a736be791"
-
-
-def tekton_pod(
-    pipeline_run: str,
-    task: str,
-    pipeline_task: str,
-    steps_: list[Container],
-    created: datetime,
-    node: str,
-    ip: str,
-    task_annotations: dict[str, str],
-) -> Pod:
-    namespace = "ci"
-    task_run = f"{pipeline_run}-{pipeline_task}"
-    first_start = min(c.started for c in steps_ if c.started)
-    prepare = Container(
-        name="prepare",
-        image=ENTRYPOINT_IMAGE,
-        image_id=ENTRYPOINT_IMAGE.split("@")[0],
-        command=["/ko-app/entrypoint", "init", "/ko-app/entrypoint", "/tekton/bin/entrypoint"]
-        + [f"step-{c.name[5:]}" for c in steps_],
-        started=at(first_start, -3),
-        finished=at(first_start, -3),
-    )
-    place_scripts = Container(
-        name="place-scripts",
-        image=BUSYBOX_IMAGE,
-        image_id=BUSYBOX_IMAGE,
-        command=["sh"],
-        args=[
-            "-c",
-            'scriptfile="/tekton/scripts/script-0-'
-            + hexid(5, task_run)
-            + '"\ntouch ${scriptfile} && chmod +x '
-            "${scriptfile}\ncat > ${scriptfile} << '_EOF_'\n...\n_EOF_\n",
-        ],
-        started=at(first_start, -2),
-        finished=at(first_start, -2),
-    )
-    for index, c in enumerate(steps_):
-        c.command = ["/tekton/bin/entrypoint"]
-        c.args = [
-            *(
-                ["-wait_file", "/tekton/downward/ready", "-wait_file_content"]
-                if index == 0
-                else ["-wait_file", f"/tekton/run/{index - 1}/out"]
-            ),
-            "-post_file",
-            f"/tekton/run/{index}/out",
-            "-termination_path",
-            "/tekton/termination",
-            "-step_metadata_dir",
-            f"/tekton/run/{index}/status",
-            "-entrypoint",
-            f"/tekton/scripts/script-{index}-{hexid(5, task_run, c.name)}",
-            "--",
-        ]
-        c.extra = {"workingDir": "/workspace/source"}
-        # Tekton's entrypoint reports when the step really began (the container starts early
-        # and waits for its predecessor).
-        begin = at(c.started, 1) if index == 0 else steps_[index - 1].finished
-        c.message = json.dumps(
-            [{"key": "StartedAt", "value": micro_time(begin).replace("000Z", "Z"), "type": 3}],
-            separators=(",", ":"),
-        )
-    pipeline_run_uid = uid("pipelinerun", namespace, pipeline_run)
-    task_run_uid = uid("taskrun", namespace, task_run)
-    return Pod(
-        namespace=namespace,
-        name=f"{task_run}-pod",
-        labels={
-            "app.kubernetes.io/managed-by": "tekton-pipelines",
-            "app.kubernetes.io/version": task_annotations.pop("version"),
-            "tekton.dev/memberOf": "tasks",
-            "tekton.dev/pipeline": "shop-build",
-            "tekton.dev/pipelineRun": pipeline_run,
-            "tekton.dev/pipelineRunUID": pipeline_run_uid,
-            "tekton.dev/pipelineTask": pipeline_task,
-            "tekton.dev/task": task,
-            "tekton.dev/taskRun": task_run,
-            "tekton.dev/taskRunUID": task_run_uid,
-        },
-        annotations={
-            "pipeline.tekton.dev/release": TEKTON_RELEASE,
-            "tekton.dev/ready": "READY",
-            **task_annotations,
-        },
-        owner=owner_ref("TaskRun", "tekton.dev/v1", task_run, task_run_uid),
-        node=node,
-        pod_ip=ip,
-        host_ip="10.0.16.22",
-        created=created,
-        scheduled=at(created, 1),
-        init_containers=[prepare, place_scripts],
-        containers=steps_,
-        service_account="pipeline",
-        expected_key=f"tekton:{namespace}/{pipeline_run}",
-    )
 
 
 def tekton_pipeline() -> Scenario:

@@ -341,6 +341,16 @@ def test_evicted_id_stable_when_deleted_later() -> None:
     assert [a.anomaly_id for a in first] == [a.anomaly_id for a in second]
 
 
+def test_eviction_is_one_finding_whether_its_event_or_the_pod_status_comes_first() -> None:
+    # The kubelet's Evicted Event and the pod's update travel on different partitions.
+    evicted = event("Evicted", "The node was low on resource: memory.", first=299, node="n1")
+    event_first = detect_infra(run([pod()], [evicted]), None, CONFIG)
+    status_first = detect_infra(run([evicted_pod()]), None, CONFIG)
+    both = detect_infra(run([evicted_pod()], [evicted]), None, CONFIG)
+    ids = {a.anomaly_id for a in [*event_first, *status_first, *both]}
+    assert len(ids) == 1
+
+
 def test_evicted_event_without_pod_status() -> None:
     evicted = event("Evicted", "The node was low on resource: ephemeral-storage.", node="n2")
     assert types(run([pod()], [evicted])) == ["evicted"]

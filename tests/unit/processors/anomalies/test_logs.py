@@ -255,9 +255,9 @@ def test_clean_history_gives_nothing_even_with_normal_error_noise() -> None:
         baseline = analyzer.update_baseline(baseline, state)
 
 
-def test_new_pipeline_stays_silent_until_min_samples() -> None:
+def test_new_pipeline_stays_silent_below_cold_start_samples() -> None:
     analyzer = LogAnalyzer(CFG)
-    baseline = history(analyzer, 2)  # fewer than min_samples (3)
+    baseline = history(analyzer, CFG.cold_start_samples - 1)
     lines = normal_run(2) + _burst("shop-ci-2-build-x2kzq", T0 + timedelta(hours=2, minutes=2))
     lines += [
         _line("shop-ci-2-build-x2kzq", t, T0 + timedelta(hours=2, minutes=3)) for t in JAVA_OOM
@@ -265,6 +265,57 @@ def test_new_pipeline_stays_silent_until_min_samples() -> None:
     state = analyze(analyzer, "run-2", lines, baseline)
     assert final(analyzer, state, baseline) == []
     assert analyzer.detect(state, None, "run-2", T0 + timedelta(days=9), CFG, True) == []
+
+
+def test_a_cold_start_reports_only_what_stands_out_by_a_larger_margin() -> None:
+    # Two earlier runs (cold start): a 40-error burst is a spike and its error, repeated, is a
+    # new signature; a Java OOM logged once is not reported until the baseline is full.
+    analyzer = LogAnalyzer(CFG)
+    baseline = history(analyzer, CFG.cold_start_samples)
+    pod = "shop-ci-2-build-x2kzq"
+    lines = normal_run(2) + _burst(pod, T0 + timedelta(hours=2, minutes=2))
+    lines += [_line(pod, t, T0 + timedelta(hours=2, minutes=3)) for t in JAVA_OOM]
+    state = analyze(analyzer, "run-2", lines, baseline)
+    found = final(analyzer, state, baseline)
+    assert sorted(a.type for a in found) == [ERROR_SPIKE, NEW_ERROR_TEMPLATE]
+    (new,) = [a for a in found if a.type == NEW_ERROR_TEMPLATE]
+    assert "payment call failed" in new.evidence["template"]
+    (spike,) = [a for a in found if a.type == ERROR_SPIKE]
+    assert spike.evidence["threshold"]["margin_factor"] == CFG.cold_start_factor
+    full = history(analyzer, CFG.min_samples)
+    state = analyze(
+        analyzer,
+        "run-9",
+        normal_run(9) + [_line(pod, t, T0 + timedelta(hours=9, minutes=3)) for t in JAVA_OOM],
+        full,
+    )
+    assert [a.type for a in final(analyzer, state, full)] == [NEW_ERROR_TEMPLATE]
+
+
+def test_runs_that_logged_only_info_lines_build_the_baseline() -> None:
+    # Issue 12: earlier runs logged no warning or error, only info lines (their activity):
+    # each is a sample of "no errors here", so the first error signature is reported.
+    analyzer = LogAnalyzer(CFG)
+    baseline: PipelineLogBaseline | None = None
+    for i in range(CFG.min_samples):
+        state = analyzer.new_state(f"run-{i}", PIPELINE)
+        for minute in range(4):
+            analyzer.note_activity(state, "api-0", T0 + timedelta(hours=i, minutes=minute))
+        baseline = analyzer.update_baseline(baseline, state)
+    assert baseline is not None and baseline.n_runs == CFG.min_samples
+    assert (baseline.stat_runs, baseline.n_windows, baseline.mean_errors) == (3, 12, 0.0)
+    pod = "api-0"
+    lines = [_line(pod, t, T0 + timedelta(hours=5, minutes=1)) for t in JAVA_OOM]
+    state = analyze(analyzer, "run-5", lines, baseline)
+    assert [a.type for a in final(analyzer, state, baseline)] == [NEW_ERROR_TEMPLATE]
+
+
+def test_a_run_the_infrastructure_broke_is_no_sample() -> None:
+    analyzer = LogAnalyzer(CFG)
+    state = analyzer.new_state("run-0", PIPELINE)
+    analyzer.note_activity(state, "api-0", T0)
+    baseline = analyzer.update_baseline(None, state, window_stats=False)
+    assert (baseline.n_runs, baseline.stat_runs, baseline.recorded) == (0, 0, ["run-0"])
 
 
 # --------------------------------------------------------------------------------------------

@@ -163,23 +163,68 @@ def test_clean_history_with_an_occasional_failure_gives_none() -> None:
     assert found == []
 
 
-# --- silence before history ----------------------------------------------------------------------
+# --- silence before history, then a cold start with larger margins ------------------------------
 
 
-def test_no_baseline_detector_fires_before_min_samples() -> None:
+def test_no_baseline_detector_fires_before_cold_start_samples() -> None:
     pipeline = Pipeline(1)
-    history, _ = feed(pipeline.clean(CONFIG.min_samples - 1))
+    history, _ = feed(pipeline.clean(CONFIG.cold_start_samples - 1))
     keys = list(pipeline.base)
     slow = max(keys[12:], key=pipeline.base.__getitem__)
-    faulty = pipeline.run(slow={slow: 5.0}, fail=keys[:12], drop=[keys[-1]], extra_s=3600)
+    faulty = pipeline.run(slow={slow: 11.0}, fail=keys[:12], drop=[keys[-1]], extra_s=3600)
     assert judge(history, faulty) == []
-    history, _ = feed(pipeline.clean(1), history)
-    assert types(judge(history, faulty)) == [
+
+
+def test_a_blatant_fault_after_three_good_runs_is_reported() -> None:
+    # Issue 12: a nightly with three runs that reached their tests; a test 11x slower than its
+    # median, 12 of 20 tests failing, a test gone and a run an hour longer are all reported.
+    pipeline = Pipeline(1)
+    history, _ = feed(pipeline.clean(CONFIG.cold_start_samples))
+    keys = list(pipeline.base)
+    slow = max(keys[12:], key=pipeline.base.__getitem__)
+    faulty = pipeline.run(slow={slow: 11.0}, fail=keys[:12], drop=[keys[-1]], extra_s=3600)
+    found = judge(history, faulty)
+    assert types(found) == [
         (td.DURATION_REGRESSION, slow),
         (td.FAILURE_RATE_SPIKE, "e2e"),
         (td.MISSING_TESTS, "e2e"),
         (td.RUN_DURATION_REGRESSION, "e2e"),
     ]
+    assert {a.evidence.get("margin_factor") for a in found} - {None} == {CONFIG.cold_start_factor}
+
+
+def test_a_cold_start_asks_for_a_larger_margin_than_a_full_baseline() -> None:
+    # 3x slower and 40% failing: enough against five runs, not against three.
+    pipeline = Pipeline(1)
+    keys = list(pipeline.base)
+    slow = max(keys[12:], key=pipeline.base.__getitem__)
+    cold, _ = feed(pipeline.clean(CONFIG.cold_start_samples))
+    moderate = pipeline.run(slow={slow: 3.0}, fail=keys[:8])
+    assert judge(cold, moderate) == []
+    warm, _ = feed(pipeline.clean(CONFIG.min_samples - CONFIG.cold_start_samples), cold)
+    moderate = pipeline.run(slow={slow: 3.0}, fail=keys[:8])
+    assert types(judge(warm, moderate)) == [
+        (td.DURATION_REGRESSION, slow),
+        (td.FAILURE_RATE_SPIKE, "e2e"),
+    ]
+
+
+def test_a_missing_test_in_a_cold_start_must_have_run_every_time() -> None:
+    pipeline = Pipeline(1)
+    keys = list(pipeline.base)
+    runs = [pipeline.run(drop=[keys[0]]), *pipeline.clean(3)]  # keys[0] skipped in the first
+    history, _ = feed(runs)
+    assert judge(history, pipeline.run(drop=[keys[0]])) == []
+    assert types(judge(history, pipeline.run(drop=[keys[1]]))) == [(td.MISSING_TESTS, "e2e")]
+
+
+def test_fewer_samples_than_the_cold_start_rule_report_nothing() -> None:
+    config = TestDetectorsConfig(cold_start_samples=5)  # cold start off: silent below 5
+    pipeline = Pipeline(1)
+    history, _ = feed(pipeline.clean(4), config=config)
+    keys = list(pipeline.base)
+    faulty = pipeline.run(slow={keys[13]: 11.0}, fail=keys[:12], drop=[keys[-1]])
+    assert td.detect_tests(history, faulty.summary(), config) == []
 
 
 # --- flaky tests ---------------------------------------------------------------------------------

@@ -198,3 +198,42 @@ def test_cli_subprocess_reads_stdin() -> None:
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [r["line"] for r in rows] == [1, 2, 3]
     assert rows[2]["template"] == "boom"
+
+
+def test_a_message_whose_first_token_is_an_identifier_joins_its_template() -> None:
+    # Drain routes on the first tokens: without looking across branches every job name here
+    # would found its own template (the largest Mac error of Loghub).
+    jobs = ["com.apple.icloud.fmfd.heartbeat", "com.apple.CacheDelete.daily", "com.apple.cts.a"]
+    lines = [
+        f"{job}: scheduler_evaluate_activity told me to run this job; however, but the start "
+        f"time isn't for {n} seconds.  Ignoring."
+        for n, job in enumerate(jobs * 2, start=4000)
+    ]
+    ids = {tid for tid, _ in LogTemplateMiner(strip_headers=False).mine(lines)}
+    assert len(ids) == 1
+
+
+def test_messages_that_differ_in_a_leading_word_stay_apart() -> None:
+    lines = [
+        "After Scheduling: PendingReds:1 ScheduledMaps:9 ScheduledReds:0 AssignedMaps:1",
+        "Before Scheduling: PendingReds:1 ScheduledMaps:10 ScheduledReds:0 AssignedMaps:0",
+        "After Scheduling: PendingReds:1 ScheduledMaps:8 ScheduledReds:0 AssignedMaps:2",
+    ]
+    ids = [tid for tid, _ in LogTemplateMiner(strip_headers=False).mine(lines)]
+    assert ids[0] == ids[2] != ids[1]
+
+
+def test_token_masking_equals_drain3s_masker_on_the_loghub_lines() -> None:
+    # The miner masks token by token with a cache; it must give what drain3's LogMasker gives
+    # applying every mask to the whole line in turn (runs of whitespace aside).
+    from drain3.masking import LogMasker
+
+    from processors.logs.templates import _TokenMasker, masking_instructions, strip_header
+    from tests.support.paths import DATA
+
+    reference = LogMasker(masking_instructions(), "<", ">")
+    ours = _TokenMasker()
+    for path in sorted((DATA / "loghub").glob("*/*_2k.log")):
+        for raw in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            for line in (raw, strip_header(raw)):
+                assert ours.mask(line) == " ".join(reference.mask(line).split()), line

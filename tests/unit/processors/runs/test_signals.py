@@ -849,9 +849,23 @@ def test_lines_redelivered_by_kafka_are_not_parsed_twice() -> None:
     assert got == expected
     (tests,) = by_kind(got, SignalKind.TESTS)
     assert tests.tests is not None and tests.tests.total == 8
-    # Without positions (a capture replayed offline) a repeat is a repeat: nothing is hidden.
+    # Without positions (a capture replayed offline) the repeated lines are older than the
+    # stream's newest line: sent again, they give nothing either.
     unpositioned = LogSignals(TrackingConfig())
-    assert feed_all(unpositioned, lines + lines) != expected
+    assert feed_all(unpositioned, lines + lines) == expected
+
+
+def test_a_line_sent_again_does_not_open_a_second_attempt() -> None:
+    # Issue 12: a go test stream whose first line came again (a log stream re-opened, a
+    # capture holding it twice) counted 12 tests for 11, the first "passed and failed".
+    texts = (DATA / "go-test-v.log").read_text(encoding="utf-8").splitlines()
+    lines = log_lines(texts, container="go", key="argo:ci/wf-9")
+    once = feed_all(LogSignals(TrackingConfig()), lines)
+    again = feed_all(LogSignals(TrackingConfig()), [lines[0], lines[1], lines[0], *lines[2:]])
+    assert again == once
+    results = [r for signal in by_kind(again, SignalKind.TESTS) for r in signal.test_results]
+    assert [r.name for r in results if r.name == "TestAdd"] == ["TestAdd"]
+    assert all(result.attempt == 1 for result in results)
 
 
 def test_go_results_pending_at_the_end_of_a_stream_come_out_on_finish() -> None:
