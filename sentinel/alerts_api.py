@@ -10,9 +10,6 @@ broker, not the store; a client's mistake is a 400 with the reason, an unknown i
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -23,6 +20,8 @@ from pydantic import BaseModel, Field
 
 from schemas.messages import AlertDelivery, DeliveryOutcome, LabelMatcher, Silence
 from sentinel.api import RunStore
+from sentinel.api.errors import Rfc3339
+from sentinel.queries.alerts import deliveries_cursor, deliveries_sql
 from sinks.alerts.silence_rules import SilenceError, new_silence, parse_duration, parse_matchers
 from sinks.alerts.silence_store import SilenceStore
 
@@ -44,8 +43,8 @@ class SilenceRequest(BaseModel):
     matchers: list[str | LabelMatcher] = Field(min_length=1)
     created_by: str = Field(min_length=1)
     comment: str = Field(min_length=1)
-    starts_at: datetime | None = Field(default=None, description="RFC 3339; default now.")
-    ends_at: datetime | None = Field(default=None, description="RFC 3339; or a duration.")
+    starts_at: Rfc3339 | None = Field(default=None, description="RFC 3339; default now.")
+    ends_at: Rfc3339 | None = Field(default=None, description="RFC 3339; or a duration.")
     duration: str | None = Field(default=None, description="e.g. 2h, 30m, 1d, 1h30m")
 
 
@@ -75,8 +74,8 @@ def _add_deliveries(router: APIRouter, store: RunStore, page_size_max: int) -> N
         group_key: str | None = None,
         run_id: Annotated[str | None, Query(description="messages about this run")] = None,
         anomaly_id: Annotated[str | None, Query(description="messages carrying it")] = None,
-        since: Annotated[datetime | None, Query(description="attempted at or after")] = None,
-        until: Annotated[datetime | None, Query(description="attempted before")] = None,
+        since: Annotated[Rfc3339 | None, Query(description="attempted at or after")] = None,
+        until: Annotated[Rfc3339 | None, Query(description="attempted before")] = None,
         limit: int = Query(50, ge=1, le=page_size_max),
         cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     ) -> DeliveryPage:
@@ -91,23 +90,13 @@ def _add_deliveries(router: APIRouter, store: RunStore, page_size_max: int) -> N
             "since": _utc(since),
             "until": _utc(until),
         }
-        try:
-            sql, params = deliveries_sql(store.database, filters, limit, cursor)
-        except ValueError as exc:
-            raise HTTPException(400, str(exc)) from exc
+        sql, params = deliveries_sql(store.database, filters, limit, cursor)  # BadRequest: 400
         rows = await asyncio.to_thread(store.query_rows, sql, params)
         next_cursor = None
         if len(rows) > limit:
             rows = rows[:limit]
-            last = rows[-1]
-            next_cursor = _encode(
-                [
-                    _utc(last["attempted_at"]).isoformat(),  # type: ignore[union-attr]
-                    last["channel"],
-                    last["delivery_id"],
-                    last["attempt"],
-                ]
-            )
+            last = dict(rows[-1], attempted_at=_utc(rows[-1]["attempted_at"]))
+            next_cursor = deliveries_cursor(last)
         return DeliveryPage(items=[_delivery(row) for row in rows], next_cursor=next_cursor)
 
 
@@ -189,63 +178,13 @@ async def _call(function: Callable[..., Any], *args: Any) -> Any:
 
 
 def _checked(matchers: list[LabelMatcher]) -> list[LabelMatcher]:
-    from runtime.alerting_config import parse_matcher
-
-    return [parse_matcher(str(matcher)) for matcher in matchers]
+    """Matcher objects held to the rules of matcher strings (a label name, text, a valid regex)."""
+    # Their strings go through the same parser as the strings a user types.
+    return parse_matchers([str(matcher) for matcher in matchers])
 
 
 def _view(silence: Silence, now: datetime) -> SilenceView:
     return SilenceView(**silence.model_dump(), state=silence.state_at(now))
-
-
-def deliveries_sql(
-    database: str, filters: dict[str, Any], limit: int, cursor: str | None
-) -> tuple[str, dict[str, Any]]:
-    where: list[str] = []
-    params: dict[str, Any] = {"limit": limit + 1}
-    for column in ("channel", "channel_type", "outcome", "status", "group_key"):
-        if filters.get(column) is not None:
-            where.append(f"{column} = {{{column}:String}}")
-            params[column] = filters[column]
-    for column, name in (("run_ids", "run_id"), ("anomaly_ids", "anomaly_id")):
-        if filters.get(name) is not None:
-            where.append(f"has({column}, {{{name}:String}})")
-            params[name] = filters[name]
-    if filters.get("since") is not None:
-        where.append("attempted_at >= {since:DateTime64(3, 'UTC')}")
-        params["since"] = filters["since"]
-    if filters.get("until") is not None:
-        where.append("attempted_at < {until:DateTime64(3, 'UTC')}")
-        params["until"] = filters["until"]
-    if cursor is not None:
-        at, channel, delivery, attempt = _decode(cursor)
-        where.append(
-            "(attempted_at, channel, delivery_id, attempt) < ({c_at:DateTime64(3, 'UTC')}, "
-            "{c_channel:String}, {c_delivery:String}, {c_attempt:UInt16})"
-        )
-        params.update(c_at=at, c_channel=channel, c_delivery=delivery, c_attempt=attempt)
-    clause = f"WHERE {' AND '.join(where)}" if where else ""
-    sql = (
-        "SELECT channel, channel_type, group_key, delivery_id, attempt, anomaly_ids, run_ids,"
-        " outcome, status, title, status_code, error, retry_in_s, silence_ids, attempted_at,"
-        f" schema_version FROM {database}.alert_deliveries FINAL {clause}"
-        " ORDER BY attempted_at DESC, channel DESC, delivery_id DESC, attempt DESC"
-        " LIMIT {limit:UInt32}"
-    )
-    return sql, params
-
-
-def _encode(parts: list[Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(parts).encode()).decode().rstrip("=")
-
-
-def _decode(cursor: str) -> tuple[datetime, str, str, int]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        at, channel, delivery, attempt = json.loads(base64.urlsafe_b64decode(padded))
-        return datetime.fromisoformat(at), str(channel), str(delivery), int(attempt)
-    except (ValueError, TypeError, binascii.Error) as exc:
-        raise ValueError("cursor is not one this API returned") from exc
 
 
 def _utc(value: Any) -> datetime | None:

@@ -6,6 +6,7 @@ of this API, and the spec says so; a read that names nothing is 404.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from datetime import datetime
@@ -63,7 +64,15 @@ def _answer(request: Request, status: int, detail: Any) -> Response:
         )
         response: Response = page_error(request, status, text)
         return response
-    return JSONResponse({"detail": detail}, status_code=status)
+    return _AsciiJSON({"detail": detail}, status_code=status)
+
+
+class _AsciiJSON(JSONResponse):
+    """JSON with every non-ASCII character escaped: an error echoes the client's input, which
+    may hold what UTF-8 cannot encode (an unpaired surrogate sent as ``\\ud800``)."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
 
 
 def allowed_methods(routes: Iterable[Any], path: str) -> list[str]:

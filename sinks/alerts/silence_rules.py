@@ -25,7 +25,10 @@ def parse_duration(text: str) -> timedelta:
     if not text.strip() or found is None or not any(found.groups()):
         raise SilenceError(f"not a duration: {text!r} (e.g. 30m, 2h, 1d, 1h30m)")
     days, hours, minutes, seconds = (int(part or 0) for part in found.groups())
-    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    try:
+        return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    except OverflowError:  # more days than a timedelta holds: far over any silence's limit
+        raise SilenceError(f"not a duration a silence can have: {text!r}") from None
 
 
 def parse_matchers(texts: Sequence[str]) -> list[LabelMatcher]:
@@ -62,6 +65,8 @@ def new_silence(
     start = starts_at or now
     if (ends_at is None) == (duration is None):
         raise SilenceError("give either an end time or a duration")
+    if duration is not None and duration > MAX_DURATION:
+        raise SilenceError("a silence lasts at most 365 days")
     end = ends_at if ends_at is not None else start + (duration or timedelta())
     if start.tzinfo is None or end.tzinfo is None:
         raise SilenceError("start and end times need a time zone offset (RFC 3339)")

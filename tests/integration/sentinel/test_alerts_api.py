@@ -103,9 +103,14 @@ def test_bad_filters_are_refused_with_a_reason(api: tuple[str, Settings]) -> Non
     url, _settings = api
     bad_cursor = httpx.get(f"{url}/api/alerts", params={"cursor": "nope"}, timeout=10)
     assert bad_cursor.status_code == 400 and "cursor" in bad_cursor.json()["detail"]
+    # Every client mistake is a 400 with the reason (the API's convention, issue 14).
     bad_outcome = httpx.get(f"{url}/api/alerts", params={"outcome": "lost"}, timeout=10)
-    assert bad_outcome.status_code == 422
-    assert httpx.get(f"{url}/api/alerts", params={"limit": 0}, timeout=10).status_code == 422
+    assert bad_outcome.status_code == 400 and "outcome" in str(bad_outcome.json()["detail"])
+    assert httpx.get(f"{url}/api/alerts", params={"limit": 0}, timeout=10).status_code == 400
+    ancient = httpx.get(f"{url}/api/alerts", params={"since": "0330-07-03T00:15:42Z"}, timeout=10)
+    assert ancient.status_code == 400 and "since" in ancient.json()["detail"]
+    unix_time = httpx.get(f"{url}/api/alerts", params={"until": "0.5"}, timeout=10)
+    assert unix_time.status_code == 400
 
 
 def test_silences_are_created_listed_and_expired_through_the_api(
