@@ -132,7 +132,10 @@ def test_grouping_threads_dedup_and_silences_on_kafka(
         source.send(found[0], anomaly("crash_loop", "pod-x"), muted)
         (reply,) = wait_for(lambda: fake.replies(first.ts), what="a thread reply")
         assert "*crash_loop*" in reply.block_text and "*oom_killed*" not in reply.block_text
-        assert first.updates and "5 firing" in first.updates[-1]["text"]
+        # The reply goes out first, then chat.update rewrites the first message: two calls, so
+        # the update may land a moment after the reply is seen.
+        wait_for(lambda: first.updates, what="the first message updated")
+        assert "5 firing" in first.updates[-1]["text"]
         time.sleep(5)  # two more flush intervals: nothing new to say
         assert len(fake.messages) == 2
         assert "log_silence" not in json.dumps([m.blocks for m in fake.messages])
