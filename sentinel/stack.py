@@ -209,12 +209,22 @@ def token_routers(
 
 
 class WorkerProcess:
-    """The Faust worker as a child process (`sentinel worker`), configured through the env."""
+    """The Faust worker as a child process (`sentinel worker`), configured through the env.
 
-    def __init__(self, settings: Settings, log_path: Path, config_path: Path | None) -> None:
+    `command` replaces ``python -m sentinel worker`` (tests run a worker with a fault in it).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        log_path: Path,
+        config_path: Path | None,
+        command: list[str] | None = None,
+    ) -> None:
         self.settings = settings
         self.log_path = log_path
         self.config_path = config_path
+        self.command = command or [sys.executable, "-m", "sentinel", "worker"]
         self.proc: subprocess.Popen[bytes] | None = None
         self.ops_port = 0
 
@@ -236,7 +246,7 @@ class WorkerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "sentinel", "worker"],
+                self.command,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -279,8 +289,10 @@ class EmbeddedStack:
         settings: Settings,
         broker_kind: BrokerKind | None = None,
         config_path: Path | None = None,
+        worker_command: list[str] | None = None,
     ) -> None:
         self.base_settings = settings
+        self.worker_command = worker_command
         data_dir = settings.embedded.data_dir
         self.broker: Broker | None = None
         if not settings.kafka.bootstrap_servers:
@@ -306,6 +318,7 @@ class EmbeddedStack:
             self.settings,
             self.settings.embedded.data_dir / "logs" / "worker.log",
             self.config_path,
+            self.worker_command,
         )
         self.worker.start()
         self.owner = StoreOwner(self.settings)

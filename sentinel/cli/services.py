@@ -14,6 +14,7 @@ from runtime.extras import require_embedded
 from runtime.kafka_clients import bootstrap_servers
 from runtime.log_setup import setup_logging
 from runtime.ops_server import Heartbeat
+from runtime.progress_monitor import OwnershipBox
 from sentinel.cli.common import on_signals, serve, settings_from
 from sentinel.cli.ops import broker_check, start_ops, store_check
 
@@ -79,12 +80,20 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     setup_logging(settings.logging.level, settings.logging.format, "worker")
     heartbeat = Heartbeat("worker")  # beaten by a timer on the worker's event loop
-    start_ops(settings, "worker", heartbeat, {"broker": broker_check(settings)})
+    owned = OwnershipBox()  # kept by the same timer: what the partition watchdog judges
+    start_ops(
+        settings,
+        "worker",
+        heartbeat,
+        {"broker": broker_check(settings)},
+        progress=(settings.worker_app_id, owned),
+    )
     run_worker(
         settings,
         loglevel=settings.logging.level.lower(),
         logfmt=settings.logging.format,
         heartbeat=heartbeat.beat,
+        ownership=owned,
     )
     return 0
 
@@ -133,7 +142,9 @@ def cmd_sink(args: argparse.Namespace) -> int:
     start_warm_start(settings, store)
     heartbeat = Heartbeat("sink")
     checks = {"broker": broker_check(settings), "store": store_check(store.ping)}
-    start_ops(settings, "sink", heartbeat, checks)
+    start_ops(
+        settings, "sink", heartbeat, checks, progress=(settings.sink_group_id, sink.ownership)
+    )
     stop = threading.Event()
     on_signals(lambda: stop.set())
     try:
