@@ -23,6 +23,7 @@ from processors.worker.agents import (
     add_wall_clock,
 )
 from processors.worker.context import MAX_VALUE_BYTES, WorkerContext
+from processors.worker.faust_fixes import drain_buffer_before_commit
 from processors.worker.metrics import PrometheusSensor
 from processors.worker.progress import worker_ownership
 from runtime.config import Settings
@@ -59,6 +60,7 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
 
 def create_app(settings: Settings) -> faust.App:
     """The worker: thin agents around the pure logic (`processors.worker.agents`)."""
+    drain_buffer_before_commit()  # a commit must never run ahead of the table changes
     app = faust.App(settings.worker_app_id, **faust_settings(settings))
     app.sensors.add(PrometheusSensor())
     ctx = WorkerContext.build(settings, app)
