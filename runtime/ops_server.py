@@ -90,8 +90,10 @@ class OpsServer:
                 body["status"] = "stalled"
                 return 503, body
         if self.progress is not None:
-            if self.progress.excuse is not None:
-                body["standing_still"] = self.progress.excuse
+            owned = self.progress.now_owned()
+            body["partitions"] = len(owned.partitions)
+            if owned.excuse is not None:
+                body["standing_still"] = owned.excuse
             stalled = self.progress.stalled
             if stalled:
                 body["status"] = "stalled"

@@ -90,7 +90,6 @@ class ProgressMonitor:
         self.watchdog = ProgressWatchdog(stall_s)
         self.interval_s = interval_s
         self.clock = clock
-        self.excuse: str | None = None
         self.last_sample: float | None = None
         self._reported: set[Partition] = set()
         self._stop = threading.Event()
@@ -108,6 +107,10 @@ class ProgressMonitor:
     def stalled(self) -> list[PartitionStall]:
         return self.watchdog.stalled
 
+    def now_owned(self) -> Ownership:
+        """What the component says right now (not at the last sample)."""
+        return self.ownership()
+
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
             self.sample()
@@ -116,7 +119,6 @@ class ProgressMonitor:
         """Take one sample now (the thread does every `interval_s`)."""
         owned = self.ownership()
         now = self.clock()
-        self.excuse = owned.excuse
         if owned.excuse is not None:
             self.watchdog.excused(now)
             self._report([])

@@ -43,12 +43,21 @@ def cmd_up(args: argparse.Namespace) -> int:
         )
     stack = EmbeddedStack(settings, config_path=Path(args.config) if args.config else None)
     capture: CaptureWriter | None = None
+    fatal: list[str] = []
+    server: Any = None
+
+    def stop_everything(why: str) -> None:  # a child that cannot be restarted died
+        fatal.append(why)
+        if server is not None:
+            server.should_exit = True
+
     try:
         stack.start()
         assert stack.owner is not None
+        supervisor = stack.supervise(on_fatal=stop_everything)
         if args.capture:
             capture = CaptureWriter(Path(args.capture))
-        app = stack.owner.api(capture)
+        app = stack.owner.api(capture, components=supervisor.problems)
         host, port = settings.api.host, settings.api.port
         broker = stack.broker
         log.info(
@@ -64,13 +73,17 @@ def cmd_up(args: argparse.Namespace) -> int:
         server = uvicorn.Server(
             uvicorn.Config(app, host=host, port=port, log_config=None, proxy_headers=False)
         )
-        serve(server)
+        if not fatal:
+            serve(server)
     finally:
         log.info("stopping the embedded stack")
         stack.stop()
         if capture is not None:
             capture.close()
             log.info("recorded %d records to %s", capture.records, capture.path)
+    if fatal:
+        log.critical("sentinel up stopped: %s", fatal[0])
+        return 1
     return 0
 
 
