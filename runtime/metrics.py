@@ -61,3 +61,29 @@ HEARTBEAT = Gauge(
     "When the component's main loop last showed it is alive (unix time)",
     ["component"],
 )
+PARTITION_STALLED = Gauge(
+    "sentinel_partition_stalled",
+    "1 while a partition this process consumes has lag and its committed offset has not moved "
+    "for ops.partition_stall_s (the liveness probe fails meanwhile)",
+    ["component", "topic", "partition"],
+)
+PARTITION_STALLS = Counter(
+    "sentinel_partition_stalls_total",
+    "Times a partition this process consumes was found stalled (lag, committed offset not moving)",
+    ["component"],
+)
+PROGRESS_CHECK_FAILURES = Counter(
+    "sentinel_progress_check_failures_total",
+    "Partition progress checks skipped because the broker did not answer",
+    ["component"],
+)
+CHILD_RESTARTS = Counter(
+    "sentinel_child_restarts_total",
+    "Times `sentinel up` restarted one of its children (broker, worker, sink, dispatcher)",
+    ["child"],
+)
+CHILD_UP = Gauge(
+    "sentinel_child_up",
+    "1 while a child of `sentinel up` runs, 0 from its death until it is back",
+    ["child"],
+)

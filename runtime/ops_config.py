@@ -26,3 +26,17 @@ class OpsConfig(BaseModel):
         description="/health fails when the component's main loop has not turned for this long "
         "(a hung worker event loop or sink poll loop), so the orchestrator restarts it.",
     )
+    partition_stall_s: float = Field(
+        default=120.0,
+        gt=0,
+        le=86400,
+        description="/health fails when a partition this process consumes has lag and its "
+        "committed offset has not moved for this long (a consumer that stopped fetching or "
+        "committing while its loop still turns), so the orchestrator restarts it.",
+    )
+    progress_check_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=600,
+        description="How often the committed and end offsets of those partitions are read.",
+    )

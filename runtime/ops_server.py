@@ -3,7 +3,8 @@
 Served by every long-running component (worker, sink, k8s-watch, log-stream, api) on
 `ops.port`, so probes and Prometheus scraping look the same for all of them:
 
-- ``GET /health`` (liveness): 200 while the component's main loop turns (`Heartbeat`), else
+- ``GET /health`` (liveness): 200 while the component's main loop turns (`Heartbeat`) and no
+  partition it consumes has lag without its committed offset moving (`ProgressMonitor`), else
   503 — restarting the process is the cure;
 - ``GET /ready`` (readiness): 200 when what the component needs answers (broker, store), else
   503 with ``failing`` naming it — waiting is the cure;
@@ -26,6 +27,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from runtime.metrics import HEARTBEAT
+from runtime.progress_monitor import ProgressMonitor
 
 log = logging.getLogger("sentinel.ops")
 
@@ -63,8 +65,10 @@ class OpsServer:
         stall_s: float = 60.0,
         ready_checks: Mapping[str, Check] | None = None,
         details: Callable[[], Mapping[str, Any]] | None = None,
+        progress: ProgressMonitor | None = None,
     ) -> None:
         self.component = component
+        self.progress = progress
         self.heartbeat = heartbeat
         self.stall_s = stall_s
         self.ready_checks = dict(ready_checks or {})
@@ -85,6 +89,16 @@ class OpsServer:
             if age > self.stall_s:
                 body["status"] = "stalled"
                 return 503, body
+        if self.progress is not None:
+            owned = self.progress.now_owned()
+            body["partitions"] = len(owned.partitions)
+            if owned.excuse is not None:
+                body["standing_still"] = owned.excuse
+            stalled = self.progress.stalled
+            if stalled:
+                body["status"] = "stalled"
+                body["stalled_partitions"] = [stall.describe() for stall in stalled]
+                return 503, body
         return 200, body
 
     def ready(self) -> tuple[int, dict[str, Any]]:
@@ -97,7 +111,9 @@ class OpsServer:
             if problem is not None:
                 failing[name] = problem
         code, body = self.health()
-        if code != 200:
+        if code != 200 and "stalled_partitions" in body:
+            failing["partitions"] = "; ".join(body["stalled_partitions"])
+        elif code != 200:
             failing["loop"] = f"main loop stalled for {body['loop_age_s']} s"
         body = {"status": "ready" if not failing else "not ready", "component": self.component}
         if failing:
@@ -138,6 +154,8 @@ class OpsServer:
         return Handler
 
     def start(self) -> OpsServer:
+        if self.progress is not None:
+            self.progress.start()
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="ops-server", daemon=True
         )
@@ -146,5 +164,7 @@ class OpsServer:
         return self
 
     def stop(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
         self._server.shutdown()
         self._server.server_close()

@@ -63,6 +63,10 @@ class Broker(Protocol):
 
     def persistent(self) -> bool: ...
 
+    def alive(self) -> bool: ...
+
+    def exit_reason(self) -> str: ...
+
 
 def cache_dir() -> Path:
     base = os.environ.get(CACHE_ENV) or os.path.join(
@@ -139,6 +143,9 @@ class _Process:
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def exit_code(self) -> int | None:
+        return self.proc.poll() if self.proc is not None else None
 
     def tail(self, lines: int = 20) -> str:
         try:
@@ -342,6 +349,12 @@ class ApacheKafkaBroker:
         _wait_ready(self._process, self.bootstrap, timeout)
         return self.bootstrap
 
+    def alive(self) -> bool:
+        return self._process.alive()
+
+    def exit_reason(self) -> str:
+        return _exit_reason(self._process)
+
     def stop(self) -> None:
         self._process.stop()
 
@@ -392,8 +405,32 @@ class TansuBroker:
         _wait_ready(self._process, self.bootstrap, timeout)
         return self.bootstrap
 
+    def alive(self) -> bool:
+        return self._process.alive()
+
+    def exit_reason(self) -> str:
+        return _exit_reason(self._process)
+
     def stop(self) -> None:
         self._process.stop()
+
+
+def exit_status(code: int | None) -> str:
+    """A process's exit code as a person reads it (Popen gives -N for "killed by signal N")."""
+    if code is None:
+        return "is running"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"was killed by {name}"
+    return f"exited with code {code}"
+
+
+def _exit_reason(process: _Process) -> str:
+    pid = process.proc.pid if process.proc is not None else "-"
+    return f"(pid {pid}) {exit_status(process.exit_code())}, see {process.log_path}"
 
 
 def make_broker(kind: BrokerKind, data_dir: Path, kafka_version: str, port: int = 0) -> Broker:

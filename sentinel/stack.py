@@ -14,10 +14,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
 from confluent_kafka import Consumer, ConsumerGroupState, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -32,7 +33,8 @@ from producers.webhooks.routes import generic_router, github_router, jenkins_rou
 from producers.webhooks.spool import Spool, SpoolDrainer
 from runtime.config import BrokerKind, Settings
 from runtime.kafka_clients import admin_config, bootstrap_servers, consumer_config, producer_config
-from sentinel.brokers import Broker, broker_answers, free_port, make_broker
+from sentinel.brokers import Broker, broker_answers, exit_status, free_port, make_broker
+from sentinel.supervisor import Child, Supervisor
 from sentinel.topic_admin import ensure_topics
 from sentinel.warm_start import start_warm_start
 from sinks.alerts.service import DispatcherThread
@@ -99,6 +101,7 @@ class StoreOwner:
         self.sink: ClickHouseSink | None = None
         self._sink_stop = threading.Event()
         self._sink_thread: threading.Thread | None = None
+        self.sink_error: str | None = None
         self.warm_start: threading.Thread | None = None
 
     @property
@@ -115,17 +118,38 @@ class StoreOwner:
         if self.run_sink:  # one warm start per store owner: the one that runs the sink
             self.warm_start = start_warm_start(settings, self.store)
         if self.run_sink:
-            self.sink = ClickHouseSink(settings, self.store, default_routes(settings))
-            self._sink_thread = threading.Thread(
-                target=self.sink.run_forever,
-                args=(self._sink_stop,),
-                name="clickhouse-sink",
-                daemon=True,
-            )
-            self._sink_thread.start()
+            self.start_sink()
 
-    def api(self, capture: CaptureWriter | None = None) -> Any:
-        """The HTTP app; with `capture`, every verified webhook is also recorded there."""
+    def start_sink(self) -> None:
+        """(Re)start the sink thread on the open store; a new consumer rejoins its group."""
+        assert self.store is not None
+        self.sink = ClickHouseSink(self.settings, self.store, default_routes(self.settings))
+        self.sink_error = None
+        self._sink_thread = threading.Thread(
+            target=self._run_sink, args=(self.sink,), name="clickhouse-sink", daemon=True
+        )
+        self._sink_thread.start()
+
+    def _run_sink(self, sink: ClickHouseSink) -> None:
+        try:
+            sink.run_forever(self._sink_stop)
+        except Exception as exc:
+            self.sink_error = f"{type(exc).__name__}: {exc}"
+            log.exception("the ClickHouse sink stopped on an error")
+
+    def sink_alive(self) -> bool:
+        return self._sink_thread is not None and self._sink_thread.is_alive()
+
+    def sink_exit_reason(self) -> str:
+        return f"stopped on {self.sink_error}" if self.sink_error else "stopped"
+
+    def api(
+        self,
+        capture: CaptureWriter | None = None,
+        components: Callable[[], Mapping[str, str]] | None = None,
+    ) -> Any:
+        """The HTTP app; with `capture`, every verified webhook is also recorded there;
+        `components` (the supervisor's) joins /ready."""
         from sentinel.api import create_api
         from sentinel.kafka_offsets import OffsetsProbe
 
@@ -148,6 +172,7 @@ class StoreOwner:
             ],
             auth_config=self.settings.api.auth,
             offsets=OffsetsProbe(self.settings),
+            components=components,
         )
 
     def _alerts_router(self) -> APIRouter:
@@ -209,12 +234,22 @@ def token_routers(
 
 
 class WorkerProcess:
-    """The Faust worker as a child process (`sentinel worker`), configured through the env."""
+    """The Faust worker as a child process (`sentinel worker`), configured through the env.
 
-    def __init__(self, settings: Settings, log_path: Path, config_path: Path | None) -> None:
+    `command` replaces ``python -m sentinel worker`` (tests run a worker with a fault in it).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        log_path: Path,
+        config_path: Path | None,
+        command: list[str] | None = None,
+    ) -> None:
         self.settings = settings
         self.log_path = log_path
         self.config_path = config_path
+        self.command = command or [sys.executable, "-m", "sentinel", "worker"]
         self.proc: subprocess.Popen[bytes] | None = None
         self.ops_port = 0
 
@@ -224,8 +259,9 @@ class WorkerProcess:
         env["SENTINEL_TOPICS__PREFIX"] = self.settings.topics.prefix
         env["SENTINEL_TOPICS__PARTITIONS"] = str(self.settings.topics.partitions)
         env["SENTINEL_EMBEDDED__DATA_DIR"] = str(self.settings.embedded.data_dir)
-        # The worker serves its own /health, /ready and /metrics (the API serves the rest).
-        self.ops_port = self.settings.ops.port or free_port()
+        # The worker serves its own /health, /ready and /metrics (the API serves the rest),
+        # on the same port after a restart.
+        self.ops_port = self.ops_port or self.settings.ops.port or free_port()
         env["SENTINEL_OPS__PORT"] = str(self.ops_port)
         # The child gets the parent's effective settings, adjustments made in code included
         # (`sentinel analyze` changes how event time advances), not only the file's.
@@ -236,7 +272,7 @@ class WorkerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "sentinel", "worker"],
+                self.command,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -252,6 +288,25 @@ class WorkerProcess:
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def serving(self) -> bool:
+        """Its ops endpoint says it consumes: loop turning, partitions assigned, not recovering."""
+        try:
+            response = httpx.get(f"http://127.0.0.1:{self.ops_port}/health", timeout=2)
+            body = response.json()
+        except (httpx.HTTPError, ValueError):
+            return False
+        return (
+            response.status_code == 200
+            and "standing_still" not in body
+            and body.get("partitions", 0) > 0
+        )
+
+    def exit_reason(self) -> str:
+        code = self.proc.poll() if self.proc is not None else None
+        return (
+            f"(pid {self.proc.pid if self.proc else '-'}) {exit_status(code)}, see {self.log_path}"
+        )
 
     def stop(self, grace: float = 20.0) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -279,8 +334,11 @@ class EmbeddedStack:
         settings: Settings,
         broker_kind: BrokerKind | None = None,
         config_path: Path | None = None,
+        worker_command: list[str] | None = None,
     ) -> None:
         self.base_settings = settings
+        self.worker_command = worker_command
+        self.supervisor: Supervisor | None = None
         data_dir = settings.embedded.data_dir
         self.broker: Broker | None = None
         if not settings.kafka.bootstrap_servers:
@@ -306,6 +364,7 @@ class EmbeddedStack:
             self.settings,
             self.settings.embedded.data_dir / "logs" / "worker.log",
             self.config_path,
+            self.worker_command,
         )
         self.worker.start()
         self.owner = StoreOwner(self.settings)
@@ -317,7 +376,63 @@ class EmbeddedStack:
         # Ready means a webhook posted now is tracked at once, not after the groups settle.
         wait_groups_joined(self.settings, groups, alive=self.worker.alive)
 
+    def supervise(self, on_fatal: Callable[[str], None]) -> Supervisor:
+        """Restart the broker, worker, sink and dispatcher when they die (`sentinel up`); a
+        broker that keeps its topics in memory only (Tansu) cannot be: `on_fatal` is called."""
+        assert self.worker is not None and self.owner is not None
+        worker, owner = self.worker, self.owner
+        children = []
+        if self.broker is not None:
+            broker = self.broker
+
+            def restart_broker() -> None:
+                broker.stop()  # reaps the dead process and closes its log
+                broker.start()
+
+            children.append(
+                Child(
+                    "broker",
+                    broker.alive,
+                    restart_broker,
+                    broker.exit_reason,
+                    restartable=broker.persistent(),
+                )
+            )
+        children.append(
+            Child(
+                "worker",
+                worker.alive,
+                worker.start,
+                worker.exit_reason,
+                lambda: {
+                    "pid": worker.proc.pid if worker.proc else None,
+                    "ops_port": worker.ops_port,
+                },
+                ready=worker.serving,
+            )
+        )
+        if owner.run_sink:
+            children.append(
+                Child(
+                    "sink", owner.sink_alive, owner.start_sink, lambda: "thread ended, see the log"
+                )
+            )
+        if self.alerts is not None:
+            alerts, settings = self.alerts, self.settings
+            children.append(
+                Child(
+                    "alerts",
+                    alerts.alive,
+                    lambda: alerts.start(settings),
+                    alerts.exit_reason,
+                )
+            )
+        self.supervisor = Supervisor(children, on_fatal).start()
+        return self.supervisor
+
     def stop(self) -> None:
+        if self.supervisor is not None:
+            self.supervisor.stop()
         if self.alerts is not None:
             self.alerts.stop()
         if self.owner is not None:

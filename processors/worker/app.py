@@ -23,9 +23,12 @@ from processors.worker.agents import (
     add_wall_clock,
 )
 from processors.worker.context import MAX_VALUE_BYTES, WorkerContext
+from processors.worker.faust_fixes import drain_buffer_before_commit
 from processors.worker.metrics import PrometheusSensor
+from processors.worker.progress import worker_ownership
 from runtime.config import Settings
 from runtime.kafka_clients import bootstrap_servers
+from runtime.progress_monitor import OwnershipBox
 
 
 def faust_settings(settings: Settings) -> dict[str, Any]:
@@ -57,6 +60,7 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
 
 def create_app(settings: Settings) -> faust.App:
     """The worker: thin agents around the pure logic (`processors.worker.agents`)."""
+    drain_buffer_before_commit()  # a commit must never run ahead of the table changes
     app = faust.App(settings.worker_app_id, **faust_settings(settings))
     app.sensors.add(PrometheusSensor())
     ctx = WorkerContext.build(settings, app)
@@ -74,11 +78,13 @@ def run_worker(
     loglevel: str = "info",
     logfmt: str = "auto",
     heartbeat: Callable[[], None] | None = None,
+    ownership: OwnershipBox | None = None,
 ) -> None:
     """Run the worker in the foreground until SIGINT/SIGTERM (the `sentinel worker` command).
 
     `heartbeat` is called every second from the worker's event loop: the liveness probe
-    (`/health` on the ops port) fails when the loop stops turning.
+    (`/health` on the ops port) fails when the loop stops turning. `ownership` is updated as
+    often with the partitions the worker consumes, for the partition watchdog.
     """
     from faust.worker import Worker
 
@@ -88,12 +94,14 @@ def run_worker(
     # worker is stuck, without stopping it.
     faulthandler.register(os_signal.SIGUSR1, all_threads=True)
     app = create_app(settings)
-    if heartbeat is not None:
-        beat = heartbeat
+    if heartbeat is not None or ownership is not None:
 
         @app.timer(interval=1.0, name="ops-heartbeat")  # type: ignore[untyped-decorator]
         async def ops_heartbeat() -> None:
-            beat()
+            if heartbeat is not None:
+                heartbeat()
+            if ownership is not None:
+                ownership.set(worker_ownership(app))
 
     # Faust would replace our log handler with its coloured stdout one: give it ours, so the
     # worker's lines (Faust's and aiokafka's included) are JSON lines like every component's.

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
@@ -28,9 +28,11 @@ def create_api(
     auth_config: ApiAuthConfig | None = None,
     offsets: OffsetsProbe | None = None,
     pages: bool = True,
+    components: Callable[[], Mapping[str, str]] | None = None,
 ) -> FastAPI:
     """The app over `store`. `auth_config` (default: none) guards pages, the read API and the
-    writes of `extra_routers`; `offsets` feeds /api/stats and the lag metrics from the broker."""
+    writes of `extra_routers`; `offsets` feeds /api/stats and the lag metrics from the broker;
+    `components` adds to /ready what else must run (`sentinel up`'s supervised children)."""
     auth_config = auth_config or ApiAuthConfig()
     check = auth.token_check(auth_config)
     app = FastAPI(
@@ -42,7 +44,7 @@ def create_api(
     errors.install(app)
     reader = Reader(store)
     service = ReadService(reader)
-    app.include_router(ops_router(reader, broker_ready, offsets))
+    app.include_router(ops_router(reader, broker_ready, offsets, components))
     app.include_router(runs_router(service, page_size_max))
     app.include_router(catalog_router(service, page_size_max))
     if pages:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -41,11 +41,17 @@ class Status(BaseModel):
 class NotReady(BaseModel):
     status: str
     failing: list[str]
+    problems: dict[str, str] | None = None
 
 
 def ops_router(
-    reader: Reader, broker_ready: Callable[[], bool], probe: OffsetsProbe | None
+    reader: Reader,
+    broker_ready: Callable[[], bool],
+    probe: OffsetsProbe | None,
+    components: Callable[[], Mapping[str, str]] | None = None,
 ) -> APIRouter:
+    """`components` names what else must run for the service to be ready (the children of
+    `sentinel up`) and what is wrong with each that is not."""
     router = APIRouter(tags=["ops"])
     started = datetime.now(UTC)
     started_clock = time.monotonic()
@@ -65,15 +71,26 @@ def ops_router(
 
     @router.get(
         "/ready",
-        summary="Broker and store reachable (else 503 naming which)",
+        summary="Broker and store reachable, every component running (else 503 naming which)",
         response_model=Status,
-        responses={503: {"model": NotReady, "description": "broker or store unreachable"}},
+        responses={
+            503: {
+                "model": NotReady,
+                "description": "broker or store unreachable, or a "
+                "component of `sentinel up` down (being restarted)",
+            }
+        },
     )
     async def ready() -> JSONResponse:
         broker_ok, store_ok = await reachable()
         failing = [name for name, ok in (("broker", broker_ok), ("store", store_ok)) if not ok]
+        problems = dict(components()) if components is not None else {}
+        failing += [name for name in sorted(problems) if name not in failing]
         if failing:
-            return JSONResponse({"status": "unavailable", "failing": failing}, status_code=503)
+            body: dict[str, Any] = {"status": "unavailable", "failing": failing}
+            if problems:
+                body["problems"] = problems
+            return JSONResponse(body, status_code=503)
         return JSONResponse({"status": "ready"})
 
     @router.get(

@@ -43,7 +43,13 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     setup_logging(settings.logging.level, settings.logging.format, "alerts")
     dispatcher = AlertDispatcher(settings)  # a bad template or missing secret: exit 2 here
     heartbeat = Heartbeat("alerts")  # beaten by the dispatch loop: /health fails if it hangs
-    start_ops(settings, "alerts", heartbeat, {"broker": broker_check(settings)})
+    start_ops(
+        settings,
+        "alerts",
+        heartbeat,
+        {"broker": broker_check(settings)},
+        progress=(settings.alerts_group_id, dispatcher.ownership),
+    )
     stop = threading.Event()
     on_signals(stop.set)
     dispatcher.run_forever(stop, heartbeat.beat)

@@ -6,8 +6,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from runtime.config import Settings
-from runtime.kafka_clients import bootstrap_servers
+from runtime.kafka_clients import admin_config, bootstrap_servers
 from runtime.ops_server import Check, Heartbeat, OpsServer
+from runtime.progress_monitor import BrokerOffsets, Ownership, ProgressMonitor
 from sentinel.brokers import broker_answers
 
 
@@ -30,11 +31,26 @@ def start_ops(
     heartbeat: Heartbeat | None = None,
     ready_checks: Mapping[str, Check] | None = None,
     details: Callable[[], Mapping[str, Any]] | None = None,
+    progress: tuple[str, Callable[[], Ownership]] | None = None,
 ) -> OpsServer | None:
-    """Start the ops endpoint when `ops.port` is set (the container image sets it)."""
+    """Start the ops endpoint when `ops.port` is set (the container image sets it).
+
+    `progress` = (consumer group, what this process owns): `/health` then also fails when a
+    partition it owns has lag and its committed offset stands still (`ops.partition_stall_s`).
+    """
     ops = settings.ops
     if ops.port is None:
         return None
+    monitor = None
+    if progress is not None:
+        group, ownership = progress
+        monitor = ProgressMonitor(
+            component,
+            BrokerOffsets(admin_config(settings), group),
+            ownership,
+            ops.partition_stall_s,
+            ops.progress_check_s,
+        )
     server = OpsServer(
         ops.host,
         ops.port,
@@ -43,5 +59,6 @@ def start_ops(
         stall_s=ops.stall_s,
         ready_checks=ready_checks,
         details=details,
+        progress=monitor,
     )
     return server.start()

@@ -14,6 +14,7 @@ from runtime.extras import require_embedded
 from runtime.kafka_clients import bootstrap_servers
 from runtime.log_setup import setup_logging
 from runtime.ops_server import Heartbeat
+from runtime.progress_monitor import OwnershipBox
 from sentinel.cli.common import on_signals, serve, settings_from
 from sentinel.cli.ops import broker_check, start_ops, store_check
 
@@ -42,12 +43,21 @@ def cmd_up(args: argparse.Namespace) -> int:
         )
     stack = EmbeddedStack(settings, config_path=Path(args.config) if args.config else None)
     capture: CaptureWriter | None = None
+    fatal: list[str] = []
+    server: Any = None
+
+    def stop_everything(why: str) -> None:  # a child that cannot be restarted died
+        fatal.append(why)
+        if server is not None:
+            server.should_exit = True
+
     try:
         stack.start()
         assert stack.owner is not None
+        supervisor = stack.supervise(on_fatal=stop_everything)
         if args.capture:
             capture = CaptureWriter(Path(args.capture))
-        app = stack.owner.api(capture)
+        app = stack.owner.api(capture, components=supervisor.problems)
         host, port = settings.api.host, settings.api.port
         broker = stack.broker
         log.info(
@@ -63,13 +73,17 @@ def cmd_up(args: argparse.Namespace) -> int:
         server = uvicorn.Server(
             uvicorn.Config(app, host=host, port=port, log_config=None, proxy_headers=False)
         )
-        serve(server)
+        if not fatal:
+            serve(server)
     finally:
         log.info("stopping the embedded stack")
         stack.stop()
         if capture is not None:
             capture.close()
             log.info("recorded %d records to %s", capture.records, capture.path)
+    if fatal:
+        log.critical("sentinel up stopped: %s", fatal[0])
+        return 1
     return 0
 
 
@@ -79,12 +93,20 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     setup_logging(settings.logging.level, settings.logging.format, "worker")
     heartbeat = Heartbeat("worker")  # beaten by a timer on the worker's event loop
-    start_ops(settings, "worker", heartbeat, {"broker": broker_check(settings)})
+    owned = OwnershipBox()  # kept by the same timer: what the partition watchdog judges
+    start_ops(
+        settings,
+        "worker",
+        heartbeat,
+        {"broker": broker_check(settings)},
+        progress=(settings.worker_app_id, owned),
+    )
     run_worker(
         settings,
         loglevel=settings.logging.level.lower(),
         logfmt=settings.logging.format,
         heartbeat=heartbeat.beat,
+        ownership=owned,
     )
     return 0
 
@@ -133,7 +155,9 @@ def cmd_sink(args: argparse.Namespace) -> int:
     start_warm_start(settings, store)
     heartbeat = Heartbeat("sink")
     checks = {"broker": broker_check(settings), "store": store_check(store.ping)}
-    start_ops(settings, "sink", heartbeat, checks)
+    start_ops(
+        settings, "sink", heartbeat, checks, progress=(settings.sink_group_id, sink.ownership)
+    )
     stop = threading.Event()
     on_signals(lambda: stop.set())
     try:

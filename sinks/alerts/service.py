@@ -36,6 +36,7 @@ from pydantic import ValidationError
 from runtime import metrics
 from runtime.config import Settings
 from runtime.kafka_clients import consumer_config, producer_config
+from runtime.progress_monitor import Ownership
 from schemas.messages import (
     AlertDelivery,
     AlertGroupState,
@@ -173,6 +174,12 @@ class AlertDispatcher:
         self.offsets: dict[tuple[str, int], int] = {}
         self._produce_errors: list[str] = []
         self.ready = threading.Event()
+
+    def ownership(self) -> Ownership:
+        """The input partitions this replica consumes, for the partition watchdog (any
+        thread: `owned` is replaced, never changed in place, by the Kafka thread)."""
+        owned = self.owned
+        return Ownership(frozenset((topic, p) for topic in self.inputs for p in owned))
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -395,7 +402,7 @@ class AlertDispatcher:
         fresh = {tp.partition for tp in partitions} - self.owned
         if fresh:
             self._restore(fresh)
-            self.owned |= fresh
+            self.owned = self.owned | fresh
         self._start_positions(consumer, partitions)
         log.info("alert partitions now %s", sorted(self.owned))
 
@@ -430,7 +437,7 @@ class AlertDispatcher:
 
     def _forget(self, partitions: set[int]) -> None:
         self.engine.drop_partitions(partitions)
-        self.owned -= partitions
+        self.owned = self.owned - partitions
         self.offsets = {k: v for k, v in self.offsets.items() if k[1] not in partitions}
 
     def _restore(self, partitions: set[int], timeout_s: float = 60.0) -> None:
@@ -525,6 +532,7 @@ class DispatcherThread:
         check_templates(settings.alerting)
         self.channels = build_channels(settings.alerting)
         self.dispatcher: AlertDispatcher | None = None
+        self.error: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -536,14 +544,18 @@ class DispatcherThread:
         self._thread.start()
 
     def _run(self, dispatcher: AlertDispatcher) -> None:
+        self.error = None
         try:
             dispatcher.run_forever(self._stop)
-        except Exception:
+        except Exception as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
             log.exception("the alert dispatcher stopped on an error")
-            raise
 
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
+
+    def exit_reason(self) -> str:
+        return f"stopped on {self.error}" if self.error else "stopped"
 
     def stop(self, timeout_s: float = 30.0) -> None:
         self._stop.set()

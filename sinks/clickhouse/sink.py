@@ -44,6 +44,7 @@ from runtime.metrics import (
     SINK_INSERT_SECONDS,
     SINK_ROWS,
 )
+from runtime.progress_monitor import Ownership
 from schemas.messages import DeadLetter
 from sinks.clickhouse.policy import parse_plan, plan_metadata, rejection_reason
 from sinks.clickhouse.rows import RUNS_ROUTE, Row, TableRoute, dedup_token
@@ -255,6 +256,7 @@ class ClickHouseSink:
         # Messages that arrived for a partition whose slice is frozen; handled after its flush.
         self._held: list[Message] = []
         self._paused: list[TopicPartition] = []
+        self._owned: frozenset[PartitionKey] = frozenset()
         self._closed = False
         self._consumer = Consumer(
             consumer_config(settings, settings.sink_group_id, **dict(consumer_overrides or {}))
@@ -277,6 +279,12 @@ class ClickHouseSink:
     @property
     def pending_messages(self) -> int:
         return self._batch.messages + len(self._held)
+
+    def ownership(self) -> Ownership:
+        """The partitions this sink consumes, for the partition watchdog (any thread); while a
+        failed flush waits for its retry it stands still on purpose (readiness says why)."""
+        excuse = "the store or the DLQ failed a flush; retrying" if self._backoff.active else None
+        return Ownership(self._owned, excuse)
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -640,6 +648,7 @@ class ClickHouseSink:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.info("assigned %s", _names(partitions))
+        self._owned = self._owned | {(tp.topic, tp.partition) for tp in partitions}
         if not partitions:
             return
         try:
@@ -667,6 +676,7 @@ class ClickHouseSink:
         self._drop([(tp.topic, tp.partition) for tp in partitions], "lost")
 
     def _drop(self, keys: list[PartitionKey], why: str) -> None:
+        self._owned = self._owned - set(keys)
         dropped = self._batch.drop(keys)
         revoked = set(keys)
         for key in revoked:

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,55 +12,11 @@ import pytest
 
 from sentinel.brokers import free_port
 from tests.support.helpers import github_headers, payload, post_webhook
+from tests.support.up import SECRET, interrupt, start_up, wait_ready
 
 pytestmark = pytest.mark.integration
 
-SECRET = "up-secret"
 RUN_ID = "github:octo-org/octo-repo:289782451:1"
-
-
-def start_up(data_dir: Path, port: int, broker: str) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, SENTINEL_GITHUB_WEBHOOK_SECRET=SECRET)
-    env.pop("SENTINEL_CONFIG", None)
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sentinel",
-            "up",
-            "--data-dir",
-            str(data_dir),
-            "--api-port",
-            str(port),
-            "--broker",
-            broker,
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-
-
-def wait_ready(proc: subprocess.Popen[bytes], url: str, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            output = proc.stdout.read().decode() if proc.stdout else ""
-            raise AssertionError(f"sentinel up exited with {proc.returncode}:\n{output[-3000:]}")
-        try:
-            if httpx.get(f"{url}/ready", timeout=5).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError("sentinel up did not become ready")
-
-
-def interrupt(proc: subprocess.Popen[bytes]) -> str:
-    proc.send_signal(signal.SIGINT)
-    output, _ = proc.communicate(timeout=90)
-    assert proc.returncode == 0, output.decode()[-3000:]
-    return output.decode()
 
 
 def processes_using(data_dir: Path) -> list[int]:
