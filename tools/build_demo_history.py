@@ -34,7 +34,7 @@ Written files (package data of ``sentinel.demo``):
                             subject) analysis must find, and the run the demo features
     demo.config.yaml        the settings the history is analysed with (the structure rule)
     live.json.gz            clean runs the demo plays after the history ("now and then"), each
-                            with the ids to renumber for every replay (sentinel/demo/live.py)
+                            with the ids to renumber for every replay (sentinel/demo/history.py)
 
 ``--check`` replays the written history with ``sentinel analyze`` (the real pipeline: broker,
 worker, sink, store) and requires exactly the expected runs and anomalies.
@@ -69,7 +69,6 @@ from build_anomaly_scenarios import (  # noqa: E402
 )
 from build_scenarios import jenkins_body  # noqa: E402
 from capture_builder import (  # noqa: E402
-    BUSYBOX_IMAGE,
     Capture,
     Container,
     GithubJob,
@@ -80,12 +79,12 @@ from capture_builder import (  # noqa: E402
     at,
     background_rollout,
     completed_steps,
+    core_event,
     emit_pod,
     epoch_ms,
     k8s_suffix,
     pod_ref,
     pod_scheduled,
-    core_event,
     runner_online,
     runner_says,
     tekton_pod,
@@ -148,8 +147,12 @@ def github_run(cap: Capture, plan: GithubPlan) -> Built:
     lint_name = f"{scale}-runner-{k8s_suffix(5, 'lint', str(i))}"
     test_name = f"{scale}-runner-{k8s_suffix(5, 'test', str(i))}"
     job_base = 36_000_000_000 + 1000 * i
-    lint = GithubJob(run, job_base + 11, "lint", ["arc-runner-set"], lint_name, 2000 + 2 * i, "Default", 1)
-    test = GithubJob(run, job_base + 12, "test", ["arc-runner-set"], test_name, 2001 + 2 * i, "Default", 1)
+    lint = GithubJob(
+        run, job_base + 11, "lint", ["arc-runner-set"], lint_name, 2000 + 2 * i, "Default", 1
+    )
+    test = GithubJob(
+        run, job_base + 12, "test", ["arc-runner-set"], test_name, 2001 + 2 * i, "Default", 1
+    )
     cap.github(at(t0, 1), "workflow_run", run.body("requested", "queued", None, t0, t0))
     q = at(t0, 2)
     cap.github(at(q, 0.8), "workflow_job", lint.queued(q))
@@ -160,9 +163,27 @@ def github_run(cap: Capture, plan: GithubPlan) -> Built:
     pytest_start = at(test_started, 40 + 2 * noise("gh", i, "install"))
     results = outcomes("demo-gh", i, SUITE, words=plan.words)
     # Log the session first: its end fixes when the job and the pod end.
-    test_pod = arc_runner_pod(test_name, at(t0, 3), at(t0, 13), None, "aks-ci-38211745-vmss000005", f"10.244.5.{40 + i}", None)
-    lint_pod = arc_runner_pod(lint_name, at(t0, 3), at(t0, 12), at(t0, 77), "aks-ci-38211745-vmss000004", f"10.244.4.{20 + i}", at(t0, 79))
-    session_end = pytest_session(cap, test_pod, "runner", pytest_start, results, cut_after=plan.hang_after)
+    test_pod = arc_runner_pod(
+        test_name,
+        at(t0, 3),
+        at(t0, 13),
+        None,
+        "aks-ci-38211745-vmss000005",
+        f"10.244.5.{40 + i}",
+        None,
+    )
+    lint_pod = arc_runner_pod(
+        lint_name,
+        at(t0, 3),
+        at(t0, 12),
+        at(t0, 77),
+        "aks-ci-38211745-vmss000004",
+        f"10.244.4.{20 + i}",
+        at(t0, 79),
+    )
+    session_end = pytest_session(
+        cap, test_pod, "runner", pytest_start, results, cut_after=plan.hang_after
+    )
     lint_done = at(t0, 75)
     test_done = at(session_end, 2)
     if not hang:
@@ -173,10 +194,15 @@ def github_run(cap: Capture, plan: GithubPlan) -> Built:
         if pod.deletion_requested is not None:
             pod.emit_deleted(cap, at(pod.deletion_requested, 1))
 
-    cap.github(at(t0, 16.5), "workflow_run", run.body("in_progress", "in_progress", None, at(t0, 16), t0))
+    cap.github(
+        at(t0, 16.5), "workflow_run", run.body("in_progress", "in_progress", None, at(t0, 16), t0)
+    )
     cap.github(at(lint_started, 1), "workflow_job", lint.picked_up(q, lint_started))
     cap.github(at(test_started, 1), "workflow_job", test.picked_up(q, test_started))
-    for pod, job_name, started in ((lint_pod, "lint", lint_started), (test_pod, "test", test_started)):
+    for pod, job_name, started in (
+        (lint_pod, "lint", lint_started),
+        (test_pod, "test", test_started),
+    ):
         runner_online(cap, pod)
         runner_says(cap, pod, at(started, 1), f"Running job: {job_name}")
     lint_steps = [
@@ -190,7 +216,15 @@ def github_run(cap: Capture, plan: GithubPlan) -> Built:
     cap.github(
         at(lint_done, 1),
         "workflow_job",
-        lint.body("completed", "completed", "success", q, lint_started, lint_done, completed_steps(lint_started, lint_steps)),
+        lint.body(
+            "completed",
+            "completed",
+            "success",
+            q,
+            lint_started,
+            lint_done,
+            completed_steps(lint_started, lint_steps),
+        ),
     )
     runner_says(cap, lint_pod, at(lint_done, 0.5), "Job lint completed with result: Succeeded")
     run_id = run.sentinel_id
@@ -201,6 +235,8 @@ def github_run(cap: Capture, plan: GithubPlan) -> Built:
         {"kind": "number", "value": str(test.job_id)},
         {"kind": "name", "value": lint_name},
         {"kind": "name", "value": test_name},
+        # two GitHub templates take turns: each keeps every other run number
+        {"kind": "counter", "value": run.run_number, "contexts": ['"run_number": {}'], "step": 2},
     ]
     if hang:
         return Built(run_id, "timed_out", "ci", tokens)
@@ -217,11 +253,21 @@ def github_run(cap: Capture, plan: GithubPlan) -> Built:
     cap.github(
         at(test_done, 1),
         "workflow_job",
-        test.body("completed", "completed", "success", q, test_started, test_done, completed_steps(test_started, test_steps)),
+        test.body(
+            "completed",
+            "completed",
+            "success",
+            q,
+            test_started,
+            test_done,
+            completed_steps(test_started, test_steps),
+        ),
     )
     runner_says(cap, test_pod, at(test_done, 0.5), "Job test completed with result: Succeeded")
     run_done = at(test_done, 1)
-    cap.github(at(run_done, 1), "workflow_run", run.body("completed", "completed", "success", run_done, t0))
+    cap.github(
+        at(run_done, 1), "workflow_run", run.body("completed", "completed", "success", run_done, t0)
+    )
     return Built(run_id, "succeeded", "ci", tokens)
 
 
@@ -314,31 +360,69 @@ def tekton_run(cap: Capture, plan: TektonPlan) -> Built:
     node = TEKTON_NODES[i % 2]
     pods: list[Pod] = []
 
-    def task_pod(task: str, pipeline_task: str, steps: list[Container], created: datetime, annotations: dict[str, str]) -> Pod:
+    def task_pod(
+        task: str,
+        pipeline_task: str,
+        steps: list[Container],
+        created: datetime,
+        annotations: dict[str, str],
+    ) -> Pod:
         pod = tekton_pod(
-            pr, task, pipeline_task, steps, created, node, f"10.56.{i}.{11 + len(pods)}",
-            {"version": "0.9", **annotations}, namespace=TEKTON_NS, pipeline=TEKTON_PIPELINE,
+            pr,
+            task,
+            pipeline_task,
+            steps,
+            created,
+            node,
+            f"10.56.{i}.{11 + len(pods)}",
+            {"version": "0.9", **annotations},
+            namespace=TEKTON_NS,
+            pipeline=TEKTON_PIPELINE,
         )
         pods.append(pod)
         return pod
 
     clone = Container("step-clone", GIT_INIT, GIT_INIT_ID, started=at(t0, 6), finished=at(t0, 12))
-    fetch = task_pod("git-clone", "fetch-source", [clone], at(t0, 1), {"tekton.dev/displayName": "git clone"})
+    fetch = task_pod(
+        "git-clone", "fetch-source", [clone], at(t0, 1), {"tekton.dev/displayName": "git clone"}
+    )
     sha = hashlib.sha1(f"shop/{i}".encode()).hexdigest()
     for offset, caller, msg in (
-        (8.0, "git/git.go:176", f"Successfully cloned https://github.com/acme/shop.git @ {sha} (grafted, HEAD) in path /workspace/source"),
-        (8.4, "git/git.go:215", "Successfully initialized and updated submodules in path /workspace/source"),
+        (
+            8.0,
+            "git/git.go:176",
+            f"Successfully cloned https://github.com/acme/shop.git @ {sha} (grafted, HEAD) in path /workspace/source",
+        ),
+        (
+            8.4,
+            "git/git.go:215",
+            "Successfully initialized and updated submodules in path /workspace/source",
+        ),
     ):
         moment = at(t0, offset)
-        line = json.dumps({"level": "info", "ts": round(moment.timestamp(), 6), "caller": caller, "msg": msg}, separators=(",", ":"))
+        line = json.dumps(
+            {"level": "info", "ts": round(moment.timestamp(), 6), "caller": caller, "msg": msg},
+            separators=(",", ":"),
+        )
         cap.log(moment, fetch, "step-clone", line)
 
     # unit-tests: go test -v ./...
     unit_step = Container("step-go-test", GO_IMAGE, GO_IMAGE_ID, started=at(t0, 18))
-    unit = task_pod("golang-test", "unit-tests", [unit_step], at(t0, 14), {"tekton.dev/displayName": "golang test"})
+    unit = task_pod(
+        "golang-test",
+        "unit-tests",
+        [unit_step],
+        at(t0, 14),
+        {"tekton.dev/displayName": "golang test"},
+    )
     assert unit_step.started is not None
     lines, end = go_test(at(unit_step.started, 1), UNIT_GO, f"unit/{i}", plan.slow)
-    cap.log(at(unit_step.started, 0.6), unit, "step-go-test", "go: downloading github.com/google/go-cmp v0.6.0")
+    cap.log(
+        at(unit_step.started, 0.6),
+        unit,
+        "step-go-test",
+        "go: downloading github.com/google/go-cmp v0.6.0",
+    )
     for moment, text in lines:
         cap.log(moment, unit, "step-go-test", text)
     unit_step.finished = at(end, 0.3)
@@ -346,26 +430,65 @@ def tekton_run(cap: Capture, plan: TektonPlan) -> Built:
     # e2e-tests: the operator's controller runs inside the test binary and logs klog lines
     e2e_at = at(unit_step.finished, 3)
     e2e_step = Container("step-e2e", GO_IMAGE, GO_IMAGE_ID, started=at(e2e_at, 4))
-    e2e = task_pod("golang-test", "e2e-tests", [e2e_step], e2e_at, {"tekton.dev/displayName": "operator e2e"})
+    e2e = task_pod(
+        "golang-test", "e2e-tests", [e2e_step], e2e_at, {"tekton.dev/displayName": "operator e2e"}
+    )
     assert e2e_step.started is not None
     boot = at(e2e_step.started, 2)
     ns = k8s_suffix(5, "e2e-ns", str(i))
     prelude = [
         (boot, klog(boot, "I", "envtest.go:182", '"Starting control plane" etcd="127.0.0.1:2379"')),
-        (at(boot, 1.2), klog(at(boot, 1.2), "I", "leaderelection.go:254", '"successfully acquired lease" lease="catalog-system/catalog-operator-lock"')),
-        (at(boot, 1.3), klog(at(boot, 1.3), "I", "controller.go:217", '"Starting Controller" controller="catalogsync" controllerGroup="shop.acme.io" controllerKind="Catalog"')),
-        (at(boot, 1.4), klog(at(boot, 1.4), "I", "controller.go:251", '"Starting workers" controller="catalogsync" worker count=2')),
+        (
+            at(boot, 1.2),
+            klog(
+                at(boot, 1.2),
+                "I",
+                "leaderelection.go:254",
+                '"successfully acquired lease" lease="catalog-system/catalog-operator-lock"',
+            ),
+        ),
+        (
+            at(boot, 1.3),
+            klog(
+                at(boot, 1.3),
+                "I",
+                "controller.go:217",
+                '"Starting Controller" controller="catalogsync" controllerGroup="shop.acme.io" controllerKind="Catalog"',
+            ),
+        ),
+        (
+            at(boot, 1.4),
+            klog(
+                at(boot, 1.4),
+                "I",
+                "controller.go:251",
+                '"Starting workers" controller="catalogsync" worker count=2',
+            ),
+        ),
     ]
 
     def reconciles(name: str, began: datetime, ended: datetime) -> list[tuple[datetime, str]]:
         out = []
         for k in range(3):
             moment = at(began, 0.4 + k * (ended - began).total_seconds() / 4)
-            out.append((moment, klog(moment, "I", "catalogsync_controller.go:88", f'"Reconciling Catalog" controller="catalogsync" Catalog="e2e-{ns}/default" generation={k + 1}')))
+            out.append(
+                (
+                    moment,
+                    klog(
+                        moment,
+                        "I",
+                        "catalogsync_controller.go:88",
+                        f'"Reconciling Catalog" controller="catalogsync" Catalog="e2e-{ns}/default" generation={k + 1}',
+                    ),
+                )
+            )
         if plan.conflict and name == "TestCatalogSyncUpdatesStatus":
             for k in range(2):
                 moment = at(began, 1.1 + 0.9 * k)
-                text = RECONCILE_CONFLICT.format(ns=ns, rid=f"{hashlib.sha1(f'{i}/{k}'.encode()).hexdigest()[:8]}-7c1e-4b0a-9f55-{hashlib.sha1(f'{k}/{i}'.encode()).hexdigest()[:12]}")
+                text = RECONCILE_CONFLICT.format(
+                    ns=ns,
+                    rid=f"{hashlib.sha1(f'{i}/{k}'.encode()).hexdigest()[:8]}-7c1e-4b0a-9f55-{hashlib.sha1(f'{k}/{i}'.encode()).hexdigest()[:12]}",
+                )
                 out.append((moment, klog(moment, "E", "controller.go:316", text)))
         return out
 
@@ -376,8 +499,20 @@ def tekton_run(cap: Capture, plan: TektonPlan) -> Built:
 
     if not plan.skip_build:
         build_at = at(e2e_step.finished, 3)
-        push = Container("step-build-and-push", KANIKO, KANIKO_ID, started=at(build_at, 4), finished=at(build_at, 52 + 3 * noise("kaniko", i)))
-        build = task_pod("kaniko", "build-image", [push], build_at, {"tekton.dev/displayName": "Build and upload container image using Kaniko"})
+        push = Container(
+            "step-build-and-push",
+            KANIKO,
+            KANIKO_ID,
+            started=at(build_at, 4),
+            finished=at(build_at, 52 + 3 * noise("kaniko", i)),
+        )
+        build = task_pod(
+            "kaniko",
+            "build-image",
+            [push],
+            build_at,
+            {"tekton.dev/displayName": "Build and upload container image using Kaniko"},
+        )
         assert push.started is not None
         kaniko = [
             "Retrieving image manifest gcr.io/distroless/static-debian12:nonroot",
@@ -388,13 +523,18 @@ def tekton_run(cap: Capture, plan: TektonPlan) -> Built:
             "Unpacking rootfs as cmd COPY catalog /catalog requires it.",
             "COPY catalog /catalog",
             "Taking snapshot of files...",
-            "ENTRYPOINT [\"/catalog\"]",
+            'ENTRYPOINT ["/catalog"]',
             f"Pushing image to ghcr.io/acme/shop-catalog:{sha[:12]}",
             f"Pushed ghcr.io/acme/shop-catalog@sha256:{hashlib.sha256(sha.encode()).hexdigest()}",
         ]
         for k, text in enumerate(kaniko):
             seconds = int(k * 4.2)
-            cap.log(at(push.started, 1 + k * 4.2), build, "step-build-and-push", f"INFO[{seconds:04d}] {text}")
+            cap.log(
+                at(push.started, 1 + k * 4.2),
+                build,
+                "step-build-and-push",
+                f"INFO[{seconds:04d}] {text}",
+            )
     for pod in pods:
         emit_pod(cap, pod)
     tokens = [{"kind": "name", "value": pr}]
@@ -410,12 +550,29 @@ MAVEN_ID = "docker.io/library/maven@sha256:3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1
 BAD_MAVEN = "maven:3.9.99-eclipse-temurin-21"
 JNLP_IMAGE = "jenkins/inbound-agent:3283.v92c105e0f819-4"
 JNLP_ID = "docker.io/jenkins/inbound-agent@sha256:7f9b5e3c1d2a4b6c8e0f1a3b5c7d9e2f4a6b8c0d1e3f5a7b9c2d4e6f8a0b1c3d"
-JENKINS_NODES = ["ip-10-0-33-118.eu-west-1.compute.internal", "ip-10-0-35-41.eu-west-1.compute.internal"]
+JENKINS_NODES = [
+    "ip-10-0-33-118.eu-west-1.compute.internal",
+    "ip-10-0-35-41.eu-west-1.compute.internal",
+]
 SUREFIRE = [
-    ("com.acme.cart.CartTest", [("testAddItem", 0.004), ("testTotal", 0.011), ("testRemoveItem", 0.006)]),
-    ("com.acme.cart.TaxTest", [("testVat", 0.002), ("testReducedRate", 0.001), ("testZeroRated", 0.001), ("testRounding", 0.003)]),
+    (
+        "com.acme.cart.CartTest",
+        [("testAddItem", 0.004), ("testTotal", 0.011), ("testRemoveItem", 0.006)],
+    ),
+    (
+        "com.acme.cart.TaxTest",
+        [
+            ("testVat", 0.002),
+            ("testReducedRate", 0.001),
+            ("testZeroRated", 0.001),
+            ("testRounding", 0.003),
+        ],
+    ),
     ("com.acme.cart.PaymentIT", [("testCharge", 1.2), ("testRefund", 0.9)]),
-    ("com.acme.cart.CheckoutIT", [("testCheckoutEndToEnd", 3.4), ("testDeclinedCard", 1.1), ("testInventoryReserved", 0.8)]),
+    (
+        "com.acme.cart.CheckoutIT",
+        [("testCheckoutEndToEnd", 3.4), ("testDeclinedCard", 1.1), ("testInventoryReserved", 0.8)],
+    ),
 ]
 
 
@@ -432,10 +589,14 @@ def spring(moment: datetime, level: str, logger: str, text: str, thread: str = "
     return f"{stamp} {level:>5} 412 --- [cart] [{thread:>15}] {logger:<40} : {text}"
 
 
-def jenkins_agent(plan: JenkinsPlan, number: int, run_url: str, pod_name: str) -> tuple[Pod, Container, Container]:
+def jenkins_agent(
+    plan: JenkinsPlan, number: int, run_url: str, pod_name: str
+) -> tuple[Pod, Container, Container]:
     t0 = plan.t0
     jnlp = Container(
-        "jnlp", JNLP_IMAGE, JNLP_ID,
+        "jnlp",
+        JNLP_IMAGE,
+        JNLP_ID,
         env=[
             {"name": "JENKINS_URL", "value": "http://jenkins.jenkins.svc.cluster.local:8080/"},
             {"name": "JENKINS_AGENT_NAME", "value": pod_name},
@@ -446,8 +607,11 @@ def jenkins_agent(plan: JenkinsPlan, number: int, run_url: str, pod_name: str) -
         extra={"workingDir": "/home/jenkins/agent"},
     )
     maven = Container(
-        "maven", BAD_MAVEN if plan.fault == "image_pull" else MAVEN_IMAGE, MAVEN_ID,
-        command=["sleep"], args=["99d"],
+        "maven",
+        BAD_MAVEN if plan.fault == "image_pull" else MAVEN_IMAGE,
+        MAVEN_ID,
+        command=["sleep"],
+        args=["99d"],
         resources={"limits": {"memory": "2Gi"}, "requests": {"cpu": "1", "memory": "1Gi"}},
         started=None if plan.fault == "image_pull" else at(t0, 8),
         extra={"tty": True, "workingDir": "/home/jenkins/agent"},
@@ -460,7 +624,10 @@ def jenkins_agent(plan: JenkinsPlan, number: int, run_url: str, pod_name: str) -
             "jenkins/label": f"shop_api_main_{number}-{pod_name[-11:-6]}",
             "kubernetes.jenkins.io/controller": "http___jenkins_jenkins_svc_cluster_local_8080x",
         },
-        annotations={"buildUrl": f"http://jenkins.jenkins.svc.cluster.local:8080/{run_url}", "runUrl": run_url},
+        annotations={
+            "buildUrl": f"http://jenkins.jenkins.svc.cluster.local:8080/{run_url}",
+            "runUrl": run_url,
+        },
         node=JENKINS_NODES[plan.index % 2],
         pod_ip=f"10.0.34.{100 + plan.index}",
         host_ip="10.0.33.118",
@@ -474,7 +641,9 @@ def jenkins_agent(plan: JenkinsPlan, number: int, run_url: str, pod_name: str) -
     return pod, jnlp, maven
 
 
-def surefire_lines(moment: datetime, oom: bool) -> tuple[list[tuple[datetime, str]], datetime, bool]:
+def surefire_lines(
+    moment: datetime, oom: bool
+) -> tuple[list[tuple[datetime, str]], datetime, bool]:
     """`mvn -B verify` Surefire/Failsafe output (plain report format: every test with its time)
     and the service's log while CheckoutIT runs. With `oom` the JVM dies in CheckoutIT."""
     out: list[tuple[datetime, str]] = []
@@ -484,31 +653,87 @@ def surefire_lines(moment: datetime, oom: bool) -> tuple[list[tuple[datetime, st
         moment = at(moment, step)
         out.append((moment, text))
 
-    for text in ("[INFO] ", "[INFO] --- surefire:3.2.5:test (default-test) @ cart ---",
-                 "[INFO] Using auto detected provider org.apache.maven.surefire.junitplatform.JUnitPlatformProvider",
-                 "[INFO] ", "[INFO] -------------------------------------------------------",
-                 "[INFO]  T E S T S", "[INFO] -------------------------------------------------------"):
+    for text in (
+        "[INFO] ",
+        "[INFO] --- surefire:3.2.5:test (default-test) @ cart ---",
+        "[INFO] Using auto detected provider org.apache.maven.surefire.junitplatform.JUnitPlatformProvider",
+        "[INFO] ",
+        "[INFO] -------------------------------------------------------",
+        "[INFO]  T E S T S",
+        "[INFO] -------------------------------------------------------",
+    ):
         say(text)
     total = 0
     for cls, cases in SUREFIRE:
         say(f"[INFO] Running {cls}", 0.3)
         if cls.endswith("IT"):
-            say(spring(moment, "INFO", "com.acme.cart.CartApplication", "Starting CartApplication v1.4.0-SNAPSHOT using Java 21.0.5 with PID 412"), 0.4)
-            say(spring(moment, "INFO", "o.s.b.w.embedded.tomcat.TomcatWebServer", "Tomcat started on port 18080 (http) with context path '/'"), 2.1)
-            say(spring(moment, "INFO", "com.acme.cart.CartApplication", "Started CartApplication in 2.874 seconds (process running for 3.391)"), 0.3)
+            say(
+                spring(
+                    moment,
+                    "INFO",
+                    "com.acme.cart.CartApplication",
+                    "Starting CartApplication v1.4.0-SNAPSHOT using Java 21.0.5 with PID 412",
+                ),
+                0.4,
+            )
+            say(
+                spring(
+                    moment,
+                    "INFO",
+                    "o.s.b.w.embedded.tomcat.TomcatWebServer",
+                    "Tomcat started on port 18080 (http) with context path '/'",
+                ),
+                2.1,
+            )
+            say(
+                spring(
+                    moment,
+                    "INFO",
+                    "com.acme.cart.CartApplication",
+                    "Started CartApplication in 2.874 seconds (process running for 3.391)",
+                ),
+                0.3,
+            )
         elapsed = 0.0
         for name, secs in cases:
             if oom and cls.endswith("CheckoutIT") and name == "testDeclinedCard":
-                say(spring(moment, "INFO", "com.acme.cart.checkout.CheckoutService", "reserving 120 line items for order 81234", "http-nio-18080-exec-3"), 0.4)
+                say(
+                    spring(
+                        moment,
+                        "INFO",
+                        "com.acme.cart.checkout.CheckoutService",
+                        "reserving 120 line items for order 81234",
+                        "http-nio-18080-exec-3",
+                    ),
+                    0.4,
+                )
                 return out, at(moment, 0.6), False
             if cls.endswith("IT"):
-                say(spring(moment, "INFO", "com.acme.cart.web.RequestLog", f"POST /api/{name.removeprefix('test').lower()} 200 {int(secs * 900)}ms", "http-nio-18080-exec-1"), secs * 0.8)
+                say(
+                    spring(
+                        moment,
+                        "INFO",
+                        "com.acme.cart.web.RequestLog",
+                        f"POST /api/{name.removeprefix('test').lower()} 200 {int(secs * 900)}ms",
+                        "http-nio-18080-exec-1",
+                    ),
+                    secs * 0.8,
+                )
             elapsed += secs
             total += 1
-        say(f"[INFO] Tests run: {len(cases)}, Failures: 0, Errors: 0, Skipped: 0, Time elapsed: {elapsed + 0.02:.3f} s -- in {cls}", 0.05)
+        say(
+            f"[INFO] Tests run: {len(cases)}, Failures: 0, Errors: 0, Skipped: 0, Time elapsed: {elapsed + 0.02:.3f} s -- in {cls}",
+            0.05,
+        )
         for name, secs in cases:
             out.append((moment, f"[INFO] {cls}.{name} -- Time elapsed: {secs:.3f} s"))
-    for text in ("[INFO] ", "[INFO] Results:", "[INFO] ", f"[INFO] Tests run: {total}, Failures: 0, Errors: 0, Skipped: 0", "[INFO] "):
+    for text in (
+        "[INFO] ",
+        "[INFO] Results:",
+        "[INFO] ",
+        f"[INFO] Tests run: {total}, Failures: 0, Errors: 0, Skipped: 0",
+        "[INFO] ",
+    ):
         say(text, 0.02)
     return out, moment, True
 
@@ -517,7 +742,9 @@ def jenkins_run(cap: Capture, plan: JenkinsPlan) -> Built:
     i, t0 = plan.index, plan.t0
     number = 130 + i
     run_url = f"job/shop/job/api/job/main/{number}/"
-    pod_name = f"shop-api-main-{number}-{k8s_suffix(5, 'label', str(i))}-{k8s_suffix(5, 'pod', str(i))}"
+    pod_name = (
+        f"shop-api-main-{number}-{k8s_suffix(5, 'label', str(i))}-{k8s_suffix(5, 'pod', str(i))}"
+    )
     sha = hashlib.sha1(f"shop-api/{i}".encode()).hexdigest()
 
     def body(phase: str, stamp: datetime, status: str | None = None, duration_ms: int = 0) -> Obj:
@@ -530,55 +757,117 @@ def jenkins_run(cap: Capture, plan: JenkinsPlan) -> Built:
     pod, jnlp, maven = jenkins_agent(plan, number, run_url, pod_name)
     if plan.fault == "image_pull":
         return jenkins_image_pull(cap, plan, pod, jnlp, maven, run_url, body)
-    cap.log(at(t0, 12), pod, "jnlp", f"Running on {pod_name} in /home/jenkins/agent/workspace/shop_api_main")
+    cap.log(
+        at(t0, 12),
+        pod,
+        "jnlp",
+        f"Running on {pod_name} in /home/jenkins/agent/workspace/shop_api_main",
+    )
     console: list[tuple[datetime, str]] = []
 
     def stage(start: datetime, name: str, lines: list[str], step: float) -> datetime:
         moment = start
-        for text in ["[Pipeline] stage", f"[Pipeline] {{ ({name})", *lines, "[Pipeline] }", "[Pipeline] // stage"]:
+        for text in [
+            "[Pipeline] stage",
+            f"[Pipeline] {{ ({name})",
+            *lines,
+            "[Pipeline] }",
+            "[Pipeline] // stage",
+        ]:
             console.append((moment, text))
             moment = at(moment, step)
         return moment
 
-    moment = stage(at(t0, 13), "Checkout", [
-        "[Pipeline] checkout", "The recommended git tool is: NONE", "using credential github-app-shop",
-        "Fetching upstream changes from https://github.com/octo-org/shop-api.git",
-        f"Checking out Revision {sha} (main)",
-    ], 0.5)
-    moment = stage(at(moment, 1), "Build", [
-        "[Pipeline] container", "[Pipeline] {", "[Pipeline] sh", "+ mvn -B -DskipTests package",
-        "[INFO] Scanning for projects...", "[INFO] Building cart 1.4.0-SNAPSHOT",
-        "[INFO] Building jar: /home/jenkins/agent/workspace/shop_api_main/target/cart-1.4.0-SNAPSHOT.jar",
-        "[INFO] BUILD SUCCESS", f"[INFO] Total time:  {36 + 3 * noise('build', i):.3f} s",
-        "[Pipeline] }", "[Pipeline] // container",
-    ], 3.2)
-    test_open = ["[Pipeline] stage", "[Pipeline] { (Test)", "[Pipeline] container", "[Pipeline] {",
-                 "[Pipeline] sh", "+ mvn -B verify", "[INFO] Scanning for projects..."]
+    moment = stage(
+        at(t0, 13),
+        "Checkout",
+        [
+            "[Pipeline] checkout",
+            "The recommended git tool is: NONE",
+            "using credential github-app-shop",
+            "Fetching upstream changes from https://github.com/octo-org/shop-api.git",
+            f"Checking out Revision {sha} (main)",
+        ],
+        0.5,
+    )
+    moment = stage(
+        at(moment, 1),
+        "Build",
+        [
+            "[Pipeline] container",
+            "[Pipeline] {",
+            "[Pipeline] sh",
+            "+ mvn -B -DskipTests package",
+            "[INFO] Scanning for projects...",
+            "[INFO] Building cart 1.4.0-SNAPSHOT",
+            "[INFO] Building jar: /home/jenkins/agent/workspace/shop_api_main/target/cart-1.4.0-SNAPSHOT.jar",
+            "[INFO] BUILD SUCCESS",
+            f"[INFO] Total time:  {36 + 3 * noise('build', i):.3f} s",
+            "[Pipeline] }",
+            "[Pipeline] // container",
+        ],
+        3.2,
+    )
+    test_open = [
+        "[Pipeline] stage",
+        "[Pipeline] { (Test)",
+        "[Pipeline] container",
+        "[Pipeline] {",
+        "[Pipeline] sh",
+        "+ mvn -B verify",
+        "[INFO] Scanning for projects...",
+    ]
     for text in test_open:
         moment = at(moment, 0.3)
         console.append((moment, text))
     tests, moment, ok = surefire_lines(at(moment, 8), oom=plan.fault == "oom")
     console.extend(tests)
     if ok:
-        for text in ["[INFO] BUILD SUCCESS", f"[INFO] Total time:  {58 + 4 * noise('verify', i):.3f} s",
-                     "[Pipeline] }", "[Pipeline] // container", "[Pipeline] }", "[Pipeline] // stage"]:
+        for text in [
+            "[INFO] BUILD SUCCESS",
+            f"[INFO] Total time:  {58 + 4 * noise('verify', i):.3f} s",
+            "[Pipeline] }",
+            "[Pipeline] // container",
+            "[Pipeline] }",
+            "[Pipeline] // stage",
+        ]:
             moment = at(moment, 0.2)
             console.append((moment, text))
-        moment = stage(at(moment, 0.5), "Publish", [
-            "[Pipeline] junit", "Recording test results", "[Checks API] No suitable checks publisher found.",
-            "[Pipeline] archiveArtifacts", "Archiving artifacts",
-        ], 0.6)
+        moment = stage(
+            at(moment, 0.5),
+            "Publish",
+            [
+                "[Pipeline] junit",
+                "Recording test results",
+                "[Checks API] No suitable checks publisher found.",
+                "[Pipeline] archiveArtifacts",
+                "Archiving artifacts",
+            ],
+            0.6,
+        )
         status = "SUCCESS"
     else:
         # the kernel's OOM killer ends the JVM: the sh step sees exit code 137
         maven.finished, maven.exit_code, maven.reason = at(moment, 0.1), 137, "OOMKilled"
-        for text in ["Killed", "[Pipeline] }", "[Pipeline] // container", "[Pipeline] }",
-                     "ERROR: script returned exit code 137", "[Pipeline] // stage"]:
+        for text in [
+            "Killed",
+            "[Pipeline] }",
+            "[Pipeline] // container",
+            "[Pipeline] }",
+            "ERROR: script returned exit code 137",
+            "[Pipeline] // stage",
+        ]:
             moment = at(moment, 0.4)
             console.append((moment, text))
         status = "FAILURE"
-    for text in ["[Pipeline] }", "[Pipeline] // node", "[Pipeline] }", "[Pipeline] // podTemplate",
-                 "[Pipeline] End of Pipeline", f"Finished: {status}"]:
+    for text in [
+        "[Pipeline] }",
+        "[Pipeline] // node",
+        "[Pipeline] }",
+        "[Pipeline] // podTemplate",
+        "[Pipeline] End of Pipeline",
+        f"Finished: {status}",
+    ]:
         moment = at(moment, 0.2)
         console.append((moment, text))
     for when, text in console:
@@ -594,11 +883,29 @@ def jenkins_run(cap: Capture, plan: JenkinsPlan) -> Built:
     duration = epoch_ms(end) - epoch_ms(t0)
     cap.jenkins(at(end, 0.6), body("COMPLETED", end, status, duration))
     cap.jenkins(at(end, 3.6), body("FINALIZED", at(end, 3), status, duration))
-    tokens = [{"kind": "name", "value": pod_name}]
-    return Built(f"jenkins:shop/api/main:{number}", "succeeded" if ok else "failed", "shop/api/main", tokens)
+    tokens: list[Obj] = [
+        {"kind": "name", "value": pod_name},
+        {
+            "kind": "counter",
+            "value": number,
+            "contexts": ["main/{}/", '"number": {}', "main_{}", "main-{}-", "main:{}"],
+            "step": 1,
+        },
+    ]
+    return Built(
+        f"jenkins:shop/api/main:{number}", "succeeded" if ok else "failed", "shop/api/main", tokens
+    )
 
 
-def jenkins_image_pull(cap: Capture, plan: JenkinsPlan, pod: Pod, jnlp: Container, maven: Container, run_url: str, body: Any) -> Built:
+def jenkins_image_pull(
+    cap: Capture,
+    plan: JenkinsPlan,
+    pod: Pod,
+    jnlp: Container,
+    maven: Container,
+    run_url: str,
+    body: Any,
+) -> Built:
     """The maven image does not exist: its container waits in ErrImagePull / ImagePullBackOff;
     the Kubernetes plugin sees the pod will not start, deletes it and fails the build."""
     t0 = plan.t0
@@ -619,15 +926,38 @@ def jenkins_image_pull(cap: Capture, plan: JenkinsPlan, pod: Pod, jnlp: Containe
             waiting: Obj = {"reason": reason}
             if message:
                 waiting["message"] = message
-            return {"name": self.name, "image": self.image, "imageID": "", "lastState": {}, "ready": False,
-                    "restartCount": 0, "started": False, "state": {"waiting": waiting}}
+            return {
+                "name": self.name,
+                "image": self.image,
+                "imageID": "",
+                "lastState": {},
+                "ready": False,
+                "restartCount": 0,
+                "started": False,
+                "state": {"waiting": waiting},
+            }
 
-    pulling = Pulling(maven.name, maven.image, "", command=maven.command, args=maven.args, resources=maven.resources, extra=maven.extra)
+    pulling = Pulling(
+        maven.name,
+        maven.image,
+        "",
+        command=maven.command,
+        args=maven.args,
+        resources=maven.resources,
+        extra=maven.extra,
+    )
     pod.containers = [pulling, jnlp]
     gave_up = at(t0, 71)
     pod.deletion_requested = gave_up
     jnlp.finished, jnlp.exit_code, jnlp.reason = at(gave_up, 1), 143, "Error"
-    moments = [pod.scheduled, at(pod.scheduled, 2), *(at(t0, o) for o in pulls), *(at(t0, o + 1.2) for o in pulls), at(t0, 9), gave_up]
+    moments = [
+        pod.scheduled,
+        at(pod.scheduled, 2),
+        *(at(t0, o) for o in pulls),
+        *(at(t0, o + 1.2) for o in pulls),
+        at(t0, 9),
+        gave_up,
+    ]
     pod.emit(cap, sorted(set(moments)))
     pod_scheduled(cap, pod)
     ref = pod_ref(pod)
@@ -640,7 +970,17 @@ def jenkins_image_pull(cap: Capture, plan: JenkinsPlan, pod: Pod, jnlp: Containe
             ("Failed", "Error: ImagePullBackOff", "Warning", 1.2),
         ):
             when = at(t0, offset + lag)
-            event = core_event(JENKINS_NS, ref, reason, message, when, "kubelet", pod.node, kind=kind, field_path="spec.containers{maven}")
+            event = core_event(
+                JENKINS_NS,
+                ref,
+                reason,
+                message,
+                when,
+                "kubelet",
+                pod.node,
+                kind=kind,
+                field_path="spec.containers{maven}",
+            )
             cap.k8s(at(when, 0.25), "ADDED", event)
     cap.log(at(t0, 10), pod, "jnlp", "INFO: Connected")
     pod.emit_deleted(cap, at(gave_up, 2))
@@ -648,7 +988,12 @@ def jenkins_image_pull(cap: Capture, plan: JenkinsPlan, pod: Pod, jnlp: Containe
     duration = epoch_ms(end) - epoch_ms(t0)
     cap.jenkins(at(end, 0.6), body("COMPLETED", end, "FAILURE", duration))
     cap.jenkins(at(end, 3.6), body("FINALIZED", at(end, 3), "FAILURE", duration))
-    return Built(f"jenkins:shop/api/main:{130 + plan.index}", "failed", "shop/api/main", [{"kind": "name", "value": pod.name}])
+    return Built(
+        f"jenkins:shop/api/main:{130 + plan.index}",
+        "failed",
+        "shop/api/main",
+        [{"kind": "name", "value": pod.name}],
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -663,6 +1008,7 @@ HANG_AFTER = 13  # the 14th test (test_webhook_delivery) waits for a webhook tha
 SLOTS = [(8, 30), (12, 40), (16, 50)]
 LATE_START = timedelta(minutes=35)
 
+
 def history() -> tuple[Capture, list[Built], list[Obj]]:
     cap = Capture("demo")
     runs: list[Built] = []
@@ -672,24 +1018,43 @@ def history() -> tuple[Capture, list[Built], list[Obj]]:
             i = 3 * day + k + 1
             when = slot(day, *SLOTS[k])
             later = when + (LATE_START if i == 9 else timedelta(0))
-            g = github_run(cap, GithubPlan(
-                i, when,
-                words={FLAKY: ["RERUN", "PASSED"]} if i == 6 else {},
-                hang_after=HANG_AFTER if i == 9 else None,
-            ))
-            t = tekton_run(cap, TektonPlan(
-                i, at(later, 20),
-                slow={"TestCatalogReindex": 26.4} if i == 6 else {},
-                conflict=i == 7, skip_build=i == 8,
-            ))
-            j = jenkins_run(cap, JenkinsPlan(
-                i, at(later, 45),
-                fault={5: "oom", 7: "image_pull"}.get(i),
-            ))
+            g = github_run(
+                cap,
+                GithubPlan(
+                    i,
+                    when,
+                    words={FLAKY: ["RERUN", "PASSED"]} if i == 6 else {},
+                    hang_after=HANG_AFTER if i == 9 else None,
+                ),
+            )
+            t = tekton_run(
+                cap,
+                TektonPlan(
+                    i,
+                    at(later, 20),
+                    slow={"TestCatalogReindex": 26.4} if i == 6 else {},
+                    conflict=i == 7,
+                    skip_build=i == 8,
+                ),
+            )
+            j = jenkins_run(
+                cap,
+                JenkinsPlan(
+                    i,
+                    at(later, 45),
+                    fault={5: "oom", 7: "image_pull"}.get(i),
+                ),
+            )
             runs += [g, t, j]
             if i == 6:
-                anomalies.append(found(g, "flaky_test", "tests.unit.test_orders.TestRefunds::test_partial_refund"))
-                anomalies.append(found(t, "duration_regression", f"{CATALOG_PKG}::TestCatalogReindex"))
+                anomalies.append(
+                    found(
+                        g, "flaky_test", "tests.unit.test_orders.TestRefunds::test_partial_refund"
+                    )
+                )
+                anomalies.append(
+                    found(t, "duration_regression", f"{CATALOG_PKG}::TestCatalogReindex")
+                )
             if i == 9:
                 anomalies.append(found(g, "log_silence", g.tokens[5]["value"]))
             if i == 7:
@@ -739,8 +1104,14 @@ def new_template_subject(cap: Capture, runs: list[Built], run_id: str) -> str:
             states[owner] = analyzer.new_state(owner, TEKTON_PIPELINE)
             order.append(owner)
         if worth_analysing(record["line"]):
-            line = LogLine(namespace=TEKTON_NS, pod=record["pod"], container=record["container"],
-                           line=record["line"], event_time=ts, received_at=ts)
+            line = LogLine(
+                namespace=TEKTON_NS,
+                pod=record["pod"],
+                container=record["container"],
+                line=record["line"],
+                event_time=ts,
+                received_at=ts,
+            )
             analyzer.feed(states[owner], line, miner)
     earlier = order[: order.index(run_id)]
     known = {tid for rid in earlier for tid in states[rid].templates}
@@ -750,18 +1121,30 @@ def new_template_subject(cap: Capture, runs: list[Built], run_id: str) -> str:
 
 
 def live_templates() -> list[Obj]:
-    """One clean run of each pipeline, far from the history's ids, played after it (their
-    times are moved to "now" and their tokens renumbered by sentinel/demo/live.py)."""
+    """One clean run of each pipeline and one GitHub run with a flaky test (so the console
+    receiver gets an alert now and then), numbered after the history's runs, played after it:
+    sentinel/demo/history.py moves their times to "now" and renumbers their ids each time."""
     templates = []
     t0 = datetime(2026, 3, 12, 12, 0, tzinfo=UTC)
     for name, build in (
-        ("github", lambda cap: github_run(cap, GithubPlan(100, t0))),
-        ("tekton", lambda cap: tekton_run(cap, TektonPlan(100, t0))),
-        ("jenkins", lambda cap: jenkins_run(cap, JenkinsPlan(100, t0))),
+        ("github", lambda cap: github_run(cap, GithubPlan(10, t0))),
+        ("tekton", lambda cap: tekton_run(cap, TektonPlan(10, t0))),
+        ("jenkins", lambda cap: jenkins_run(cap, JenkinsPlan(10, t0))),
+        (
+            "github-flaky",
+            lambda cap: github_run(cap, GithubPlan(11, t0, words={FLAKY: ["RERUN", "PASSED"]})),
+        ),
     ):
         cap = Capture(f"live-{name}")
         built = build(cap)
-        templates.append({"pipeline": built.pipeline, "run_id": built.run_id, "tokens": built.tokens, "records": cap.ordered()})
+        templates.append(
+            {
+                "pipeline": built.pipeline,
+                "run_id": built.run_id,
+                "tokens": built.tokens,
+                "records": cap.ordered(),
+            }
+        )
     return templates
 
 
@@ -779,12 +1162,17 @@ def write() -> tuple[Path, Obj]:
         if anomaly["subject"] == "(computed)":
             anomaly["subject"] = new_template_subject(cap, runs, anomaly["run_id"])
     OUT.mkdir(parents=True, exist_ok=True)
-    lines = "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in cap.ordered())
+    lines = "".join(
+        json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in cap.ordered()
+    )
     (OUT / "history.jsonl.gz").write_bytes(gz(lines.encode()))
     jenkins_oom = next(r for r in runs if r.run_id.endswith(":135"))
     expected = {
         "description": " ".join((__doc__ or "").split("\n\n")[2].split()),
-        "runs": sorted(({"run_id": r.run_id, "status": r.status, "pipeline": r.pipeline} for r in runs), key=lambda r: r["run_id"]),
+        "runs": sorted(
+            ({"run_id": r.run_id, "status": r.status, "pipeline": r.pipeline} for r in runs),
+            key=lambda r: r["run_id"],
+        ),
         "anomalies": sorted(anomalies, key=lambda a: (a["run_id"], a["type"], a["subject"])),
         "featured_run": jenkins_oom.run_id,
     }
@@ -792,7 +1180,9 @@ def write() -> tuple[Path, Obj]:
     import yaml
 
     header = "# The settings the demo history is analysed with (tools/build_demo_history.py writes this file).\n"
-    (OUT / "demo.config.yaml").write_text(header + yaml.safe_dump(config(), sort_keys=False, width=100))
+    (OUT / "demo.config.yaml").write_text(
+        header + yaml.safe_dump(config(), sort_keys=False, width=100)
+    )
     live = json.dumps({"templates": live_templates()}, ensure_ascii=False, separators=(",", ":"))
     (OUT / "live.json.gz").write_bytes(gz(live.encode()))
     print(f"wrote {OUT}: {len(cap.records)} records, {len(runs)} runs, {len(anomalies)} anomalies")
@@ -806,7 +1196,16 @@ def check(expected: Obj) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         capture = Path(tmp) / "history.jsonl"
         capture.write_bytes(gzip.decompress((OUT / "history.jsonl.gz").read_bytes()))
-        command = [sys.executable, "-m", "sentinel", "--config", str(OUT / "demo.config.yaml"), "analyze", str(capture), "--json"]
+        command = [
+            sys.executable,
+            "-m",
+            "sentinel",
+            "--config",
+            str(OUT / "demo.config.yaml"),
+            "analyze",
+            str(capture),
+            "--json",
+        ]
         result = subprocess.run(command, capture_output=True, text=True, check=False, cwd=ROOT)
     if result.returncode != 0:
         print(result.stderr[-3000:])
@@ -819,10 +1218,20 @@ def check(expected: Obj) -> int:
     failures = 0
     if got_runs != want_runs:
         failures += 1
-        print("runs differ:\n  got  " + "\n       ".join(map(str, got_runs)) + "\n  want " + "\n       ".join(map(str, want_runs)))
+        print(
+            "runs differ:\n  got  "
+            + "\n       ".join(map(str, got_runs))
+            + "\n  want "
+            + "\n       ".join(map(str, want_runs))
+        )
     if got != want:
         failures += 1
-        print("anomalies differ:\n  got  " + "\n       ".join(map(str, got)) + "\n  want " + "\n       ".join(map(str, want)))
+        print(
+            "anomalies differ:\n  got  "
+            + "\n       ".join(map(str, got))
+            + "\n  want "
+            + "\n       ".join(map(str, want))
+        )
     for anomaly in report["anomalies"]:
         print(f"  {anomaly['type']}: {anomaly['summary']}")
     print("check: " + ("ok" if not failures else "FAILED"))
