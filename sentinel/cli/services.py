@@ -16,6 +16,7 @@ from runtime.log_setup import setup_logging
 from runtime.ops_server import Heartbeat
 from sentinel.cli.common import on_signals, serve, settings_from
 from sentinel.cli.ops import broker_check, start_ops, store_check
+from sentinel.progress import Steps
 
 log = logging.getLogger("sentinel.cli")
 
@@ -43,7 +44,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     stack = EmbeddedStack(settings, config_path=Path(args.config) if args.config else None)
     capture: CaptureWriter | None = None
     try:
-        stack.start()
+        # The first start fetches the broker's jars (about a minute): say what we wait for.
+        with Steps().waiting("starting the broker, the worker, the sink and the store"):
+            stack.start()
         assert stack.owner is not None
         if args.capture:
             capture = CaptureWriter(Path(args.capture))
