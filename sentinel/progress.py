@@ -33,12 +33,15 @@ Report = Callable[[int, int], None]
 
 
 class Steps:
-    """One display per step; `enabled=False` (e.g. --quiet) shows nothing at all."""
+    """One display per step; `enabled=False` (e.g. --quiet) shows nothing at all, and
+    `plain=False` nothing when stderr is not a terminal (a service whose stderr is JSON logs)."""
 
-    def __init__(self, enabled: bool = True, stream: IO[str] | None = None) -> None:
+    def __init__(
+        self, enabled: bool = True, stream: IO[str] | None = None, plain: bool = True
+    ) -> None:
         self.console = Console(file=stream or sys.stderr, stderr=stream is None)
-        self.enabled = enabled
         self.live = enabled and self.console.is_terminal
+        self.enabled = enabled and (plain or self.live)
 
     @contextmanager
     def waiting(self, what: str) -> Iterator[None]:

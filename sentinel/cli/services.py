@@ -45,7 +45,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     capture: CaptureWriter | None = None
     try:
         # The first start fetches the broker's jars (about a minute): say what we wait for.
-        with Steps().waiting("starting the broker, the worker, the sink and the store"):
+        starting = "starting the broker, the worker, the sink and the store"
+        with Steps(plain=False).waiting(starting):
             stack.start()
         assert stack.owner is not None
         if args.capture:
