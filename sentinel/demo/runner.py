@@ -71,6 +71,7 @@ def run_demo(settings: Settings, options: DemoOptions, steps: Steps) -> int:
         with steps.waiting(_start_message(demo, options)):
             stack.start()
         summary = replay_history(stack, base, records, options, steps)
+        write_config(stack.settings, options.data_dir)  # for doctor and query, now and after
         print(render_json(summary) if options.json else render_text(summary), flush=True)
         (options.data_dir / "summary.json").write_text(render_json(summary))
         if options.exit_after:
@@ -190,7 +191,6 @@ def serve_live(
 
     from sentinel.cli.common import serve
 
-    write_config(stack.settings, options.data_dir)
     dispatcher = start_dispatcher(stack.settings, base, options.json)
     stop = threading.Event()
     player = threading.Thread(
