@@ -113,6 +113,49 @@ def test_the_pages_it_names_load(demo: Demo) -> None:
     assert "query -f schemas/queries/flakiest_tests.sql" in links["query"]
 
 
+CHROMIUM = Path(os.environ.get("SENTINEL_CHROMIUM", "/usr/bin/chromium"))
+# The README's screenshots are the demo's pages (SENTINEL_UPDATE_SCREENSHOTS=1 writes them).
+UPDATE = os.environ.get("SENTINEL_UPDATE_SCREENSHOTS")
+SHOTS = REPO / ("docs/img" if UPDATE else ".cache/screenshots")
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_the_pages_in_a_browser(demo: Demo, scheme: str) -> None:
+    """The runs list and the featured run's timeline (its OOM kill marked), accessible in both
+    colour schemes, as the README shows them."""
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            raise RuntimeError(f"CI must run the browser tests: no chromium at {CHROMIUM}")
+        pytest.skip(f"no chromium at {CHROMIUM}: run `make browser` (apt-get install chromium)")
+    from axe_playwright_python.sync_playwright import Axe
+    from playwright.sync_api import sync_playwright
+
+    links = demo.summary["links"]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM))
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900}, color_scheme=scheme)
+            page.goto(links["runs_page"])
+            assert page.locator("tr.run-row").count() >= 27
+            _shoot(page, Axe(), f"runs-list-{scheme}.png")
+            page.goto(links["run_page"])
+            oom = page.locator("g.lane-pod g.tick-oom")
+            assert oom.count() == 1 and "OOMKilled" in (oom.locator("title").text_content() or "")
+            _shoot(page, Axe(), f"run-page-{scheme}.png")
+        finally:
+            browser.close()
+
+
+def _shoot(page: Any, axe: Any, name: str) -> None:
+    serious = [
+        v for v in axe.run(page).response["violations"] if v["impact"] in ("serious", "critical")
+    ]
+    assert serious == [], [(v["id"], v["help"]) for v in serious]
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / name), full_page=True)
+    assert (SHOTS / name).stat().st_size > 10_000
+
+
 def test_doctor_passes_every_check_that_applies(demo: Demo, tmp_path: Path) -> None:
     config = demo.data_dir / "sentinel.yaml"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SENTINEL_", "KUBECONFIG"))}
