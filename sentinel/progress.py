@@ -32,6 +32,19 @@ from rich.progress import (
 Report = Callable[[int, int], None]
 
 
+def startup_message(settings: Any, external: str | None = None) -> str:
+    """What starting the embedded stack waits for; the first start also fetches the jars."""
+    from sentinel.brokers import ApacheKafkaBroker, cache_dir
+
+    if external or settings.kafka.bootstrap_servers:
+        return f"starting the worker, the sink and the store (broker {external or 'configured'})"
+    version = settings.embedded.kafka_version
+    jars = cache_dir() / f"kafka-{version}" / "lib"
+    first = ApacheKafkaBroker.available(version) and not jars.is_dir()
+    fetching = " (first start: fetching the Apache Kafka jars, about a minute)" if first else ""
+    return f"starting the broker{fetching}, the worker, the sink and the store"
+
+
 class Steps:
     """One display per step; `enabled=False` (e.g. --quiet) shows nothing at all, and
     `plain=False` nothing when stderr is not a terminal (a service whose stderr is JSON logs)."""

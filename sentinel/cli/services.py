@@ -16,7 +16,7 @@ from runtime.log_setup import setup_logging
 from runtime.ops_server import Heartbeat
 from sentinel.cli.common import on_signals, serve, settings_from
 from sentinel.cli.ops import broker_check, start_ops, store_check
-from sentinel.progress import Steps
+from sentinel.progress import Steps, startup_message
 
 log = logging.getLogger("sentinel.cli")
 
@@ -45,8 +45,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     capture: CaptureWriter | None = None
     try:
         # The first start fetches the broker's jars (about a minute): say what we wait for.
-        starting = "starting the broker, the worker, the sink and the store"
-        with Steps(plain=False).waiting(starting):
+        with Steps(plain=False).waiting(startup_message(settings)):
             stack.start()
         assert stack.owner is not None
         if args.capture:

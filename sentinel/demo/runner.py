@@ -32,7 +32,7 @@ import yaml
 from runtime.config import BrokerKind, Settings
 from sentinel.demo import history
 from sentinel.demo.summary import Links, Summary, render_json, render_links, render_text, summarise
-from sentinel.progress import Steps
+from sentinel.progress import Steps, startup_message
 
 log = logging.getLogger("sentinel.demo")
 MARKER = ".sentinel-demo"  # only a directory holding this is emptied at start
@@ -68,7 +68,7 @@ def run_demo(settings: Settings, options: DemoOptions, steps: Steps) -> int:
     records = history.parse(history.shift_records(raw, history.delta_to_end_at(raw, now)))
     stack = EmbeddedStack(demo, broker_kind=options.broker)
     try:
-        with steps.waiting(_start_message(demo, options)):
+        with steps.waiting(startup_message(demo, options.bootstrap)):
             stack.start()
         summary = replay_history(stack, base, records, options, steps)
         write_config(stack.settings, options.data_dir)  # for doctor and query, now and after
@@ -113,17 +113,6 @@ def port_free(host: str, port: int) -> None:
                 f"cannot listen on {host}:{port} ({exc.strerror}); is `sentinel up` or another "
                 "demo running? Stop it, or pass --api-port"
             ) from exc
-
-
-def _start_message(settings: Settings, options: DemoOptions) -> str:
-    from sentinel.brokers import ApacheKafkaBroker, cache_dir
-
-    if options.bootstrap:
-        return f"starting the worker, the sink and the store (broker {options.bootstrap})"
-    jars = cache_dir() / f"kafka-{settings.embedded.kafka_version}" / "lib"
-    first = ApacheKafkaBroker.available(settings.embedded.kafka_version) and not jars.is_dir()
-    fetching = " (first start: fetching the Apache Kafka jars, about a minute)" if first else ""
-    return f"starting the broker{fetching}, the worker, the sink and the store"
 
 
 def replay_history(
