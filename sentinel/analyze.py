@@ -13,7 +13,7 @@ import logging
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -44,16 +44,20 @@ def analyze_capture(
     broker: BrokerKind = BrokerKind.AUTO,
     timeout: float = 180.0,
     bootstrap: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[dict[str, Any], ReplayStats]:
     """Replay `capture` through an ephemeral stack; with `bootstrap`, on that Kafka cluster
-    under a topic prefix of its own (``sentinel-analyze-<random>.``) instead of a new broker."""
+    under a topic prefix of its own (``sentinel-analyze-<random>.``) instead of a new broker.
+    `progress(records sent, total)` is called as the replay goes."""
     records = list(read_capture(capture))  # validate the whole file before starting anything
     with tempfile.TemporaryDirectory(prefix="sentinel-analyze-") as tmp:
         run_settings = analysis_settings(settings, Path(tmp), bootstrap)
         stack = EmbeddedStack(run_settings, broker_kind=broker)
         try:
             stack.start()
-            stats = _replay_letting_time_pass(stack, records, settings.tracking.settle_s, timeout)
+            stats = _replay_letting_time_pass(
+                stack, records, settings.tracking.settle_s, timeout, progress=progress
+            )
             runs = fetch_all_runs(stack)
             anomalies = fetch_anomalies(stack)
             # What each receiver would have been sent: the dispatcher's decisions replayed in
@@ -102,13 +106,21 @@ def analysis_settings(settings: Settings, data_dir: Path, bootstrap: str | None)
 
 
 def _replay_letting_time_pass(
-    stack: EmbeddedStack, records: list[CaptureRecord], settle_s: float, timeout: float
+    stack: EmbeddedStack,
+    records: list[CaptureRecord],
+    settle_s: float,
+    timeout: float,
+    progress: Callable[[int, int], None] | None = None,
+    final: bool = True,
 ) -> ReplayStats:
+    """`final=False` (the demo): the end of the capture is not the end of input; event time is
+    said to reach the last record, and input may follow."""
     assert stack.owner is not None
     targets = build_replay_targets(stack.settings, stack.owner.intake)
     stats = ReplayStats()
     for chunk, quiet_until in quiet_chunks(records, settle_s):
-        stats = stats.merged(asyncio.run(replay(chunk, targets)))
+        step = _offset_progress(progress, stats.records, len(records))
+        stats = stats.merged(asyncio.run(replay(chunk, targets, progress=step)))
         stack.wait_consumed(timeout=timeout, settle=0.3)
         # Nothing happened until the next record: event time has passed; runs that ended
         # before are settled now, in the order they ended.
@@ -116,9 +128,18 @@ def _replay_letting_time_pass(
         stack.wait_consumed(timeout=timeout, settle=0.3)
     log.info("replayed %s", stats.summary())
     if records:
-        time_passed(stack.settings, max(record.ts for record in records), final=True)
+        time_passed(stack.settings, max(record.ts for record in records), final=final)
         stack.wait_consumed(timeout=timeout)
     return stats
+
+
+def _offset_progress(
+    progress: Callable[[int, int], None] | None, done: int, total: int
+) -> Callable[[int, int], None] | None:
+    """A chunk's progress as progress through the whole capture."""
+    if progress is None:
+        return None
+    return lambda sent, _chunk_total: progress(done + sent, total)
 
 
 def quiet_chunks(

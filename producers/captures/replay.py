@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sized
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -60,10 +60,15 @@ async def replay(
     records: Iterable[WebhookRecord | K8sRecord | LogRecord],
     targets: ReplayTargets,
     speed: float | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ReplayStats:
+    """`progress(records done, total)` is called after each record (total 0: not known)."""
     stats = ReplayStats()
     previous: datetime | None = None
+    total = len(records) if isinstance(records, Sized) else 0
     for record in records:
+        if progress is not None and stats.records:
+            progress(stats.records, total)
         stats.records += 1
         if speed is not None and previous is not None:
             gap = (record.ts - previous).total_seconds() / speed
@@ -79,6 +84,8 @@ async def replay(
             await _replay_with(targets.k8s, record, stats)
         else:
             await _replay_with(targets.logs, record, stats)
+    if progress is not None:
+        progress(stats.records, total)
     return stats
 
 

@@ -47,6 +47,7 @@ from producers.k8s.state_file import load_state, save_state
 from producers.k8s.watch import Publisher, Reflector, collections
 from producers.k8s.watch_state import Emit, backoff_delay
 from runtime.config import K8sKind, Settings
+from runtime.troubleshooting import LOGS_NOT_STREAMING, see
 from schemas.messages import LogLine
 
 log = logging.getLogger("sentinel.log_stream")
@@ -158,6 +159,14 @@ class ContainerFollower:
                 if exc.status == 404:
                     return
                 reason = f"http {exc.status}"  # e.g. 400 "waiting to start" (CrashLoopBackOff)
+                if exc.status in (401, 403):
+                    log.warning(
+                        "%s: the API refused the log (%d %s): %s",
+                        self,
+                        exc.status,
+                        exc.reason,
+                        see(LOGS_NOT_STREAMING),
+                    )
             except ReadTimeoutError:
                 reason = "silent"
             except (HTTPError, OSError) as exc:

@@ -59,6 +59,7 @@ from producers.k8s.state_file import load_state, save_state
 from producers.k8s.watch_state import Emit, ObjectLedger, backoff_delay
 from runtime.config import K8sConfig, K8sKind, Settings
 from runtime.metrics import DEAD_LETTERS
+from runtime.troubleshooting import KUBERNETES_CONNECTION, RBAC_DENIED, see
 from schemas.messages import DeadLetter
 
 log = logging.getLogger("sentinel.k8s_watch")
@@ -198,11 +199,15 @@ class Reflector:
                     self.resource_version = None
                     continue
                 reason, problem = f"http {exc.status}", f"API error {exc.status}: {exc.reason}"
+                if exc.status in (401, 403):  # credentials or RBAC: retrying will not fix it
+                    anchor = RBAC_DENIED if exc.status == 403 else KUBERNETES_CONNECTION
+                    problem += f" ({see(anchor)})"
             except ReadTimeoutError:
                 reason = "silent"
                 problem = f"no data for {self.config.silence_limit_s}s: the stream is dead"
             except (HTTPError, OSError) as exc:
-                reason, problem = "connection", f"connection lost: {exc}"
+                reason = "connection"
+                problem = f"connection lost: {exc} ({see(KUBERNETES_CONNECTION)})"
             except Exception as exc:  # a bug or an unexpected payload: keep watching
                 reason, problem = "error", f"unexpected error: {exc!r}"
                 log.error("%s: unexpected error", self.collection, exc_info=True)

@@ -24,6 +24,7 @@ from producers.webhooks.ledger import DeliveryLedger
 from producers.webhooks.payload import Ignored, PayloadError
 from producers.webhooks.spool import Spool
 from runtime.metrics import WEBHOOKS
+from runtime.troubleshooting import BROKER_UNREACHABLE, see
 from schemas.messages import CiEvent, utcnow
 
 log = logging.getLogger("sentinel.webhooks")
@@ -45,7 +46,12 @@ class Intake:
         except PublishError as exc:
             if not exc.retriable:
                 raise
-            log.warning("broker unavailable (%s); spooling event %s", exc, event.event_id)
+            log.warning(
+                "broker unavailable (%s); spooling event %s (%s)",
+                exc,
+                event.event_id,
+                see(BROKER_UNREACHABLE),
+            )
             await asyncio.to_thread(self.spool.put, self.topic, key, value)
             return "spooled"
 

@@ -19,6 +19,7 @@ from pydantic import SecretStr
 from producers.webhooks.github import verify_signature
 from producers.webhooks.intake import WebhookIngest
 from runtime.metrics import WEBHOOKS
+from runtime.troubleshooting import BAD_WEBHOOK_SIGNATURE, WEBHOOK_SECRETS, see
 
 log = logging.getLogger("sentinel.webhooks")
 
@@ -66,7 +67,7 @@ def github_router(
     if secret is None:
         log.warning(
             "no GitHub webhook secret configured: signatures are NOT verified "
-            "(set SENTINEL_GITHUB_WEBHOOK_SECRET)"
+            f"(set SENTINEL_GITHUB_WEBHOOK_SECRET; {see(WEBHOOK_SECRETS)})"
         )
     key = secret.get_secret_value().encode() if secret is not None else None
 
@@ -92,7 +93,11 @@ def github_router(
         body = await read_body(request, max_body_bytes)
         if key is not None and not verify_signature(key, body, x_hub_signature_256):
             WEBHOOKS.labels("github", "bad_signature").inc()
-            raise HTTPException(401, "missing or wrong X-Hub-Signature-256 for this body")
+            raise HTTPException(
+                401,
+                "missing or wrong X-Hub-Signature-256 for this body "
+                f"({see(BAD_WEBHOOK_SIGNATURE)})",
+            )
         if not x_github_event:
             raise HTTPException(400, "missing X-GitHub-Event header")
         if not x_github_delivery:

@@ -13,7 +13,7 @@ import sys
 from runtime.config import ConfigError
 from runtime.extras import MissingExtra
 from runtime.kafka_clients import BrokerNotConfigured
-from sentinel.cli import admin, alerts, captures, logs, services
+from sentinel.cli import admin, alerts, captures, demo, doctor, logs, services
 from sentinel.cli.common import EXIT_CONFIG
 
 
@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_parsers(sub)
     logs.add_parser(sub)
     alerts.add_parsers(sub)
+    demo.add_parsers(sub)
+    doctor.add_parsers(sub)
     return parser
 
 

@@ -14,6 +14,7 @@ from producers.captures.recording import CaptureWriter
 from runtime.config import BrokerKind, Settings
 from runtime.log_setup import setup_logging
 from sentinel.cli.common import EXIT_CONFIG, serve, settings_from
+from sentinel.progress import Steps
 
 log = logging.getLogger("sentinel.cli")
 
@@ -35,7 +36,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     intake.start()
     try:
         targets = build_replay_targets(settings, intake)
-        stats = asyncio.run(replay(records, targets, speed=args.speed))
+        with Steps().counting(f"publishing {Path(args.capture).name}") as report:
+            stats = asyncio.run(replay(records, targets, speed=args.speed, progress=report))
     finally:
         intake.stop()  # flushes: every record is acknowledged (or spooled) before we exit
     print(f"replayed {stats.summary()}")
@@ -137,9 +139,14 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     setup_logging("WARNING" if args.json else settings.logging.level, "text")
     try:
-        report, stats = analyze_capture(
-            Path(args.capture), settings, BrokerKind(args.broker), bootstrap=args.bootstrap
-        )
+        with Steps().counting(f"analyzing {Path(args.capture).name}") as progress:
+            report, stats = analyze_capture(
+                Path(args.capture),
+                settings,
+                BrokerKind(args.broker),
+                bootstrap=args.bootstrap,
+                progress=progress,
+            )
     except CaptureError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

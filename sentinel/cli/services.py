@@ -17,6 +17,7 @@ from runtime.ops_server import Heartbeat
 from runtime.progress_monitor import OwnershipBox
 from sentinel.cli.common import on_signals, serve, settings_from
 from sentinel.cli.ops import broker_check, start_ops, store_check
+from sentinel.progress import Steps, startup_message
 
 log = logging.getLogger("sentinel.cli")
 
@@ -52,7 +53,9 @@ def cmd_up(args: argparse.Namespace) -> int:
             server.should_exit = True
 
     try:
-        stack.start()
+        # The first start fetches the broker's jars (about a minute): say what we wait for.
+        with Steps(plain=False).waiting(startup_message(settings)):
+            stack.start()
         assert stack.owner is not None
         supervisor = stack.supervise(on_fatal=stop_everything)
         if args.capture:

@@ -28,6 +28,7 @@ from tenacity import (
 )
 
 from runtime.alerting_config import DeliveryConfig, ReceiverConfig
+from runtime.troubleshooting import ALERTS_NOT_SENDING, see
 from schemas.messages import AlertDelivery, DeliveryOutcome
 from sinks.alerts.channels.base import Channel, DeliveryError, SendResult
 from sinks.alerts.notification import Notification
@@ -142,10 +143,11 @@ class DeliveryQueue:
                 status_code=exc.status_code, error=str(exc),
             )  # fmt: skip
             log.warning(
-                "delivery to %s failed for good after %d attempt(s): %s",
+                "delivery to %s failed for good after %d attempt(s): %s (%s)",
                 self.receiver.name,
                 attempts or 1,
                 exc,
+                see(ALERTS_NOT_SENDING),
                 extra={"receiver": self.receiver.name, "group_key": notification.group_key},
             )
             self.done(Outcome(notification, False, self.clock()))

@@ -45,6 +45,7 @@ from runtime.metrics import (
     SINK_ROWS,
 )
 from runtime.progress_monitor import Ownership
+from runtime.troubleshooting import STORE_UNREACHABLE, see
 from schemas.messages import DeadLetter
 from sinks.clickhouse.policy import parse_plan, plan_metadata, rejection_reason
 from sinks.clickhouse.rows import RUNS_ROUTE, Row, TableRoute, dedup_token
@@ -475,11 +476,12 @@ class ClickHouseSink:
             delay = self._backoff.failed(time.monotonic())
             self._pause_assigned()
             log.error(
-                "flush failed (attempt %d), %d messages held, paused, retry in %.1fs: %s",
+                "flush failed (attempt %d), %d messages held, paused, retry in %.1fs: %s (%s)",
                 self._backoff.attempts,
                 self._batch.messages,
                 delay,
                 exc,
+                see(STORE_UNREACHABLE),
                 extra={"attempt": self._backoff.attempts, "retry_in_s": delay},
             )
             return

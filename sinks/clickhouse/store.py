@@ -22,6 +22,7 @@ from urllib.parse import unquote, urlparse, urlunparse
 
 from runtime.config import Settings
 from runtime.extras import require_embedded
+from runtime.troubleshooting import STORE_LOCKED, see
 from sinks.clickhouse.ddl import DdlOptions, render
 
 log = logging.getLogger("sentinel.store")
@@ -221,7 +222,8 @@ def _embedded_client(path: Path) -> Any:
             raise StoreLockedError(
                 f"the embedded ClickHouse store at {path} is in use by another process "
                 "(a running `sentinel up`, `sentinel api --with-sink` or `sentinel sink`); "
-                "stop that process first, or point store.dsn at a ClickHouse server"
+                "stop that process first, or point store.dsn at a ClickHouse server "
+                f"({see(STORE_LOCKED)})"
             ) from exc
         raise
 

@@ -15,6 +15,10 @@ It serves, over plain HTTP on 127.0.0.1, what the producers use of kube-apiserve
   when absent), POST (201; 409 AlreadyExists), PUT (409 Conflict when the body's
   ``metadata.resourceVersion`` is not the stored one, as optimistic concurrency works on the real
   server; unconditional without one), every write bumping the resourceVersion;
+- ``GET /version`` (what ``kubectl version`` reads) and SelfSubjectAccessReview
+  (``POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews``: 201 with the spec echoed
+  and ``status.allowed``, an RBAC-style reason when allowed and none when not, as RBAC never
+  denies explicitly); everything is allowed until `deny` takes a verb on a resource away;
 - pod logs (``.../pods/NAME/log``): ``container``, ``follow``, ``timestamps`` (RFC3339Nano with
   nine digits, as kubelet writes them), ``sinceTime``, ``sinceSeconds``, ``previous`` (the last
   terminated instance; 400 when there is none, as kubelet answers).
@@ -173,6 +177,8 @@ class FakeKubeApi:
         self.requests: list[tuple[str, dict[str, str]]] = []
         self._leases: dict[tuple[str, str], dict[str, Any]] = {}
         self.lease_requests: list[tuple[str, str]] = []  # (method, path)
+        self._denied: set[tuple[str, str, str, str]] = set()  # (verb, group, resource, sub)
+        self.access_reviews: list[dict[str, Any]] = []  # resourceAttributes asked about
         self._closing = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -211,6 +217,11 @@ class FakeKubeApi:
         app.router.add_get(leases + "/{name}", self._handle_lease)
         app.router.add_put(leases + "/{name}", self._handle_lease)
         app.router.add_post(leases, self._handle_lease)
+        app.router.add_get("/version", self._handle_version)
+        app.router.add_get("/version/", self._handle_version)
+        app.router.add_post(
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", self._handle_access_review
+        )
         app.router.add_get("/api/v1/namespaces/{ns}/pods/{name}/log", self._handle_log)
         app.router.add_get("/api/v1/namespaces/{ns}/pods/{name}", self._handle_get_pod)
         app.router.add_get("/api/v1/namespaces/{ns}/{resource}", self._handle_collection)
@@ -246,6 +257,68 @@ class FakeKubeApi:
         }
         path.write_text(json.dumps(config))
         return path
+
+    # ---- authorization -----------------------------------------------------------------------
+
+    def deny(self, resource: str, verb: str = "*", group: str = "") -> None:
+        """From now on RBAC grants no `verb` ("*": any) on `resource` ("pods/log": a
+        subresource) of API `group`."""
+        name, _, sub = resource.partition("/")
+        with self._lock:
+            self._denied.add((verb, group, name, sub))
+
+    def _allowed(self, verb: str, group: str, resource: str, sub: str) -> bool:
+        with self._lock:
+            return not any(
+                rule[0] in ("*", verb) and rule[1:] == (group, resource, sub)
+                for rule in self._denied
+            )
+
+    async def _handle_version(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "major": "1",
+                "minor": "31",
+                "gitVersion": "v1.31.4",
+                "gitCommit": "a78aa47129b8539636eb86a9d00e31b2720fe06b",
+                "gitTreeState": "clean",
+                "buildDate": "2024-12-10T11:37:27Z",
+                "goVersion": "go1.22.9",
+                "compiler": "gc",
+                "platform": "linux/amd64",
+            }
+        )
+
+    async def _handle_access_review(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        # The server takes the kind from the URL when the body leaves it out.
+        if body.get("kind", "SelfSubjectAccessReview") != "SelfSubjectAccessReview" or (
+            "spec" not in body
+        ):
+            status = status_body(400, "BadRequest", "expected a SelfSubjectAccessReview")
+            return web.json_response(status, status=400)
+        attrs = body["spec"].get("resourceAttributes") or {}
+        self.access_reviews.append(dict(attrs))
+        allowed = self._allowed(
+            attrs.get("verb", ""),
+            attrs.get("group", ""),
+            attrs.get("resource", ""),
+            attrs.get("subresource", ""),
+        )
+        review_status: dict[str, Any] = {"allowed": allowed}
+        if allowed:
+            review_status["reason"] = (
+                'RBAC: allowed by ClusterRoleBinding "sentinel" of ClusterRole "sentinel" '
+                'to User "tester"'
+            )
+        answer = {
+            "kind": "SelfSubjectAccessReview",
+            "apiVersion": "authorization.k8s.io/v1",
+            "metadata": {"creationTimestamp": None},
+            "spec": body["spec"],
+            "status": review_status,
+        }
+        return web.json_response(answer, status=201)
 
     # ---- objects ----------------------------------------------------------------------------
 

@@ -105,8 +105,9 @@ def test_bad_filters_are_refused_with_a_reason(api: tuple[str, Settings]) -> Non
     assert bad_cursor.status_code == 400 and "cursor" in bad_cursor.json()["detail"]
     # Every client mistake is a 400 with the reason (the API's convention, issue 14).
     bad_outcome = httpx.get(f"{url}/api/alerts", params={"outcome": "lost"}, timeout=10)
-    assert bad_outcome.status_code == 400 and "outcome" in str(bad_outcome.json()["detail"])
-    assert httpx.get(f"{url}/api/alerts", params={"limit": 0}, timeout=10).status_code == 400
+    assert bad_outcome.status_code == 400 and "outcome" in bad_outcome.text
+    bad_limit = httpx.get(f"{url}/api/alerts", params={"limit": 0}, timeout=10)
+    assert bad_limit.status_code == 400 and "limit" in bad_limit.text
     ancient = httpx.get(f"{url}/api/alerts", params={"since": "0330-07-03T00:15:42Z"}, timeout=10)
     assert ancient.status_code == 400 and "since" in ancient.json()["detail"]
     unix_time = httpx.get(f"{url}/api/alerts", params={"until": "0.5"}, timeout=10)

@@ -2,8 +2,8 @@
 through the real pipeline (the session's `scenario_api`), with axe-core for accessibility.
 
 `make test` installs chromium (`make browser`); without it these tests are skipped, saying so.
-Screenshots of the runs list and the run page go to .cache/screenshots/ (git-ignored); with
-SENTINEL_UPDATE_SCREENSHOTS=1 to docs/img/, the ones the README shows.
+Screenshots of the runs list and the run page go to .cache/screenshots/ (git-ignored); the
+README's come from the demo's data (test_demo.py, SENTINEL_UPDATE_SCREENSHOTS=1).
 """
 
 from __future__ import annotations
@@ -29,11 +29,8 @@ from tests.support.paths import REPO
 pytestmark = pytest.mark.integration
 
 CHROMIUM = Path(os.environ.get("SENTINEL_CHROMIUM", "/usr/bin/chromium"))
-SHOTS = (
-    REPO / "docs" / "img"
-    if os.environ.get("SENTINEL_UPDATE_SCREENSHOTS")
-    else REPO / ".cache" / "screenshots"
-)
+# The README's screenshots come from the demo (test_demo.py); these stay in the cache.
+SHOTS = REPO / ".cache" / "screenshots"
 
 if not CHROMIUM.exists() and os.environ.get("CI"):
     raise RuntimeError(f"CI must run the browser tests: no chromium at {CHROMIUM} (make browser)")
