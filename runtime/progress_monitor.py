@@ -23,7 +23,7 @@ from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicP
 from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
 
 from runtime.metrics import PARTITION_STALLED, PARTITION_STALLS, PROGRESS_CHECK_FAILURES
-from runtime.progress import PartitionStall, ProgressWatchdog
+from runtime.partition_stalls import PartitionStall, ProgressWatchdog
 
 log = logging.getLogger("sentinel.ops")
 TIMEOUT_S = 5.0

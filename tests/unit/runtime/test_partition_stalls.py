@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.progress import ProgressWatchdog
+from runtime.partition_stalls import ProgressWatchdog
 from runtime.progress_monitor import Ownership, ProgressMonitor
 
 TP = ("sentinel.logs", 0)
