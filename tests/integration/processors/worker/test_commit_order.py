@@ -49,7 +49,11 @@ def test_an_event_committed_before_a_kill_keeps_its_table_change(
 ) -> None:
     slow = tmp_path / "slow-changelog"
     monkeypatch.setenv(SLOW_FILE, str(slow))
-    settings = make_settings(kafka_bootstrap, tracking={"commit_interval_s": 0.2})
+    # The default commit interval: without the fix the commit still comes within about 1 s
+    # (0.78 s measured), well before the 3 s the table change waits. Not 0.2 s: a restarted
+    # worker at 0.2 s sometimes never fetches again (issue 17's restart stall, still open;
+    # the CI run of this merge stalled here so).
+    settings = make_settings(kafka_bootstrap, tracking={"commit_interval_s": 1.0})
     stack = EmbeddedStack(
         settings, worker_command=[sys.executable, "-m", "tests.support.slow_changelog_worker"]
     )
