@@ -1,7 +1,8 @@
 """The partition watchdog of the sink and the alert dispatcher: each serves /health that fails
 when a partition it consumes has lag but its committed offset stands still, though its loop
-still turns; provoked by pausing the component's own consumer from inside, which it does not
-know about (the way a client library that silently stops fetching looks from outside)."""
+still turns; provoked by pausing the component's own consumer from inside, in its own thread
+(tests/support/pausing_consumer.py), which it does not know about (the way a client library
+that silently stops fetching looks from outside)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from sinks.clickhouse.sink import ClickHouseSink
 from sinks.clickhouse.store import open_store
 from tests.support.alerts import anomaly, run_state
 from tests.support.ops import metric, wait_health
+from tests.support.pausing_consumer import PausingConsumer
 
 pytestmark = pytest.mark.integration
 
@@ -104,6 +106,7 @@ def test_a_sink_that_stops_moving_fails_its_health_check(
     store = open_store(settings)
     migrate(store)
     sink = ClickHouseSink(settings, store)
+    inside = sink._consumer = PausingConsumer(sink._consumer)  # type: ignore[assignment]
     heartbeat, stop = Heartbeat("sink"), threading.Event()
     thread = threading.Thread(target=sink.run_forever, args=(stop, heartbeat.beat), daemon=True)
     thread.start()
@@ -119,12 +122,8 @@ def test_a_sink_that_stops_moving_fails_its_health_check(
         state = run_state("github:acme/shop:7:1", RunStatus.RUNNING, version=next(versions))
         return produce(settings, runs, state.run_id, state.to_bytes())
 
-    def pause() -> None:
-        consumer = sink._consumer  # the sink's own consumer: it does not know
-        consumer.pause(consumer.assignment())
-
     try:
-        check_stall(settings, server, "sink", settings.sink_group_id, runs, send, pause)
+        check_stall(settings, server, "sink", settings.sink_group_id, runs, send, inside.pause_soon)
     finally:
         stop.set()
         thread.join(30)
@@ -135,6 +134,7 @@ def test_a_dispatcher_that_stops_moving_fails_its_health_check(
     settings: Settings, running: list[Any]
 ) -> None:
     dispatcher = AlertDispatcher(settings)  # the default: everything to the console
+    inside = dispatcher.consumer = PausingConsumer(dispatcher.consumer)  # type: ignore[assignment]
     heartbeat, stop = Heartbeat("alerts"), threading.Event()
     thread = threading.Thread(
         target=dispatcher.run_forever, args=(stop, heartbeat.beat), daemon=True
@@ -151,7 +151,4 @@ def test_a_dispatcher_that_stops_moving_fails_its_health_check(
         found = anomaly(subject=f"pod-{next(subjects)}")
         return produce(settings, topic, found.run_id, found.to_bytes())
 
-    def pause() -> None:
-        dispatcher.consumer.pause(dispatcher.consumer.assignment())
-
-    check_stall(settings, server, "alerts", group, topic, send, pause)
+    check_stall(settings, server, "alerts", group, topic, send, inside.pause_soon)
