@@ -61,10 +61,9 @@ def scenario_sections() -> dict[str, dict[str, Any]]:
 #   its run-signals have the activity of that line's minute (from the next line) but not the
 #   stage marker of the line itself ("==> stage seed-data started"), so the run lost its
 #   stage start and its stage_too_long. The pure parser gives the marker for the same lines.
-#   Suspected, not proven: faust's Stream iterator (faust/streams.py) skips a message that
-#   arrives while flow control is suspended or from another generation (as around a
-#   rebalance and table recovery) and acks it anyway, "otherwise the lag would increase";
-#   once committed, it is never read again.
+#   Cause not found; candidates: faust's Stream iterator acks an event it skips while flow
+#   control is suspended (faust/streams.py), or LogSignals drops a line delivered after a
+#   later line of its stream (its position dedup).
 # Run apart (`make reliability`) until fixed, so the rest of CI stays a signal.
 @pytest.mark.reliability
 def test_a_restarted_worker_ends_with_the_same_runs_and_anomalies(
