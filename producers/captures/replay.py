@@ -54,10 +54,6 @@ class ReplayTargets:
     logs: Callable[[LogRecord], Awaitable[str]] | None = None
     jenkins: WebhookIngest | None = None
     generic: WebhookIngest | None = None
-    # Handlers may queue their messages without waiting for the broker's acknowledgement of
-    # each (the idempotent producer keeps their order within a partition); `acknowledged`
-    # waits for all of them and raises if one was refused. `replay` returns only after it.
-    acknowledged: Callable[[], Awaitable[None]] | None = None
 
 
 async def replay(
@@ -88,8 +84,6 @@ async def replay(
             await _replay_with(targets.k8s, record, stats)
         else:
             await _replay_with(targets.logs, record, stats)
-    if targets.acknowledged is not None:
-        await targets.acknowledged()
     if progress is not None:
         progress(stats.records, total)
     return stats
