@@ -23,6 +23,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 from processors.runs.source_signals import watermark_signal
 from producers.captures.replay import ReplayStats, replay
 from producers.publisher import KafkaPublisher
+from runtime.alerting_config import AlertingConfig
 from runtime.config import BrokerKind, Settings
 from runtime.kafka_clients import consumer_config, producer_config
 from schemas.capture import CaptureRecord, read_capture
@@ -55,22 +56,24 @@ def analyze_capture(
         stack = EmbeddedStack(run_settings, broker_kind=broker)
         try:
             stack.start()
-            stats = _replay_letting_time_pass(
+            stats = replay_letting_time_pass(
                 stack, records, settings.tracking.settle_s, timeout, progress=progress
             )
-            runs = fetch_all_runs(stack)
-            anomalies = fetch_anomalies(stack)
-            # What each receiver would have been sent: the dispatcher's decisions replayed in
-            # event time over what the worker published; nothing is sent.
-            alerts = [sent.view() for sent in backtest(settings.alerting, alert_inputs(stack))]
+            report = findings(stack, settings.alerting)
         finally:
             stack.stop()
-    report = {
-        "runs": [run_view(run) for run in runs],
-        "anomalies": anomalies,
-        "alerts": alerts,
-    }
     return report, stats
+
+
+def findings(stack: EmbeddedStack, alerting: AlertingConfig) -> dict[str, Any]:
+    """What a replay found: every run as the API shows it, every anomaly, and what each
+    receiver would have been sent (the dispatcher's decisions replayed in event time over what
+    the worker published; nothing is sent)."""
+    return {
+        "runs": [run_view(run) for run in fetch_all_runs(stack)],
+        "anomalies": fetch_anomalies(stack),
+        "alerts": [sent.view() for sent in backtest(alerting, alert_inputs(stack))],
+    }
 
 
 def analysis_settings(settings: Settings, data_dir: Path, bootstrap: str | None) -> Settings:
@@ -105,7 +108,7 @@ def analysis_settings(settings: Settings, data_dir: Path, bootstrap: str | None)
     )
 
 
-def _replay_letting_time_pass(
+def replay_letting_time_pass(
     stack: EmbeddedStack,
     records: list[CaptureRecord],
     settle_s: float,

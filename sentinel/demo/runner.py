@@ -118,28 +118,17 @@ def port_free(host: str, port: int) -> None:
 def replay_history(
     stack: Any, base: Settings, records: list[Any], options: DemoOptions, steps: Steps
 ) -> Summary:
-    from sentinel.analyze import (
-        _replay_letting_time_pass,
-        alert_inputs,
-        fetch_all_runs,
-        fetch_anomalies,
-    )
-    from sentinel.api import run_view
-    from sinks.alerts.backtest import backtest
+    from sentinel.analyze import findings, replay_letting_time_pass
 
     expected = history.load_expected()
     days = len({record.ts.date() for record in records})
     with steps.counting(f"replaying {days} days of history", "records") as report:
         # Not the end of input: live runs follow, so event time is only said to reach the end.
-        _replay_letting_time_pass(
+        replay_letting_time_pass(
             stack, records, base.tracking.settle_s, options.timeout_s, report, final=False
         )
     with steps.waiting("reading what was found"):
-        report_data = {
-            "runs": [run_view(run) for run in fetch_all_runs(stack)],
-            "anomalies": fetch_anomalies(stack),
-            "alerts": [sent.view() for sent in backtest(base.alerting, alert_inputs(stack))],
-        }
+        report_data = findings(stack, base.alerting)
     links = make_links(stack.settings, options, expected["featured_run"])
     summary = summarise(report_data, expected, links)
     summary.query_result = example_query(stack)

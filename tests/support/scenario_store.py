@@ -21,7 +21,7 @@ from prometheus_client import REGISTRY, generate_latest
 
 from runtime.config import Settings, load_settings
 from schemas.capture import read_capture
-from sentinel.analyze import _replay_letting_time_pass, analysis_settings
+from sentinel.analyze import analysis_settings, replay_letting_time_pass
 from sentinel.stack import EmbeddedStack
 from tests.support.paths import DATA
 
@@ -50,7 +50,7 @@ def replay_scenarios(names: list[str], data_dir: Path, bootstrap: str) -> dict[s
         for name in names:
             folder = SCENARIOS if (SCENARIOS / f"{name}.jsonl").exists() else DATA / "scenarios"
             records = list(read_capture(folder / f"{name}.jsonl"))
-            _replay_letting_time_pass(stack, records, settings.tracking.settle_s, timeout=180)
+            replay_letting_time_pass(stack, records, settings.tracking.settle_s, timeout=180)
         assert stack.worker is not None
         worker = f"http://127.0.0.1:{stack.worker.ops_port}"
         info: dict[str, object] = {
