@@ -64,6 +64,7 @@ from build_anomaly_scenarios import (  # noqa: E402
     INTEGRATION,
     UNIT_ORDERS,
     UNIT_PRICING,
+    PullingContainer,
     outcomes,
     pytest_session,
 )
@@ -778,6 +779,13 @@ def jenkins_run(cap: Capture, plan: JenkinsPlan) -> Built:
             moment = at(moment, step)
         return moment
 
+    def follow(moment: datetime, lines: list[str], step: float) -> datetime:
+        """Each line `step` seconds after the one before it (the first after `moment`)."""
+        for text in lines:
+            moment = at(moment, step)
+            console.append((moment, text))
+        return moment
+
     moment = stage(
         at(t0, 13),
         "Checkout",
@@ -817,22 +825,22 @@ def jenkins_run(cap: Capture, plan: JenkinsPlan) -> Built:
         "+ mvn -B verify",
         "[INFO] Scanning for projects...",
     ]
-    for text in test_open:
-        moment = at(moment, 0.3)
-        console.append((moment, text))
+    moment = follow(moment, test_open, 0.3)
     tests, moment, ok = surefire_lines(at(moment, 8), oom=plan.fault == "oom")
     console.extend(tests)
     if ok:
-        for text in [
-            "[INFO] BUILD SUCCESS",
-            f"[INFO] Total time:  {58 + 4 * noise('verify', i):.3f} s",
-            "[Pipeline] }",
-            "[Pipeline] // container",
-            "[Pipeline] }",
-            "[Pipeline] // stage",
-        ]:
-            moment = at(moment, 0.2)
-            console.append((moment, text))
+        moment = follow(
+            moment,
+            [
+                "[INFO] BUILD SUCCESS",
+                f"[INFO] Total time:  {58 + 4 * noise('verify', i):.3f} s",
+                "[Pipeline] }",
+                "[Pipeline] // container",
+                "[Pipeline] }",
+                "[Pipeline] // stage",
+            ],
+            0.2,
+        )
         moment = stage(
             at(moment, 0.5),
             "Publish",
@@ -849,27 +857,31 @@ def jenkins_run(cap: Capture, plan: JenkinsPlan) -> Built:
     else:
         # the kernel's OOM killer ends the JVM: the sh step sees exit code 137
         maven.finished, maven.exit_code, maven.reason = at(moment, 0.1), 137, "OOMKilled"
-        for text in [
-            "Killed",
-            "[Pipeline] }",
-            "[Pipeline] // container",
-            "[Pipeline] }",
-            "ERROR: script returned exit code 137",
-            "[Pipeline] // stage",
-        ]:
-            moment = at(moment, 0.4)
-            console.append((moment, text))
+        moment = follow(
+            moment,
+            [
+                "Killed",
+                "[Pipeline] }",
+                "[Pipeline] // container",
+                "[Pipeline] }",
+                "ERROR: script returned exit code 137",
+                "[Pipeline] // stage",
+            ],
+            0.4,
+        )
         status = "FAILURE"
-    for text in [
-        "[Pipeline] }",
-        "[Pipeline] // node",
-        "[Pipeline] }",
-        "[Pipeline] // podTemplate",
-        "[Pipeline] End of Pipeline",
-        f"Finished: {status}",
-    ]:
-        moment = at(moment, 0.2)
-        console.append((moment, text))
+    moment = follow(
+        moment,
+        [
+            "[Pipeline] }",
+            "[Pipeline] // node",
+            "[Pipeline] }",
+            "[Pipeline] // podTemplate",
+            "[Pipeline] End of Pipeline",
+            f"Finished: {status}",
+        ],
+        0.2,
+    )
     for when, text in console:
         cap.log(when, pod, "jnlp", text)
     end = at(moment, 0.5)
@@ -915,29 +927,14 @@ def jenkins_image_pull(
         f'failed to resolve reference "docker.io/library/{BAD_MAVEN}": docker.io/library/{BAD_MAVEN}: not found'
     )
 
-    class Pulling(Container):
-        def status(self, now: datetime, pod_uid: str, waiting_reason: str) -> Obj:
-            reason, message = waiting_reason, None
-            for offset in pulls:
-                if at(t0, offset) <= now:
-                    reason, message = "ErrImagePull", error
-                if at(t0, offset + 1.2) <= now:
-                    reason, message = "ImagePullBackOff", f'Back-off pulling image "{BAD_MAVEN}"'
-            waiting: Obj = {"reason": reason}
-            if message:
-                waiting["message"] = message
-            return {
-                "name": self.name,
-                "image": self.image,
-                "imageID": "",
-                "lastState": {},
-                "ready": False,
-                "restartCount": 0,
-                "started": False,
-                "state": {"waiting": waiting},
-            }
+    waits = []
+    for offset in pulls:
+        waits.append((at(t0, offset), "ErrImagePull", error))
+        waits.append(
+            (at(t0, offset + 1.2), "ImagePullBackOff", f'Back-off pulling image "{BAD_MAVEN}"')
+        )
 
-    pulling = Pulling(
+    pulling = PullingContainer(
         maven.name,
         maven.image,
         "",
@@ -945,6 +942,7 @@ def jenkins_image_pull(
         args=maven.args,
         resources=maven.resources,
         extra=maven.extra,
+        waits=waits,
     )
     pod.containers = [pulling, jnlp]
     gave_up = at(t0, 71)
