@@ -179,19 +179,10 @@ def _store_in_use(settings: Settings, where: str) -> Check:
 
 
 def _migrations(store: Any) -> Check:
-    from sinks.clickhouse.migrations import MIGRATIONS_TABLE, load_migrations
+    from sinks.clickhouse.migrations import applied_checksums, load_migrations
 
     files = {m.version: m.checksum for m in load_migrations()}
-    try:
-        rows = store.query_rows(
-            f"SELECT version, checksum FROM {store.database}.{MIGRATIONS_TABLE} FINAL"
-        )
-    except Exception as exc:
-        if "UNKNOWN_TABLE" in str(exc) or "UNKNOWN_DATABASE" in str(exc) or "60" in str(exc):
-            rows = []
-        else:
-            raise
-    applied = {str(r["version"]): str(r["checksum"]) for r in rows}
+    applied = applied_checksums(store)
     pending, changed = migration_problems(files, applied)
     if changed:
         detail = f"applied migrations changed since: {', '.join(changed)}"

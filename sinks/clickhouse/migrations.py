@@ -122,6 +122,18 @@ def _ensure_history_table(store: Store) -> None:
     store.command(render(sql, store.ddl_options))
 
 
+def applied_checksums(store: Store) -> dict[str, str]:
+    """Version -> checksum of every migration applied, without changing anything: empty while
+    the history table does not exist yet (no `migrate` ran on this database)."""
+    found = store.query_rows(
+        "SELECT count() AS n FROM system.tables WHERE database = {db:String} AND name = {t:String}",
+        {"db": store.database, "t": MIGRATIONS_TABLE},
+    )
+    if not found or not found[0]["n"]:
+        return {}
+    return {version: checksum for version, (_name, checksum) in _applied_checksums(store).items()}
+
+
 def _applied_checksums(store: Store) -> dict[str, tuple[str, str]]:
     rows = store.query_rows(
         f"SELECT version, name, checksum FROM {store.database}.{MIGRATIONS_TABLE} FINAL"
