@@ -407,11 +407,8 @@ def _alertmanager_healthy(url: str, timeout_s: float) -> str:
 
 
 def _smtp_login(email: Any, channel: Any) -> str:
-    """EHLO, STARTTLS and AUTH as the channel would, then QUIT: no mail."""
-    context = ssl.create_default_context(cafile=str(email.ca_file) if email.ca_file else None)
-    if not email.verify_tls:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
+    """EHLO, STARTTLS and AUTH as the channel would (its own TLS context), then QUIT: no mail."""
+    context = channel.tls_context
     smtp_class: Callable[..., smtplib.SMTP] = smtplib.SMTP_SSL if email.tls else smtplib.SMTP
     extra = {"context": context} if email.tls else {}
     with smtp_class(email.host, email.port, timeout=TIMEOUT_S, **extra) as smtp:
