@@ -16,25 +16,20 @@ def run_checks(settings: Settings, send_test: bool = False) -> list[Any]:
     from sentinel.doctor import probes
     from sentinel.doctor.report import fail
 
-    steps: list[tuple[str, Callable[[], list[Any]]]] = [
-        ("kafka", lambda: probes.check_kafka(settings)),
-        ("store", lambda: probes.check_store(settings)),
-        ("kubernetes", lambda: probes.check_kubernetes(settings)),
-        ("webhooks", lambda: probes.check_webhooks(settings)),
-        ("alerts", lambda: probes.check_channels(settings, send_test)),
+    # Each probe with the guide's section for when the probe itself fails.
+    steps: list[tuple[str, str, Callable[[], list[Any]]]] = [
+        ("kafka", guide.BROKER_UNREACHABLE, lambda: probes.check_kafka(settings)),
+        ("store", guide.STORE_UNREACHABLE, lambda: probes.check_store(settings)),
+        ("kubernetes", guide.KUBERNETES_CONNECTION, lambda: probes.check_kubernetes(settings)),
+        ("webhooks", guide.CONFIG_INVALID, lambda: probes.check_webhooks(settings)),
+        ("alerts", guide.ALERTS_NOT_SENDING, lambda: probes.check_channels(settings, send_test)),
     ]
     checks: list[Any] = []
-    for name, probe in steps:
+    for name, anchor, probe in steps:
         try:
             checks.extend(probe())
         except Exception as exc:  # a probe's own failure is a finding, never a traceback
             fix = "see the message; run with SENTINEL_LOGGING__LEVEL=DEBUG for details"
-            anchor = {
-                "kafka": guide.BROKER_UNREACHABLE,
-                "store": guide.STORE_UNREACHABLE,
-                "kubernetes": guide.KUBERNETES_CONNECTION,
-                "alerts": guide.ALERTS_NOT_SENDING,
-            }.get(name, guide.CONFIG_INVALID)
             checks.append(fail(name, f"the check itself failed: {exc!r}"[:300], fix, anchor))
     return checks
 
