@@ -66,6 +66,7 @@ def scenario_sections() -> dict[str, dict[str, Any]]:
 #   later line of its stream (its position dedup).
 # Run apart (`make reliability`) until fixed, so the rest of CI stays a signal.
 @pytest.mark.reliability
+@pytest.mark.apart
 def test_a_restarted_worker_ends_with_the_same_runs_and_anomalies(
     kafka_bootstrap: str, make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
