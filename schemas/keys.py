@@ -85,7 +85,10 @@ def key_problem(spec: TopicSpec, key: bytes | None, value: Fields) -> str | None
     expected = expected_key(spec, value)
     if expected is None:
         return None
-    what = f"a {spec.model.__name__} on {spec.suffix} is keyed by {spec.key}, here {expected!r}"
+    what = (
+        f"messages on {spec.suffix} are keyed by the {spec.key} of their {spec.model.__name__}, "
+        f"here {expected!r}"
+    )
     if key is None:
         return f"the message has no key: {what}"
     text = key.decode(errors="replace")

@@ -42,11 +42,12 @@ def test_a_matching_key_is_fine() -> None:
 def test_a_wrong_or_missing_key_is_refused_naming_the_key_expected() -> None:
     value = {"run_id": "github:o/r:1:1"}
     assert key_problem(RUNS, b"github:o/r:2:1", value) == (
-        "key 'github:o/r:2:1' does not match the value: a RunState on runs is keyed by "
-        "run_id, here 'github:o/r:1:1'"
+        "key 'github:o/r:2:1' does not match the value: messages on runs are keyed by the "
+        "run_id of their RunState, here 'github:o/r:1:1'"
     )
     assert key_problem(RUNS, None, value) == (
-        "the message has no key: a RunState on runs is keyed by run_id, here 'github:o/r:1:1'"
+        "the message has no key: messages on runs are keyed by the run_id of their RunState, "
+        "here 'github:o/r:1:1'"
     )
     # A key naming another namespace or container is as wrong as garbage.
     assert "here 'ci/pod-a'" in (key_problem(K8S, b"other/pod-a", pod("ci", "pod-a")) or "")
