@@ -51,6 +51,13 @@ class TopicsConfig(Section):
     replication_factor: int = Field(default=1, ge=1, le=16)
 
 
+# librdkafka's message.max.bytes for every producer of ours (runtime.kafka_clients).
+MAX_PRODUCED_BYTES = 16 * 1024 * 1024
+VALUE_TOO_LARGE = "ValueTooLarge"  # the dead letter's error_type (KafkaConfig.value_problem)
+# A consumed CI event carries the webhook body, a log line its text: the limit must leave them room.
+VALUE_HEADROOM = 1024 * 1024
+
+
 class KafkaConfig(Section):
     bootstrap_servers: str | None = Field(
         default=None, description="host:port[,host:port]; empty = start the embedded broker."
@@ -65,6 +72,24 @@ class KafkaConfig(Section):
     consumer: dict[str, str] = Field(
         default_factory=dict, description="Extra librdkafka consumer properties (e.g. SASL)."
     )
+    max_value_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=64 * 1024,
+        le=MAX_PRODUCED_BYTES,
+        description=(
+            "Largest value the worker, the sink and the alert dispatcher accept from an input "
+            "topic; a larger one goes to the dead-letter topic (ValueTooLarge)."
+        ),
+    )
+
+    def value_problem(self, size: int) -> str | None:
+        """Why a consumed value of `size` bytes is refused, or None (pure: no client)."""
+        if size <= self.max_value_bytes:
+            return None
+        return (
+            f"value of {size} bytes is over kafka.max_value_bytes={self.max_value_bytes} "
+            "(raise it if such values are expected)"
+        )
 
 
 class StoreConfig(Section):
@@ -592,6 +617,22 @@ class Settings(BaseSettings):
     def _absolute_data_dir(cls, value: EmbeddedConfig) -> EmbeddedConfig:
         value.data_dir = value.data_dir.expanduser().resolve()
         return value
+
+    @model_validator(mode="after")
+    def _values_fit_the_consumers(self) -> Settings:
+        # Otherwise the webhook receiver or the log streamer would publish what every consumer
+        # then dead-letters as too large.
+        limit = self.kafka.max_value_bytes
+        for key, size in (
+            ("webhooks.max_body_bytes", self.webhooks.max_body_bytes),
+            ("logs.max_line_bytes", self.logs.max_line_bytes),
+        ):
+            if size + VALUE_HEADROOM > limit:
+                raise ValueError(
+                    f"kafka.max_value_bytes ({limit}) must be at least {key} ({size}) + "
+                    f"{VALUE_HEADROOM} bytes: the consumers would refuse what the producers send"
+                )
+        return self
 
     @property
     def topic_names(self) -> TopicNames:

@@ -11,7 +11,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from runtime.config import Settings
+from runtime.config import MAX_PRODUCED_BYTES, Settings
 from runtime.log_setup import kafka_logger
 
 
@@ -40,7 +40,7 @@ def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
         # A message the broker has not acknowledged by then is reported as failed, so the
         # caller can fall back (the webhook receiver spools it) instead of waiting forever.
         "message.timeout.ms": int(settings.kafka.delivery_timeout_s * 1000),
-        "message.max.bytes": 16 * 1024 * 1024,
+        "message.max.bytes": MAX_PRODUCED_BYTES,
         # The Java client's partitioner (librdkafka's default hashes with CRC32): the worker
         # (aiokafka) writes run-signals with it, and `sentinel.ci` must put a run id in the
         # same partition number for the tracker's table to see both (co-partitioning).

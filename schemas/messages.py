@@ -8,13 +8,22 @@ rejecting the message. Timestamps are timezone-aware UTC datetimes.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_serializer, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 
 def utcnow() -> datetime:
@@ -666,8 +675,15 @@ class PipelineHealth(Message):
     judged_at: AwareDatetime
 
 
+# A dead letter must fit the DLQ topic, which keeps the broker's default limit (1 MiB per record
+# batch, compressed or not): the raw value (base64 in JSON: 4/3 of it) and the error are cut.
+MAX_DEAD_LETTER_RAW = 512 * 1024
+MAX_DEAD_LETTER_ERROR = 8 * 1024
+
+
 class DeadLetter(Message):
-    """A message that could not be processed, kept whole with the reason (topic `sentinel.dlq`)."""
+    """A message that could not be processed, with the reason (topic `sentinel.dlq`): kept whole
+    up to 512 KiB; a larger value keeps its first 512 KiB, with its size and SHA-256."""
 
     schema_version: Literal[1] = 1
     origin_topic: str
@@ -679,6 +695,32 @@ class DeadLetter(Message):
     error_type: str
     component: str
     failed_at: AwareDatetime = Field(default_factory=utcnow)
+    raw_truncated: bool = Field(
+        default=False, description="raw_value holds only the first 512 KiB of the value."
+    )
+    raw_size: int | None = Field(default=None, description="The whole value's size, if cut.")
+    raw_sha256: str | None = Field(default=None, description="The whole value's SHA-256, if cut.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fit_the_topic(cls, data: Any) -> Any:
+        # Only where Python builds a letter from bytes; one read back from JSON is cut already.
+        if not isinstance(data, dict):
+            return data
+        raw, error = data.get("raw_value"), data.get("error")
+        if isinstance(raw, bytes) and len(raw) > MAX_DEAD_LETTER_RAW:
+            data = {
+                **data,
+                "raw_value": raw[:MAX_DEAD_LETTER_RAW],
+                "raw_truncated": True,
+                "raw_size": len(raw),
+                "raw_sha256": hashlib.sha256(raw).hexdigest(),
+            }
+        if isinstance(error, str) and len(error) > MAX_DEAD_LETTER_ERROR:
+            # Cut to the limit, suffix included: a letter read back is not cut again.
+            suffix = f"… (cut from {len(error)} characters)"
+            data = {**data, "error": error[: MAX_DEAD_LETTER_ERROR - len(suffix)] + suffix}
+        return data
 
     @field_serializer("origin_key", "raw_value")
     def _b64(self, value: bytes | None) -> str | None:

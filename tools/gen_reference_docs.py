@@ -208,6 +208,32 @@ def topics_reference() -> str:
         "| topic | key | value | retention | compacted |",
         "|---|---|---|---|---|",
     ]
+    after_table = [
+        "## Dead letters and size limits",
+        "",
+        "Every consumer of an input topic (the worker's `signal-router` and `run-tracker`, the",
+        "`clickhouse-sink`, the `alerts` dispatcher) refuses a poison message to `dlq` and moves",
+        "on to the next offset: one `DeadLetter` per component that read it, keyed",
+        "`topic/partition/offset`, with `error_type` and `error` saying why:",
+        "",
+        "| error_type | when |",
+        "|---|---|",
+        "| `ValueTooLarge` | the value is over `kafka.max_value_bytes` (8 MiB; it must leave "
+        "room for `webhooks.max_body_bytes` and `logs.max_line_bytes`); checked before parsing |",
+        "| `ValidationError` (sink: `RowConversionError`) | not JSON, or not the topic's model |",
+        "| `KeyMismatch` | the Kafka key is not the one its value gives (the key column above: "
+        "`run_id`, `namespace/name`, `namespace/pod/container`), which would put its state on "
+        "another partition; the reason names the key expected |",
+        "",
+        "A letter carries the value whole up to 512 KiB; a larger one keeps its first 512 KiB",
+        "with `raw_truncated`, `raw_size` and `raw_sha256`, and `error` is cut to 8 KiB, so that",
+        "every letter fits the `dlq` topic under the broker's default `max.message.bytes`",
+        "(about 1 MiB per record batch, after compression). The input topics keep that default",
+        "too: a value whose compressed batch is larger never reaches a consumer; the producer",
+        "gets `MSG_SIZE_TOO_LARGE`. Only the worker's and the dispatcher's large state",
+        "(`run-history`, `alert-groups`, the worker's table changelogs) takes 16 MiB.",
+        "",
+    ]
     models: dict[str, type[BaseModel]] = {}
     for spec in ALL_TOPICS:
         days = "forever" if spec.retention_ms < 0 else f"{spec.retention_ms / 86_400_000:g} days"
@@ -218,6 +244,7 @@ def topics_reference() -> str:
             f"{'yes' if spec.compacted else ''} |"
         )
     out.append("")
+    out.extend(after_table)
     for name, model in models.items():
         schema = model.model_json_schema()
         out.append(f"## {name}")

@@ -42,6 +42,7 @@ from processors.runs.state import (
 )
 from processors.runs.structure import evaluate, next_deadline
 from runtime.config import InfraDetectorsConfig, Settings, StructureRule
+from schemas.keys import KEY_MISMATCH, key_problem
 from schemas.messages import (
     Anomaly,
     CiEvent,
@@ -52,6 +53,7 @@ from schemas.messages import (
     SignalKind,
     TestResult,
 )
+from schemas.topics import CI
 
 _ANOMALY_PREFIX = "anomaly:"
 JUNIT_SOURCE = "junit"
@@ -128,21 +130,30 @@ class RunTracker:
 
     # -- inputs -------------------------------------------------------------------------------
 
-    def on_message(self, topic_kind: str, raw: bytes, partition: int, load: Load) -> Outcome:
-        """One message of `sentinel.ci` (topic_kind "ci") or of run-signals ("signal")."""
+    def on_message(
+        self, topic_kind: str, raw: bytes, partition: int, load: Load, key: bytes | None = None
+    ) -> Outcome:
+        """One message of `sentinel.ci` (topic_kind "ci") or of run-signals ("signal").
+
+        A CI event must carry its run id as its Kafka `key` (`schemas.keys`): under another key
+        it lands on a partition whose table does not hold its run, away from the run's signals.
+        """
         self._input_time = None
         if topic_kind == "ci":
-            out = self._on_ci(raw, partition, load)
+            out = self._on_ci(raw, partition, load, key)
         else:
             out = self._on_signal(raw, partition, load)
         out.event_time = self._input_time
         return out
 
-    def _on_ci(self, raw: bytes, partition: int, load: Load) -> Outcome:
+    def _on_ci(self, raw: bytes, partition: int, load: Load, message_key: bytes | None) -> Outcome:
         try:
             event = CiEvent.model_validate_json(raw)
         except ValidationError as exc:
             return Outcome(error=f"not a valid CiEvent: {exc}", error_type="ValidationError")
+        wrong_key = key_problem(CI, message_key, event)
+        if wrong_key is not None:
+            return Outcome(error=wrong_key, error_type=KEY_MISMATCH)
         self._saw(event.event_time)
         before = load(event.run_id)
         try:

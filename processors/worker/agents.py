@@ -50,14 +50,17 @@ def add_signal_router(ctx: WorkerContext) -> None:
                     ctx.recovered.add(message.partition)
                     resume_log_streams(ctx, message.partition, message.offset)
                 note_stream_start(ctx, bytes(event.key or b""), message.partition, message.offset)
+            if await ctx.refused_as_too_large(event, "signal-router"):
+                continue
             outcome = signals_from_source(
                 message.topic == names.k8s,
                 event.value,
                 ctx.log_signals,
                 (message.partition, message.offset),
+                key=event.key,
             )
             if outcome.error is not None:
-                await ctx.dead_letter(event, outcome.error, "ValidationError", "signal-router")
+                await ctx.dead_letter(event, outcome.error, outcome.error_type, "signal-router")
             if outcome.signals:
                 observe_latency(message.topic, min(s.event_time for s in outcome.signals))
             for signal in outcome.signals:
@@ -104,7 +107,11 @@ def add_run_tracker(ctx: WorkerContext) -> None:
                 states = _states_of(ctx.tables.runs, partition, partitions)
                 ctx.tracker.rebuild(partition, states)
             kind = "ci" if event.message.topic == names.ci else "signal"
-            outcome = ctx.tracker.on_message(kind, event.value, partition, ctx.load_state)
+            if kind == "ci" and await ctx.refused_as_too_large(event, "run-tracker"):
+                continue
+            outcome = ctx.tracker.on_message(
+                kind, event.value, partition, ctx.load_state, event.key
+            )
             if outcome.error is not None:
                 error_type = outcome.error_type or "Error"
                 await ctx.dead_letter(event, outcome.error, error_type, "run-tracker")

@@ -17,7 +17,12 @@ from faust.types import EventT
 from processors.anomalies.logs import LogAnalyzer
 from processors.runs.log_signals import LogSignals
 from processors.runs.tracking import RunTracker, TrackerConfig, decode_state
-from runtime.config import InfraDetectorsConfig, Settings, TestDetectorsConfig
+from runtime.config import (
+    VALUE_TOO_LARGE,
+    InfraDetectorsConfig,
+    Settings,
+    TestDetectorsConfig,
+)
 from runtime.metrics import DEAD_LETTERS
 from schemas.messages import DeadLetter, RunSignal, RunState
 from schemas.topics import TopicNames
@@ -134,6 +139,15 @@ class WorkerContext:
         elif signal.correlation_key is not None:
             key = signal.correlation_key.encode()
             await self.topics.links.send(key=key, value=signal.to_bytes())
+
+    async def refused_as_too_large(self, event: EventT[Any], component: str) -> bool:
+        """A value over `kafka.max_value_bytes` goes to the DLQ before anything parses it."""
+        size = len(event.value) if isinstance(event.value, bytes) else 0
+        problem = self.settings.kafka.value_problem(size)
+        if problem is None:
+            return False
+        await self.dead_letter(event, problem, VALUE_TOO_LARGE, component)
+        return True
 
     async def dead_letter(
         self,

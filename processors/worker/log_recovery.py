@@ -52,9 +52,12 @@ def resume_log_streams(ctx: WorkerContext, partition: int, offset: int) -> None:
     # are rebuilt.
     lines = read_range(settings, names.logs, partition, min(starts.values()), end)
     for key, value, at in lines:
-        if key is not None and value is not None and at >= starts.get(key, end):
-            # Processed before the restart: the outputs were sent then.
-            signals_from_source(False, value, ctx.log_signals, (partition, at))
+        if key is None or value is None or at < starts.get(key, end):
+            continue
+        # Processed before the restart: the outputs were sent then. A line refused then (too
+        # large, or under another key) is refused again here, and gives nothing.
+        if ctx.settings.kafka.value_problem(len(value)) is None:
+            signals_from_source(False, value, ctx.log_signals, (partition, at), key=key)
     log.info(
         "resumed %d log streams of %s[%d] from %d lines",
         len(starts),

@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
+from schemas.keys import stream_key
 from schemas.messages import LogLine
 
 # Kubelet writes 2024-05-01T10:00:00.123456789Z; other runtimes trim zeros or use an offset.
@@ -87,8 +88,9 @@ def to_log_line(
 
 
 def log_key(line: LogLine) -> str:
-    """The topic key: ``namespace/pod/container`` (order holds per container stream)."""
-    return f"{line.namespace}/{line.pod}/{line.container}"
+    """The topic key: ``namespace/pod/container`` (order holds per container stream), as the
+    consumers check it (`schemas.keys`)."""
+    return stream_key(line.namespace, line.pod, line.container)
 
 
 def split_lines(chunks: Iterable[bytes], cap: int) -> Iterator[bytes]:

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from runtime.config import K8sConfig
+from schemas import keys
 from schemas.k8s_time import parse_k8s_time
 from schemas.messages import K8sEventType, K8sObjectEvent
 
@@ -190,8 +191,9 @@ def to_object_event(
 
 
 def object_key(event: K8sObjectEvent) -> str:
-    """The topic key: ``namespace/name`` (just ``name`` for a cluster-scoped object)."""
-    return f"{event.namespace}/{event.name}" if event.namespace else event.name
+    """The topic key: ``namespace/name`` (just ``name`` for a cluster-scoped object), as the
+    consumers check it (`schemas.keys`)."""
+    return keys.object_key(event.namespace, event.name)
 
 
 class K8sNormalizer:

@@ -4,7 +4,9 @@ Two threads, so the event loop that talks to Slack, SMTP and HTTP is never block
 
 - the *Kafka thread* (`run_forever`) owns the consumer, the producer and the `AlertEngine`. One
   step: poll `sentinel.anomalies` and `sentinel.runs` (its own consumer group, the ``range``
-  assignor so partition p of both topics lands on the same replica), apply them, read new
+  assignor so partition p of both topics lands on the same replica), apply them (a value over
+  `kafka.max_value_bytes`, one that does not validate, or one whose key is not its run id goes
+  to the dead-letter topic instead), read new
   silences and pipeline-health records, take delivery outcomes, `tick`, hand the messages to the
   delivery loop, then **persist** — the changed run and group records to the compacted state
   topics (in the partition of their input), acknowledged by the broker — and only then commit
@@ -34,9 +36,10 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from pydantic import ValidationError
 
 from runtime import metrics
-from runtime.config import Settings
+from runtime.config import VALUE_TOO_LARGE, Settings
 from runtime.kafka_clients import consumer_config, producer_config
 from runtime.progress_monitor import Ownership
+from schemas.keys import KEY_MISMATCH, key_problem
 from schemas.messages import (
     AlertDelivery,
     AlertGroupState,
@@ -47,6 +50,7 @@ from schemas.messages import (
     RunState,
     Silence,
 )
+from schemas.topics import ANOMALIES, RUNS
 from sinks.alerts.channels.base import Channel
 from sinks.alerts.channels.factory import build_channels
 from sinks.alerts.delivery import DeliveryQueue, Outcome
@@ -237,32 +241,43 @@ class AlertDispatcher:
         topic, partition, offset = message.topic(), message.partition(), message.offset()
         assert topic is not None and partition is not None and offset is not None
         value = message.value()
-        try:
-            if value is None:
-                pass  # a compaction tombstone of a run: nothing to tell
-            elif topic == self.names.anomalies:
-                self.engine.observe_anomaly(Anomaly.from_bytes(value), partition, now)
-            else:
-                self.engine.observe_run(RunState.from_bytes(value), partition, now)
-        except (ValidationError, ValueError) as exc:
-            self._dead_letter(message, exc)
         self.offsets[(topic, partition)] = offset + 1
+        if value is None:
+            return  # a compaction tombstone of a run: nothing to tell
+        too_large = self.settings.kafka.value_problem(len(value))
+        if too_large is not None:
+            self._dead_letter(message, VALUE_TOO_LARGE, too_large)
+            return
+        is_anomaly = topic == self.names.anomalies
+        try:
+            parsed = Anomaly.from_bytes(value) if is_anomaly else RunState.from_bytes(value)
+            # Its state goes to the partition of its input: a key that is not its run id would
+            # put it where the replica that owns the run never looks.
+            wrong_key = key_problem(ANOMALIES if is_anomaly else RUNS, message.key(), parsed)
+            if wrong_key is not None:
+                self._dead_letter(message, KEY_MISMATCH, wrong_key)
+            elif isinstance(parsed, Anomaly):
+                self.engine.observe_anomaly(parsed, partition, now)
+            else:
+                self.engine.observe_run(parsed, partition, now)
+        except (ValidationError, ValueError) as exc:
+            self._dead_letter(message, type(exc).__name__, str(exc))
 
-    def _dead_letter(self, message: Message, exc: Exception) -> None:
+    def _dead_letter(self, message: Message, error_type: str, error: str) -> None:
         letter = DeadLetter(
             origin_topic=message.topic() or "",
             origin_partition=message.partition(),
             origin_offset=message.offset(),
             origin_key=message.key(),
             raw_value=message.value() or b"",
-            error=str(exc)[:2000],
-            error_type=type(exc).__name__,
+            error=error,
+            error_type=error_type,
             component=COMPONENT,
         )
         key = f"{letter.origin_topic}/{letter.origin_partition}/{letter.origin_offset}"
         self._produce(self.names.dlq, key, letter.to_bytes())
         metrics.DEAD_LETTERS.labels(COMPONENT).inc()
-        log.warning("dead letter %s: %s", key, exc)
+        log.warning("dead letter %s (%s): %s", key, error_type, error[:500])
 
     def _load_globals(self, timeout_s: float = 60.0) -> None:
         """Read every silence and pipeline-health record up to now, before any input."""

@@ -3,7 +3,9 @@
 A thin adapter; the row conversion lives in `sinks.clickhouse.rows` (pure). One loop step:
 
 1. consume messages; each becomes rows for the table(s) its topic is routed to (`sentinel.runs`
-   feeds `runs` and `stages`), or — if it cannot be converted — a dead letter;
+   feeds `runs` and `stages`), or a dead letter: a value over `kafka.max_value_bytes`
+   (ValueTooLarge), one that cannot be converted, or one whose key is not the key its value
+   gives (KeyMismatch, `schemas.keys`);
 2. when the batch is full (`sink.batch_rows` messages) or old (`sink.batch_seconds`), flush:
    commit each partition slice's plan (its offset range, as commit metadata: see
    `sinks.clickhouse.policy`), insert its rows per table with an insert deduplication token made
@@ -33,7 +35,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from runtime.config import Settings
+from runtime.config import VALUE_TOO_LARGE, Settings
 from runtime.kafka_clients import consumer_config, producer_config
 from runtime.metrics import (
     CONSUMED,
@@ -46,7 +48,9 @@ from runtime.metrics import (
 )
 from runtime.progress_monitor import Ownership
 from runtime.troubleshooting import STORE_UNREACHABLE, see
+from schemas.keys import KEY_MISMATCH, key_problem
 from schemas.messages import DeadLetter
+from schemas.topics import ALL_TOPICS
 from sinks.clickhouse.policy import parse_plan, plan_metadata, rejection_reason
 from sinks.clickhouse.rows import RUNS_ROUTE, Row, TableRoute, dedup_token
 from sinks.clickhouse.store import Store, store_errors
@@ -244,6 +248,7 @@ class ClickHouseSink:
             default_routes(settings) if topic_table_map is None else topic_table_map
         )
         self._dlq_topic = settings.topic_names.dlq
+        self._specs = {spec.name(settings.topics.prefix): spec for spec in ALL_TOPICS}
         self._poll_timeout_s = poll_timeout_s
         self._backoff = Backoff(retry_initial_s, retry_max_s)
         self._retryable: tuple[type[BaseException], ...] = (
@@ -387,20 +392,21 @@ class ClickHouseSink:
             return
         CONSUMED.labels(COMPONENT, topic).inc()
         routes = self._routes.get(topic, ())
+        value = message.value()
+        too_large = self._settings.kafka.value_problem(len(value or b""))
+        if too_large is not None:
+            self._refuse(part, message, VALUE_TOO_LARGE, too_large)
+            return
         try:
             if not routes:
                 raise LookupError(f"no table is routed for topic {topic!r}")
-            converted = [(route, route.convert(message.value())) for route in routes]
+            converted = [(route, route.convert(value)) for route in routes]
         except Exception as exc:  # errors as data: any unconvertible message is a dead letter
-            part.dead.append(self._dead_letter(message, exc))
-            log.warning(
-                "dead letter %s[%d]@%d: %s",
-                topic,
-                partition,
-                offset,
-                exc,
-                extra={"topic": topic, "partition": partition, "offset": offset},
-            )
+            self._refuse(part, message, type(exc).__name__, str(exc))
+            return
+        wrong_key = self._key_problem(topic, message.key(), converted)
+        if wrong_key is not None:
+            self._refuse(part, message, KEY_MISMATCH, wrong_key)
             return
         for route, rows in converted:
             table = part.tables.setdefault(route.table, TableRows(route))
@@ -441,17 +447,40 @@ class ClickHouseSink:
             raise KafkaException(error)
         log.warning("consumer error: %s", error, extra={"error": str(error)})
 
-    def _dead_letter(self, message: Message, exc: Exception) -> DeadLetter:
+    def _key_problem(
+        self, topic: str, key: bytes | None, converted: list[tuple[TableRoute, list[Row]]]
+    ) -> str | None:
+        """Why the key does not match the value, checked on the value's first row (every table
+        a topic feeds carries the columns its key is made of)."""
+        spec = self._specs.get(topic)
+        rows = next((rows for _route, rows in converted if rows), None)
+        if spec is None or rows is None:
+            return None
+        return key_problem(spec, key, rows[0])
+
+    def _refuse(self, part: PartitionSlice, message: Message, error_type: str, error: str) -> None:
+        """The message becomes a dead letter of its slice (sent before the slice commits)."""
         topic, partition, offset = _origin(message)
-        return DeadLetter(
-            origin_topic=topic,
-            origin_partition=partition,
-            origin_offset=offset,
-            origin_key=message.key(),
-            raw_value=message.value() or b"",
-            error=str(exc),
-            error_type=type(exc).__name__,
-            component=COMPONENT,
+        part.dead.append(
+            DeadLetter(
+                origin_topic=topic,
+                origin_partition=partition,
+                origin_offset=offset,
+                origin_key=message.key(),
+                raw_value=message.value() or b"",
+                error=error,
+                error_type=error_type,
+                component=COMPONENT,
+            )
+        )
+        log.warning(
+            "dead letter %s[%d]@%d (%s): %s",
+            topic,
+            partition,
+            offset,
+            error_type,
+            error[:500],
+            extra={"topic": topic, "partition": partition, "offset": offset},
         )
 
     def _rejected_letter(self, part: PartitionSlice, origin: Origin, reason: str) -> DeadLetter:

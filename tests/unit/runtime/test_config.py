@@ -108,3 +108,23 @@ def test_config_check_command_exit_codes(
 def test_broker_choice_is_an_enum() -> None:
     settings = load_settings(None, embedded={"broker": "tansu"})
     assert settings.embedded.broker is BrokerKind.TANSU
+
+
+def test_a_consumed_value_over_the_limit_is_refused_naming_the_key_to_raise() -> None:
+    kafka = load_settings(None).kafka
+    assert kafka.value_problem(kafka.max_value_bytes) is None
+    assert kafka.value_problem(10 * 1024 * 1024) == (
+        "value of 10485760 bytes is over kafka.max_value_bytes=8388608 "
+        "(raise it if such values are expected)"
+    )
+
+
+def test_the_value_limit_leaves_room_for_what_the_producers_send() -> None:
+    # The webhook receiver publishes bodies up to webhooks.max_body_bytes (inside a CiEvent):
+    # a limit below that would dead-letter them all.
+    with pytest.raises(ConfigError) as info:
+        load_settings(None, webhooks={"max_body_bytes": 10 * 1024 * 1024})
+    (problem,) = info.value.problems
+    assert "kafka.max_value_bytes (8388608) must be at least webhooks.max_body_bytes" in problem
+    with pytest.raises(ConfigError, match=r"logs\.max_line_bytes"):
+        load_settings(None, logs={"max_line_bytes": 8 * 1024 * 1024})

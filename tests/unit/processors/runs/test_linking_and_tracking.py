@@ -116,7 +116,9 @@ class Table:
 
 
 def feed(tracker: RunTracker, table: Table, kind: str, raw: bytes) -> Any:
-    outcome = tracker.on_message(kind, raw, 0, table.load)
+    # Keyed as the webhook receiver keys a CI event: by its run id.
+    key = CiEvent.model_validate_json(raw).run_id.encode() if kind == "ci" else None
+    outcome = tracker.on_message(kind, raw, 0, table.load, key)
     assert outcome.error is None, outcome.error
     table.store(outcome.states)
     return outcome
@@ -157,6 +159,18 @@ def test_invalid_input_is_an_error_not_a_crash() -> None:
     tracker, table = RunTracker(TrackerConfig()), Table()
     assert tracker.on_message("signal", b"{}", 0, table.load).error_type == "ValidationError"
     assert tracker.on_message("ci", b"nope", 0, table.load).error_type == "ValidationError"
+
+
+def test_a_ci_event_not_keyed_by_its_run_id_is_refused_and_changes_nothing() -> None:
+    tracker, table = RunTracker(TrackerConfig()), Table()
+    raw = job_event("d1", RunStatus.RUNNING, 0, None)
+    run_id = CiEvent.model_validate_json(raw).run_id
+    for key in (b"some/other/run", None):
+        outcome = tracker.on_message("ci", raw, 0, table.load, key)
+        assert outcome.error_type == "KeyMismatch"
+        assert f"here {run_id!r}" in (outcome.error or "")
+        assert outcome.states == []
+    assert feed(tracker, table, "ci", raw).states[0].run_id == run_id
 
 
 RULE = StructureRule(name="e2e", max_stage_duration_s={"test": 30}, required_stages=["deploy"])
