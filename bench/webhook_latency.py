@@ -1,13 +1,16 @@
 """Webhook-to-API latency of the embedded stack, beside a raw Kafka round trip on the same broker.
 
     .venv/bin/python bench/webhook_latency.py [--runs 30] [--broker apache-kafka|tansu]
+        [--batch-seconds S]
 
 For each of N workflow runs it posts the signed `requested` and `completed` webhooks and measures
 the time from the `completed` POST until `GET /api/runs/{id}` shows the run `succeeded`: the whole
 path webhook → Kafka → run tracker → Kafka → ClickHouse sink → store → API. The baseline, measured
 in the same run on the same broker, is one produce → consume hop with the same client settings;
 the ratio says how many raw broker hops the pipeline costs, which stays comparable between
-machines of different speed. Prints a Markdown table row for BENCHMARKS.md.
+machines of different speed. `--batch-seconds` sets `sink.batch_seconds` (the sink's batch
+window, 1.0 s by default: the low-latency setting lowers it). Prints a Markdown table row for
+BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -81,10 +84,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--broker", default="apache-kafka", choices=["apache-kafka", "tansu"])
+    parser.add_argument("--batch-seconds", type=float, help="sink.batch_seconds (default 1.0)")
     args = parser.parse_args()
+    sink = {} if args.batch_seconds is None else {"batch_seconds": args.batch_seconds}
     os.environ["SENTINEL_GITHUB_WEBHOOK_SECRET"] = SECRET
     with tempfile.TemporaryDirectory(prefix="sentinel-bench-") as tmp:
-        settings = load_settings(None, embedded={"data_dir": tmp}, logging={"level": "WARNING"})
+        settings = load_settings(
+            None, embedded={"data_dir": tmp}, logging={"level": "WARNING"}, sink=sink
+        )
         stack = EmbeddedStack(settings, broker_kind=BrokerKind(args.broker))
         print(f"starting the embedded stack ({args.broker})...", file=sys.stderr)
         stack.start()
@@ -101,9 +108,10 @@ def main() -> None:
             stack.stop()
     base_p50, pipe_p50 = statistics.median(baseline), statistics.median(pipeline)
     print(
-        "| broker | runs | webhook→API p50 | p95 | max | Kafka hop p50 | ratio p50 |\n"
-        "|---|---|---|---|---|---|---|\n"
-        f"| {args.broker} | {args.runs} | {pipe_p50:.3f} s | {percentile(pipeline, 0.95):.3f} s "
+        "| broker | sink.batch_seconds | runs | webhook→API p50 | p95 | max | Kafka hop p50 "
+        "| ratio p50 |\n|---|---|---|---|---|---|---|---|\n"
+        f"| {args.broker} | {stack.settings.sink.batch_seconds} | {args.runs} | {pipe_p50:.3f} s "
+        f"| {percentile(pipeline, 0.95):.3f} s "
         f"| {max(pipeline):.3f} s | {base_p50 * 1000:.1f} ms | {pipe_p50 / base_p50:.0f}x |"
     )
 

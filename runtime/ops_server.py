@@ -8,7 +8,8 @@ Served by every long-running component (worker, sink, k8s-watch, log-stream, api
   503 — restarting the process is the cure;
 - ``GET /ready`` (readiness): 200 when what the component needs answers (broker, store), else
   503 with ``failing`` naming it — waiting is the cure;
-- ``GET /metrics``: the Prometheus registry of the process.
+- ``GET /metrics``: the Prometheus registry of the process;
+- what the component adds (the worker: ``GET /progress``, what it has finished).
 
 The standard library's threading HTTP server: no event loop to share with the component (the
 Faust worker's loop may be the thing that hangs).
@@ -66,9 +67,11 @@ class OpsServer:
         ready_checks: Mapping[str, Check] | None = None,
         details: Callable[[], Mapping[str, Any]] | None = None,
         progress: ProgressMonitor | None = None,
+        routes: Mapping[str, Callable[[], Mapping[str, Any]]] | None = None,
     ) -> None:
         self.component = component
         self.progress = progress
+        self.routes = dict(routes or {})
         self.heartbeat = heartbeat
         self.stall_s = stall_s
         self.ready_checks = dict(ready_checks or {})
@@ -133,8 +136,12 @@ class OpsServer:
                     self._send(200, generate_latest(), CONTENT_TYPE_LATEST)
                     return
                 routes = {"/health": server.health, "/ready": server.ready}
+                if path in server.routes:
+                    self._json(200, server.routes[path]())
+                    return
                 if path not in routes:
-                    self._json(404, {"detail": f"no such path {path}; try /health, /ready"})
+                    known = ", ".join(["/health", "/ready", "/metrics", *server.routes])
+                    self._json(404, {"detail": f"no such path {path}; try {known}"})
                     return
                 self._json(*routes[path]())
 

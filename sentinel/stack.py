@@ -20,8 +20,14 @@ from typing import Any
 
 import httpx
 import yaml
-from confluent_kafka import Consumer, ConsumerGroupState, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import (
+    Consumer,
+    ConsumerGroupState,
+    ConsumerGroupTopicPartitions,
+    KafkaException,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
 from fastapi import APIRouter
 
 from producers.captures.recording import CaptureWriter, RecordingIngest
@@ -523,3 +529,51 @@ def consumed(probe: Consumer, topic: str) -> bool:
         if high > 0 and tp.offset < high:
             return False
     return True
+
+
+class QuietProbe:
+    """Is the worker done? Its /progress (processed offsets, sends in flight) against the end
+    offsets of its inputs, read with one admin request; a partition the worker has not touched
+    since it started counts as done up to its group's committed offset."""
+
+    def __init__(self, settings: Settings, topics: tuple[str, ...]) -> None:
+        self.settings = settings
+        self.topics = topics
+        self.admin = AdminClient(admin_config(settings))
+        self.http = httpx.Client(timeout=5)
+        self.partitions = [
+            TopicPartition(topic, p)
+            for topic, metadata in self.admin.list_topics(timeout=10).topics.items()
+            if topic in topics
+            for p in metadata.partitions
+        ]
+
+    def quiet(self, ops_port: int) -> bool:
+        try:
+            progress = self.http.get(f"http://127.0.0.1:{ops_port}/progress").json()
+        except (httpx.HTTPError, ValueError):
+            return False  # not serving yet (starting)
+        if progress["sends_in_flight"]:
+            return False
+        done = {(p["topic"], p["partition"]): p["offset"] for p in progress["processed"]}
+        ends = self._ends()
+        untouched = [tp for tp, end in ends.items() if end > 0 and tp not in done]
+        if untouched:
+            done.update(self._committed(untouched))
+        return all(done.get(tp, 0) >= end for tp, end in ends.items())
+
+    def _ends(self) -> dict[tuple[str, int], int]:
+        latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+        futures = self.admin.list_offsets({tp: latest for tp in self.partitions})
+        return {(tp.topic, tp.partition): int(f.result(10).offset) for tp, f in futures.items()}
+
+    def _committed(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        request = ConsumerGroupTopicPartitions(
+            self.settings.worker_app_id, [TopicPartition(t, p) for t, p in partitions]
+        )
+        answer = self.admin.list_consumer_group_offsets([request])
+        result = answer[self.settings.worker_app_id].result(10)
+        return {(tp.topic, tp.partition): tp.offset for tp in result.topic_partitions or []}
+
+    def close(self) -> None:
+        self.http.close()

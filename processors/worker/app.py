@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import faulthandler
 import signal as os_signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import faust
@@ -79,12 +79,14 @@ def run_worker(
     logfmt: str = "auto",
     heartbeat: Callable[[], None] | None = None,
     ownership: OwnershipBox | None = None,
+    sensors: Sequence[Any] = (),
 ) -> None:
     """Run the worker in the foreground until SIGINT/SIGTERM (the `sentinel worker` command).
 
     `heartbeat` is called every second from the worker's event loop: the liveness probe
     (`/health` on the ops port) fails when the loop stops turning. `ownership` is updated as
-    often with the partitions the worker consumes, for the partition watchdog.
+    often with the partitions the worker consumes, for the partition watchdog. `sensors` are
+    added to the app's Faust sensors (the ops endpoint's /progress reads one).
     """
     from faust.worker import Worker
 
@@ -94,6 +96,8 @@ def run_worker(
     # worker is stuck, without stopping it.
     faulthandler.register(os_signal.SIGUSR1, all_threads=True)
     app = create_app(settings)
+    for sensor in sensors:
+        app.sensors.add(sensor)
     if heartbeat is not None or ownership is not None:
 
         @app.timer(interval=1.0, name="ops-heartbeat")  # type: ignore[untyped-decorator]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -77,6 +77,11 @@ class NullPublisher:
         future: concurrent.futures.Future[tuple[int, int]] = concurrent.futures.Future()
         future.set_result((-1, -1))
         return future
+
+    def send(
+        self, topic: str, key: bytes | None, value: bytes, on_failure: Callable[[Any], None]
+    ) -> None:
+        return None
 
     def flush(self, timeout: float = 10.0) -> int:
         return 0

@@ -46,6 +46,7 @@ from producers.k8s.objects import correlation_key
 from producers.k8s.state_file import load_state, save_state
 from producers.k8s.watch import Publisher, Reflector, collections
 from producers.k8s.watch_state import Emit, backoff_delay
+from producers.publisher import PublishError
 from runtime.config import K8sKind, Settings
 from runtime.troubleshooting import LOGS_NOT_STREAMING, see
 from schemas.messages import LogLine
@@ -408,20 +409,22 @@ class LogStreamer:
             for observer in self.observers:
                 observer(line)
             LOG_LINES.labels(str(line.truncated).lower()).inc()
-            future = self.publisher.submit(self.topic, log_key(line).encode(), line.to_bytes())
-            future.add_done_callback(self._delivered)
+            try:
+                self.publisher.send(
+                    self.topic, log_key(line).encode(), line.to_bytes(), self._undelivered_line
+                )
+            except PublishError as exc:
+                self._undelivered_line(exc)
             with self._lock:
                 self.published += 1
                 item.follower.submitted.admit(item.ts_ns)
                 item.follower.submitted_instance = item.instance
 
-    def _delivered(self, future: Any) -> None:
-        error = future.exception()
-        if error is not None:
-            with self._lock:
-                self.delivery_failures += 1
-                self._undelivered = True
-            log.error("log line not delivered: %s", error)
+    def _undelivered_line(self, error: PublishError) -> None:
+        with self._lock:
+            self.delivery_failures += 1
+            self._undelivered = True
+        log.error("log line not delivered: %s", error)
 
     # ---- state across restarts --------------------------------------------------------------
 

@@ -32,6 +32,7 @@ def start_ops(
     ready_checks: Mapping[str, Check] | None = None,
     details: Callable[[], Mapping[str, Any]] | None = None,
     progress: tuple[str, Callable[[], Ownership]] | None = None,
+    routes: Mapping[str, Callable[[], Mapping[str, Any]]] | None = None,
 ) -> OpsServer | None:
     """Start the ops endpoint when `ops.port` is set (the container image sets it).
 
@@ -60,5 +61,6 @@ def start_ops(
         ready_checks=ready_checks,
         details=details,
         progress=monitor,
+        routes=routes,
     )
     return server.start()

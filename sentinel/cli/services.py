@@ -92,17 +92,20 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from processors.worker.app import run_worker
+    from processors.worker.progress import ProcessedOffsets
 
     settings = settings_from(args)
     setup_logging(settings.logging.level, settings.logging.format, "worker")
     heartbeat = Heartbeat("worker")  # beaten by a timer on the worker's event loop
     owned = OwnershipBox()  # kept by the same timer: what the partition watchdog judges
+    processed = ProcessedOffsets()  # a Faust sensor: what the worker has finished
     start_ops(
         settings,
         "worker",
         heartbeat,
         {"broker": broker_check(settings)},
         progress=(settings.worker_app_id, owned),
+        routes={"/progress": processed.snapshot},
     )
     run_worker(
         settings,
@@ -110,6 +113,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         logfmt=settings.logging.format,
         heartbeat=heartbeat.beat,
         ownership=owned,
+        sensors=[processed],
     )
     return 0
 

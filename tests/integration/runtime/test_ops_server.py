@@ -54,3 +54,15 @@ def test_a_stalled_loop_fails_liveness_and_a_missing_dependency_readiness(
     assert ready.status_code == 503
     assert ready.json()["failing"] == ["broker", "loop", "store"]
     assert "DNS lookup failed" in ready.json()["problems"]["store"]
+
+
+def test_a_component_serves_its_own_routes_beside_the_probes(serve: list[OpsServer]) -> None:
+    progress = {"processed": [{"topic": "t", "partition": 0, "offset": 7}], "sends_in_flight": 0}
+    server = OpsServer(
+        "127.0.0.1", 0, "worker", Heartbeat(), 60.0, routes={"/progress": lambda: progress}
+    )
+    serve.append(server.start())
+    url = f"http://127.0.0.1:{server.port}"
+    assert httpx.get(f"{url}/progress").json() == progress
+    missing = httpx.get(f"{url}/nope")
+    assert missing.status_code == 404 and "/progress" in missing.json()["detail"]

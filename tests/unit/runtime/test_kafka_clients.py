@@ -42,3 +42,34 @@ def test_submit_returns_at_once_and_a_failed_delivery_is_counted() -> None:
     finally:
         publisher.close(timeout=1)
     assert PUBLISH_FAILURES.labels("unit-unreachable", "t")._value.get() - before == 100
+
+
+def test_send_reports_each_failed_delivery_to_its_handler_and_counts_it() -> None:
+    settings = load_settings(
+        None, kafka={"bootstrap_servers": "127.0.0.1:1", "delivery_timeout_s": 0.5}
+    )
+    publisher = KafkaPublisher(producer_config(settings), component="unit-send")
+    before = PUBLISH_FAILURES.labels("unit-send", "t")._value.get()
+    failures: list[PublishError] = []
+    try:
+        for index in range(100):
+            publisher.send("t", b"k", str(index).encode(), failures.append)
+        deadline = time.monotonic() + 10
+        while len(failures) < 100 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        publisher.close(timeout=1)
+    assert len(failures) == 100
+    assert all(f.retriable and f.args[0].startswith("t: ") for f in failures)
+    assert PUBLISH_FAILURES.labels("unit-send", "t")._value.get() - before == 100
+
+
+def test_send_refuses_a_message_over_the_size_limit_at_once_and_for_good() -> None:
+    settings = load_settings(None, kafka={"bootstrap_servers": "127.0.0.1:1"})
+    publisher = KafkaPublisher(producer_config(settings), component="unit-send-big")
+    try:
+        with pytest.raises(PublishError) as refused:
+            publisher.send("t", b"k", b"x" * (17 * 1024 * 1024), lambda _error: None)
+    finally:
+        publisher.close(timeout=1)
+    assert not refused.value.retriable and "t: " in str(refused.value)

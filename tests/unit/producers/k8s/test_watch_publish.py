@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+from collections.abc import Callable
 from typing import Any
 
 from kubernetes import client
@@ -25,6 +26,11 @@ class RecordingPublisher:
         future: concurrent.futures.Future[tuple[int, int]] = concurrent.futures.Future()
         future.set_result((0, len(self.sent)))
         return future
+
+    def send(
+        self, topic: str, key: bytes | None, value: bytes, on_failure: Callable[[Any], None]
+    ) -> None:
+        self.sent.append((topic, key, value))
 
     def flush(self, timeout: float = 10.0) -> int:
         return 0

@@ -1,0 +1,232 @@
+"""The Faust worker's throughput beside a raw aiokafka consumer reading the same messages.
+
+    .venv/bin/python bench/worker_throughput.py [--lines 20000] [--runs 2000]
+        [--bootstrap host:port] [--profile out.speedscope]
+
+Two workloads, each produced to Kafka before the worker starts (a backlog, as after an outage):
+
+- log lines: a bare Job of the scenarios with N extra lines (bench/capture_gen.py: go test and
+  application lines), replayed through the production replay path (normalisation, publisher);
+  the worker routes each line (signals, levels), then tracks it in its run (test results,
+  templates, windows);
+- run events: `workflow_run` requested + completed webhooks of R runs, normalised, on
+  `sentinel.ci`; the tracker folds each into its run and publishes the run state.
+
+Worker: `sentinel worker` (the production process), timed from its first processed message
+until it is quiet (every input processed to its end offset, no send in flight: its /progress),
+wall clock and its own CPU seconds (from /proc). Baseline: an aiokafka consumer in this process
+assigned the same partitions, reading every message and doing nothing. Both read the same
+backlog on the same broker in the same run. Prints Markdown rows for BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: E402
+from capture_gen import SCENARIOS, more_lines, read, write  # noqa: E402
+from confluent_kafka import Producer  # noqa: E402
+
+from producers.captures.replay import replay  # noqa: E402
+from producers.webhooks.github import normalize  # noqa: E402
+from runtime.config import Settings, load_settings  # noqa: E402
+from runtime.kafka_clients import producer_config  # noqa: E402
+from schemas.capture import read_capture  # noqa: E402
+from schemas.messages import CiEvent  # noqa: E402
+from sentinel.replay_wiring import build_replay_targets  # noqa: E402
+from sentinel.stack import QuietProbe, WebhookIntake, WorkerProcess  # noqa: E402
+from sentinel.topic_admin import ensure_topics  # noqa: E402
+
+CORPUS = REPO / "tests" / "data" / "github-webhooks" / "workflow_run"
+
+
+def settings_for(tmp: Path, bootstrap: str, name: str) -> Settings:
+    return load_settings(
+        None,
+        topics={"prefix": f"bw{time.time_ns() % 10**9}{name}.", "partitions": 3},
+        kafka={"bootstrap_servers": bootstrap},
+        embedded={"data_dir": str(tmp / name)},
+        webhooks={"spool_dir": None},
+        tracking={"idle_watermark_s": None, "allowed_lateness_s": 10 * 365 * 24 * 3600.0},
+        anomalies={"warm_start": {"enabled": False}},
+        alerting={"enabled": False},
+        logging={"level": "INFO"},
+    )
+
+
+def produce_log_lines(settings: Settings, lines: int, tmp: Path) -> int:
+    capture = write(more_lines(read(SCENARIOS / "bare_job.jsonl"), lines), tmp / "lines.jsonl")
+    intake = WebhookIntake(settings)
+    intake.start()
+    try:
+        stats = asyncio.run(
+            replay(list(read_capture(capture)), build_replay_targets(settings, intake))
+        )
+    finally:
+        intake.stop()
+    return stats.records
+
+
+def produce_run_events(settings: Settings, runs: int) -> int:
+    producer = Producer(producer_config(settings, **{"linger.ms": 20}))
+    requested = json.loads((CORPUS / "requested.payload.json").read_text())
+    completed = json.loads((CORPUS / "completed.payload.json").read_text())
+    now = datetime.now(UTC)
+    count = 0
+    for number in range(runs):
+        for step, body in enumerate((requested, completed)):
+            payload = json.loads(json.dumps(body))
+            payload["workflow_run"]["id"] = 700_000 + number
+            event = normalize("workflow_run", f"b-{number}-{step}", payload, now)
+            assert isinstance(event, CiEvent)
+            producer.produce(settings.topic_names.ci, key=event.run_id, value=event.to_bytes())
+            producer.poll(0)
+            count += 1
+    assert producer.flush(60) == 0
+    return count
+
+
+async def raw_consume(settings: Settings, topics: tuple[str, ...], expected: int) -> float:
+    """Seconds an aiokafka consumer takes to read `expected` messages from the start."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka.bootstrap_servers, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in sorted(consumer.partitions_for_topic(topic) or await _parts(consumer, topic))
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        seen, started = 0, time.perf_counter()
+        while seen < expected:
+            batch = await consumer.getmany(timeout_ms=1000)
+            seen += sum(len(records) for records in batch.values())
+        return time.perf_counter() - started
+    finally:
+        await consumer.stop()
+
+
+async def _parts(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    await consumer._client.force_metadata_update()
+    return consumer.partitions_for_topic(topic) or set()
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def worker_run(
+    settings: Settings, inputs: tuple[str, ...], tmp: Path, profile: str | None
+) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of the worker from its first processed message to quiet."""
+    worker = WorkerProcess(settings, tmp / f"{settings.topics.prefix}worker.log", None)
+    worker.start()
+    assert worker.proc is not None
+    probe = QuietProbe(settings, inputs)
+    spy = None
+    try:
+        while True:
+            try:
+                progress = probe.http.get(f"http://127.0.0.1:{worker.ops_port}/progress").json()
+                if progress["processed"]:
+                    break
+            except Exception:
+                pass
+            assert worker.alive(), worker.log_path.read_text()[-2000:]
+            time.sleep(0.01)
+        started, cpu_started = time.perf_counter(), cpu_seconds(worker.proc.pid)
+        if profile:
+            py_spy = str(Path(sys.executable).with_name("py-spy"))
+            form = "raw" if profile.endswith(".txt") else "speedscope"
+            command = [py_spy, "record", "-p", str(worker.proc.pid), "-g", "-r", "200"]
+            spy = subprocess.Popen(
+                [*command, "-f", form, "-o", profile],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        # Asked 20 times a second: each answer costs the worker's event loop a little (its ops
+        # server shares the GIL), so more often would slow what is measured.
+        while not probe.quiet(worker.ops_port):
+            time.sleep(0.05)
+        wall, cpu = time.perf_counter() - started, cpu_seconds(worker.proc.pid) - cpu_started
+    finally:
+        if spy is not None:
+            spy.send_signal(2)
+            spy.wait(30)
+        probe.close()
+        worker.stop()
+    return wall, cpu
+
+
+def bench(name: str, settings: Settings, count: int, inputs: tuple[str, ...], tmp: Path,
+          profile: str | None) -> str:  # fmt: skip
+    raw = asyncio.run(raw_consume(settings, inputs, count))
+    wall, cpu = worker_run(settings, inputs, tmp, profile)
+    return (
+        f"| {name} | {count} | {wall:.2f} s | {count / wall:,.0f}/s | {cpu:.2f} s "
+        f"| {count / cpu:,.0f}/s | {raw:.3f} s | {count / raw:,.0f}/s | {raw / wall:.3f}x |"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--lines", type=int, default=20_000)
+    parser.add_argument("--runs", type=int, default=2_000)
+    parser.add_argument("--bootstrap", default=os.environ.get("SENTINEL_TEST_KAFKA_BOOTSTRAP"))
+    parser.add_argument(
+        "--profile", help="py-spy profile of the worker to this file (.txt: collapsed stacks)"
+    )
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="sentinel-bench-") as name:
+        tmp = Path(name)
+        broker = None
+        bootstrap = args.bootstrap
+        if not bootstrap:
+            from sentinel.brokers import ApacheKafkaBroker
+
+            broker = ApacheKafkaBroker(tmp / "kafka", "4.1.1")
+            bootstrap = broker.start(timeout=120)
+        try:
+            rows = []
+            if args.lines:
+                settings = settings_for(tmp, bootstrap, "lines")
+                ensure_topics(settings)
+                count = produce_log_lines(settings, args.lines, tmp)
+                names = settings.topic_names
+                rows.append(bench("log lines (+ Job objects)", settings, count,
+                                  (names.k8s, names.logs), tmp, args.profile))  # fmt: skip
+            if args.runs:
+                settings = settings_for(tmp, bootstrap, "runs")
+                ensure_topics(settings)
+                count = produce_run_events(settings, args.runs)
+                rows.append(bench("run events", settings, count, (settings.topic_names.ci,),
+                                  tmp, None))  # fmt: skip
+        finally:
+            if broker is not None:
+                broker.stop()
+    print(
+        "| input | messages | worker wall | worker rate | worker CPU | per CPU-second "
+        "| raw consumer | raw rate | raw/worker time |\n|---|---|---|---|---|---|---|---|---|"
+    )
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
