@@ -23,7 +23,10 @@ from processors.worker.agents import (
     add_wall_clock,
 )
 from processors.worker.context import MAX_VALUE_BYTES, WorkerContext
-from processors.worker.faust_fixes import drain_buffer_before_commit
+from processors.worker.faust_fixes import (
+    drain_buffer_before_commit,
+    seek_before_resuming_streams,
+)
 from processors.worker.metrics import PrometheusSensor
 from processors.worker.progress import worker_ownership
 from runtime.config import Settings
@@ -66,6 +69,7 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
 def create_app(settings: Settings) -> faust.App:
     """The worker: thin agents around the pure logic (`processors.worker.agents`)."""
     drain_buffer_before_commit()  # a commit must never run ahead of the table changes
+    seek_before_resuming_streams()  # records fetched while resuming must not be thrown away
     app = faust.App(settings.worker_app_id, **faust_settings(settings))
     app.sensors.add(PrometheusSensor())
     ctx = WorkerContext.build(settings, app)
