@@ -97,7 +97,15 @@ def analysis_settings(settings: Settings, data_dir: Path, bootstrap: str | None)
     return settings.model_copy(
         update={
             "embedded": settings.embedded.model_copy(update={"data_dir": data_dir}),
-            "kafka": settings.kafka.model_copy(update={"bootstrap_servers": bootstrap}),
+            "kafka": settings.kafka.model_copy(
+                # The replay awaits each record's acknowledgement before the next (the worker
+                # must read them in capture order across topics): no batching wait, which was
+                # 5 ms a record.
+                update={
+                    "bootstrap_servers": bootstrap,
+                    "producer": {**settings.kafka.producer, "linger.ms": "0"},
+                }
+            ),
             "webhooks": settings.webhooks.model_copy(update={"spool_dir": None}),
             "tracking": tracking,
             "topics": topics,
@@ -121,18 +129,22 @@ def replay_letting_time_pass(
     assert stack.owner is not None
     targets = build_replay_targets(stack.settings, stack.owner.intake)
     stats = ReplayStats()
+    # Each step waits until the worker is quiet (exact, from its /progress), not for commits
+    # and a settling time: the time grows with the records, not with the quiet gaps. The sink
+    # is waited for once, at the end.
     for chunk, quiet_until in quiet_chunks(records, settle_s):
         step = _offset_progress(progress, stats.records, len(records))
         stats = stats.merged(asyncio.run(replay(chunk, targets, progress=step)))
-        stack.wait_consumed(timeout=timeout, settle=0.3)
+        stack.wait_quiet(timeout=timeout)
         # Nothing happened until the next record: event time has passed; runs that ended
         # before are settled now, in the order they ended.
         time_passed(stack.settings, quiet_until, final=False)
-        stack.wait_consumed(timeout=timeout, settle=0.3)
+        stack.wait_quiet(timeout=timeout)
     log.info("replayed %s", stats.summary())
     if records:
         time_passed(stack.settings, max(record.ts for record in records), final=final)
-        stack.wait_consumed(timeout=timeout)
+        stack.wait_quiet(timeout=timeout)
+    stack.wait_consumed(timeout=timeout, settle=0.3)
     return stats
 
 

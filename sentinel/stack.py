@@ -359,6 +359,7 @@ class EmbeddedStack:
         self.worker: WorkerProcess | None = None
         self.owner: StoreOwner | None = None
         self.alerts = DispatcherThread(settings) if settings.alerting.enabled else None
+        self._quiet: QuietProbe | None = None  # made by the first wait_quiet
 
     def start(self) -> None:
         if self.broker is not None:
@@ -437,6 +438,9 @@ class EmbeddedStack:
         return self.supervisor
 
     def stop(self) -> None:
+        if self._quiet is not None:
+            self._quiet.close()
+            self._quiet = None
         if self.supervisor is not None:
             self.supervisor.stop()
         if self.alerts is not None:
@@ -448,12 +452,10 @@ class EmbeddedStack:
         if self.broker is not None:
             self.broker.stop()
 
-    def wait_consumed(self, timeout: float = 120.0, settle: float = 1.0) -> None:
-        """Block until the worker and the sink have committed everything on their inputs."""
-        # One probe consumer per group, opened once: it never subscribes, so it does not join
-        # the group; it only reads the group's committed offsets.
+    def worker_inputs(self) -> tuple[str, ...]:
+        """Every topic the worker consumes: the sources and its own internal topics."""
         names = self.settings.topic_names
-        worker_inputs = (
+        return (
             names.ci,
             names.k8s,
             names.logs,
@@ -461,6 +463,32 @@ class EmbeddedStack:
             names.run_links,
             names.run_history,
         )
+
+    def wait_quiet(self, timeout: float = 120.0) -> None:
+        """Block until the worker is quiet: every message on its inputs processed (its
+        `/progress`) and none of its sends still unanswered, so nothing it holds can make more
+        input for itself. Exact and quick (no commit interval, no settling time); the sink is
+        not waited for (`wait_consumed` waits for both)."""
+        worker = self.worker
+        assert worker is not None, "wait_quiet needs the stack's worker"
+        if self._quiet is None:
+            self._quiet = QuietProbe(self.settings, self.worker_inputs())
+        deadline = time.monotonic() + timeout
+        while not self._quiet.quiet(worker.ops_port):
+            if not worker.alive():
+                raise RuntimeError(f"the worker exited; see {worker.log_path}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"the worker was not quiet within {timeout:.0f}s (log: {worker.log_path})"
+                )
+            time.sleep(0.02)
+
+    def wait_consumed(self, timeout: float = 120.0, settle: float = 1.0) -> None:
+        """Block until the worker and the sink have committed everything on their inputs."""
+        # One probe consumer per group, opened once: it never subscribes, so it does not join
+        # the group; it only reads the group's committed offsets.
+        names = self.settings.topic_names
+        worker_inputs = self.worker_inputs()
         sink_inputs = (names.runs, names.k8s, names.logs, names.tests, names.anomalies)
         probes = [
             (Consumer(consumer_config(self.settings, group)), topic)
