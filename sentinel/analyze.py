@@ -128,6 +128,7 @@ def replay_letting_time_pass(
     said to reach the last record, and input may follow."""
     assert stack.owner is not None
     targets = build_replay_targets(stack.settings, stack.owner.intake)
+    publisher = stack.owner.intake.publisher  # the replay's: no producer made per quiet gap
     stats = ReplayStats()
     # Each step waits until the worker is quiet (exact, from its /progress), not for commits
     # and a settling time: the time grows with the records, not with the quiet gaps. The sink
@@ -138,11 +139,12 @@ def replay_letting_time_pass(
         stack.wait_quiet(timeout=timeout)
         # Nothing happened until the next record: event time has passed; runs that ended
         # before are settled now, in the order they ended.
-        time_passed(stack.settings, quiet_until, final=False)
+        time_passed(stack.settings, quiet_until, final=False, publisher=publisher)
         stack.wait_quiet(timeout=timeout)
     log.info("replayed %s", stats.summary())
     if records:
-        time_passed(stack.settings, max(record.ts for record in records), final=final)
+        end = max(record.ts for record in records)
+        time_passed(stack.settings, end, final=final, publisher=publisher)
         stack.wait_quiet(timeout=timeout)
     stack.wait_consumed(timeout=timeout, settle=0.3)
     return stats
@@ -177,16 +179,24 @@ def end_of_input(settings: Settings, at: datetime) -> None:
     time_passed(settings, at, final=True)
 
 
-def time_passed(settings: Settings, at: datetime, final: bool) -> None:
-    """Tell every tracker partition that event time reached `at` (`final`: end of input)."""
+def time_passed(
+    settings: Settings, at: datetime, final: bool, publisher: KafkaPublisher | None = None
+) -> None:
+    """Tell every tracker partition that event time reached `at` (`final`: end of input);
+    through `publisher` if given (a replay's own), else a publisher made for it."""
     tick = watermark_signal(at, final=final, source="replay").to_bytes()
-    publisher = KafkaPublisher(producer_config(settings), component="analyze")
+    sender = publisher or KafkaPublisher(producer_config(settings), component="analyze")
     try:
         topic = settings.topic_names.run_signals
-        for partition in range(settings.topics.partitions):
-            publisher.submit(topic, None, tick, partition=partition).result(30)
+        sent = [
+            sender.submit(topic, None, tick, partition=partition)
+            for partition in range(settings.topics.partitions)
+        ]
+        for future in sent:
+            future.result(30)
     finally:
-        publisher.close()
+        if publisher is None:
+            sender.close()
 
 
 def fetch_anomalies(stack: EmbeddedStack) -> list[dict[str, Any]]:
@@ -215,11 +225,10 @@ def alert_inputs(stack: EmbeddedStack) -> list[tuple[RunState | Anomaly, int]]:
 
 def read_all(settings: Settings, topic: str, timeout: float = 60.0) -> list[tuple[bytes, int]]:
     """(value, partition) of every message of `topic`, from its start to its current end."""
-    consumer = Consumer(
-        consumer_config(
-            settings, f"{settings.topics.prefix}analyze", **{"enable.partition.eof": True}
-        )
-    )
+    # The end of a partition is reported as soon as a fetch finds nothing more there, not
+    # after the broker held the fetch for its default 500 ms.
+    extra = {"enable.partition.eof": True, "fetch.wait.max.ms": 10}
+    consumer = Consumer(consumer_config(settings, f"{settings.topics.prefix}analyze", **extra))
     found: list[tuple[bytes, int]] = []
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
@@ -227,7 +236,7 @@ def read_all(settings: Settings, topic: str, timeout: float = 60.0) -> list[tupl
         remaining = set(partitions)
         deadline = time.monotonic() + timeout
         while remaining and time.monotonic() < deadline:
-            for message in consumer.consume(num_messages=1000, timeout=0.5):
+            for message in consumer.consume(num_messages=1000, timeout=0.1):
                 error = message.error()
                 if error is not None:
                     if error.code() == KafkaError._PARTITION_EOF:
