@@ -78,6 +78,8 @@ from sinks.clickhouse.sink import default_routes  # noqa: E402
 CORPUS = REPO / "tests" / "data" / "github-webhooks" / "workflow_run"
 MB = 1024 * 1024
 GOAL_MB = 50
+STORE_OWNER = "store owner (API + sink + ClickHouse)"
+SHORT = {STORE_OWNER: "store", "load generator": "generator"}  # in the progress lines
 NOT_OURS = ("broker", "load generator")  # sampled for the picture; the goal is not theirs
 NAMESPACE = "ci-soak"
 PIPELINES = ("ci", "e2e", "nightly", "lint-and-test", "release")
@@ -513,16 +515,22 @@ class Lags:
 
     def sample(self) -> tuple[dict[str, int], dict[str, int]]:
         """({group: lag}, {group: sum of its inputs' end offsets})."""
+        committed: dict[tuple[str, str, int], int] = {}
+        for name, group_id in self.ids.items():  # before the end offsets: lag is never < 0
+            request = ConsumerGroupTopicPartitions(group_id, self.partitions[name])
+            result = self.admin.list_consumer_group_offsets([request])[group_id].result(10)
+            for tp in result.topic_partitions:
+                committed[(group_id, tp.topic, tp.partition)] = tp.offset
         ends = self.ends()
         lags, totals = {}, {}
         for name, group_id in self.ids.items():
-            request = ConsumerGroupTopicPartitions(group_id, self.partitions[name])
-            result = self.admin.list_consumer_group_offsets([request])[group_id].result(10)
-            committed = {(tp.topic, tp.partition): tp.offset for tp in result.topic_partitions}
-            keys = [(tp.topic, tp.partition) for tp in self.partitions[name]]
-            # No commit yet: everything from offset 0 waits (the topics are new).
-            lags[name] = sum(ends[k] - max(committed.get(k, 0), 0) for k in keys)
-            totals[name] = sum(ends[k] for k in keys)
+            lag = total = 0
+            for tp in self.partitions[name]:
+                end = ends[(tp.topic, tp.partition)]
+                # No commit yet: everything from offset 0 waits (the topics are new).
+                lag += end - max(committed.get((group_id, tp.topic, tp.partition), 0), 0)
+                total += end
+            lags[name], totals[name] = lag, total
         return lags, totals
 
 
@@ -671,7 +679,7 @@ def run(args: argparse.Namespace, mix: Mix, warmup: float, tmp: Path) -> None:
         components[:0] = [
             Component("worker", lambda: running.proc.pid if running.proc else None,
                       running.log_path),
-            Component("store owner (API + sink + ClickHouse)", lambda: store.pid,
+            Component(STORE_OWNER, lambda: store.pid,
                       logs / "store-owner.log"),
             Component("alerts", lambda: alerts.pid, logs / "alerts.log"),
         ]  # fmt: skip
@@ -686,7 +694,7 @@ def run(args: argparse.Namespace, mix: Mix, warmup: float, tmp: Path) -> None:
             "sink": (settings.sink_group_id, tuple(default_routes(settings))),
             "alerts": (settings.alerts_group_id, (names.anomalies, names.runs)),
         }  # fmt: skip
-        wait_groups_joined(settings, [g for g, _ in groups.values()], alive=alive, timeout=180)
+        join_groups(settings, [g for g, _ in groups.values()], alive)
         lags = Lags(settings, groups)
         print(f"load: {mix.describe(args.rate)}", flush=True)
         print(
@@ -748,6 +756,20 @@ def run(args: argparse.Namespace, mix: Mix, warmup: float, tmp: Path) -> None:
             broker.stop()
 
 
+def join_groups(settings: Settings, groups: list[str], alive: Callable[[], bool]) -> None:
+    """`wait_groups_joined`, asked again when one of its 5-second admin requests times out
+    (it does on this shared machine under load; `sentinel up` would stop there)."""
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            wait_groups_joined(settings, groups, alive=alive, timeout=60)
+            return
+        except TimeoutError:
+            if time.monotonic() > deadline:
+                raise
+            print("consumer groups not joined yet (or the broker answered late); asking again")
+
+
 def take(components: list[Component], lags: Lags, produced: Any, t: float) -> Sample:
     rss, cpu = {}, {}
     for component in components:
@@ -762,7 +784,9 @@ def progress_line(sample: Sample, samples: list[Sample]) -> str:
     before = samples[-2] if len(samples) > 1 else sample
     span = sample.t - before.t
     rate = (sample.produced - before.produced) / span if span else 0.0
-    rss = " ".join(f"{name.split(' ')[0]} {value / MB:,.0f}" for name, value in sample.rss.items())
+    rss = " ".join(
+        f"{SHORT.get(name, name)} {value / MB:,.0f}" for name, value in sample.rss.items()
+    )
     lag = " ".join(f"{name} {value:,}" for name, value in sample.lag.items())
     return (
         f"{sample.t:6.0f} s  produced {sample.produced:>10,} ({rate:,.0f}/s)  "
