@@ -604,22 +604,26 @@ def report(samples: list[Sample], warm: Sample, args: argparse.Namespace, mix: M
         )
     lines += [
         "",
-        f"| consumer group | lag at {warm.t:.0f} s | lag at end | input rate | behind at end "
-        "| kept up |",
-        "|---|---|---|---|---|---|",
+        f"| consumer group | lag at {warm.t:.0f} s | lag at end | input rate | consumed "
+        "| behind at end | kept up |",
+        "|---|---|---|---|---|---|---|",
     ]
+    first = samples[0]
     for name in end.lag:
         window = end.t - warm.t
         input_rate = (end.inputs[name] - warm.inputs[name]) / window if window else 0.0
+        done = (end.inputs[name] - end.lag[name]) - (first.inputs[name] - first.lag[name])
         behind = end.lag[name] / input_rate if input_rate else 0.0
         kept = "yes" if behind <= args.kept_up_s else "**no**"
         lines.append(
             f"| {name} | {warm.lag[name]:,} | {end.lag[name]:,} | {input_rate:,.0f}/s "
-            f"| {behind:,.1f} s | {kept} |"
+            f"| {done:,} ({done / span if span else 0:,.0f}/s) | {behind:,.1f} s | {kept} |"
         )
     lines.append(
-        f"\n(kept up: lag at the end at most {args.kept_up_s:.0f} s of the group's input; "
-        "committed offsets trail by a commit interval even when nothing waits)"
+        f"\n(input rate: what arrived on the group's input topics after the warm-up, including "
+        "topics the worker writes itself; consumed: committed over the whole soak; kept up: lag "
+        f"at the end at most {args.kept_up_s:.0f} s of the group's input, as committed offsets "
+        "trail by a commit interval even when nothing waits)"
     )
     return "\n".join(lines)
 
