@@ -571,6 +571,18 @@ def mb(value: float) -> str:
     return f"{value / MB:,.0f} MB"
 
 
+def fitted_growth(points: list[tuple[float, int]]) -> float:
+    """Growth over the points' time span of the least-squares line through them."""
+    if len(points) < 2:
+        return 0.0
+    n = len(points)
+    mean_t = sum(t for t, _ in points) / n
+    mean_v = sum(v for _, v in points) / n
+    spread = sum((t - mean_t) ** 2 for t, _ in points)
+    slope = sum((t - mean_t) * (v - mean_v) for t, v in points) / spread if spread else 0.0
+    return slope * (points[-1][0] - points[0][0])
+
+
 def report(samples: list[Sample], warm: Sample, args: argparse.Namespace, mix: Mix,
            components: list[Component], by_topic: list[int]) -> str:  # fmt: skip
     end = samples[-1]
@@ -585,8 +597,8 @@ def report(samples: list[Sample], warm: Sample, args: argparse.Namespace, mix: M
         f"{max(s.load for s in samples):.1f} on {os.cpu_count()} cores.",
         "",
         f"| component | RSS at {warm.t:.0f} s (after warm-up) | end ({end.t:.0f} s) | max "
-        f"| growth | goal (<= {GOAL_MB} MB) | CPU (cores, avg) |",
-        "|---|---|---|---|---|---|---|",
+        f"| growth | fitted growth | goal (<= {GOAL_MB} MB) | CPU (cores, avg) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for component in components:
         name = component.name
@@ -598,9 +610,10 @@ def report(samples: list[Sample], warm: Sample, args: argparse.Namespace, mix: M
         verdict = "yes" if growth <= GOAL_MB * MB else "**no**"
         if name in NOT_OURS:
             verdict = "n/a"
+        fitted = fitted_growth([(s.t, s.rss[name]) for s in samples if s.t >= warm.t])
         lines.append(
             f"| {name} | {mb(warm.rss[name])} | {mb(end.rss[name])} | {mb(peak)} "
-            f"| {growth / MB:+,.0f} MB | {verdict} | {cores:.2f} |"
+            f"| {growth / MB:+,.0f} MB | {fitted / MB:+,.0f} MB | {verdict} | {cores:.2f} |"
         )
     lines += [
         "",
@@ -620,7 +633,9 @@ def report(samples: list[Sample], warm: Sample, args: argparse.Namespace, mix: M
             f"| {done:,} ({done / span if span else 0:,.0f}/s) | {behind:,.1f} s | {kept} |"
         )
     lines.append(
-        f"\n(input rate: what arrived on the group's input topics after the warm-up, including "
+        f"\n(growth: end minus start; fitted growth: a least-squares line through the samples "
+        "from the start on, over the same time, less moved by one noisy sample; "
+        "input rate: what arrived on the group's input topics after the warm-up, including "
         "topics the worker writes itself; consumed: committed over the whole soak; kept up: lag "
         f"at the end at most {args.kept_up_s:.0f} s of the group's input, as committed offsets "
         "trail by a commit interval even when nothing waits)"
