@@ -61,14 +61,20 @@ sys.path.insert(0, str(REPO / "bench"))
 
 import yaml  # noqa: E402
 from capture_gen import RARE, TEMPLATES  # noqa: E402
-from confluent_kafka import ConsumerGroupTopicPartitions, Producer, TopicPartition  # noqa: E402
+from confluent_kafka import (  # noqa: E402
+    Consumer,
+    ConsumerGroupTopicPartitions,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]  # noqa: E402
 
+from processors.runs.tracking import decode_state  # noqa: E402
 from producers.k8s.log_lines import log_key, to_log_line  # noqa: E402
 from producers.k8s.objects import K8sNormalizer, object_key  # noqa: E402
 from producers.webhooks.github import normalize  # noqa: E402
 from runtime.config import Settings, load_settings  # noqa: E402
-from runtime.kafka_clients import admin_config, producer_config  # noqa: E402
+from runtime.kafka_clients import admin_config, consumer_config, producer_config  # noqa: E402
 from schemas.messages import CiEvent  # noqa: E402
 from sentinel.brokers import free_port  # noqa: E402
 from sentinel.stack import WorkerProcess, wait_groups_joined  # noqa: E402
@@ -571,6 +577,76 @@ def mb(value: float) -> str:
     return f"{value / MB:,.0f} MB"
 
 
+WORKER_TABLES = (
+    "run-states",
+    "run-logs",
+    "run-tests",
+    "run-links",
+    "log-stream-starts",
+    "pipeline-history",
+)
+
+
+def worker_tables(settings: Settings) -> str:
+    """What the worker's tables hold at the end, read from their changelog topics (the worker
+    keeps them in memory, `memory://`): live keys and value bytes, and how many belong to runs
+    that had ended."""
+    consumer = Consumer(consumer_config(settings, f"{settings.topics.prefix}soak-tables-probe"))
+    admin = AdminClient(admin_config(settings))
+    known = admin.list_topics(timeout=10).topics
+    ended: set[bytes] = set()
+    rows = []
+    try:
+        for table in WORKER_TABLES:
+            topic = f"{settings.worker_app_id}-{table}-changelog"
+            if topic not in known:
+                continue
+            live: dict[bytes, int] = {}
+            for partition in known[topic].partitions:
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), 10)
+                if high <= low:
+                    continue
+                consumer.assign([TopicPartition(topic, partition, low)])
+                offset, deadline = low, time.monotonic() + 60
+                while offset < high - 1 and time.monotonic() < deadline:
+                    for message in consumer.consume(1000, 2):
+                        if message.error() is not None:
+                            continue
+                        key, value = message.key() or b"", message.value()
+                        offset = message.offset() or offset
+                        if value is None:
+                            live.pop(key, None)
+                            continue
+                        live[key] = len(value)
+                        if table == "run-states":
+                            state = decode_state(value)
+                            if state is not None and state.status.terminal:
+                                ended.add(key)
+                            else:
+                                ended.discard(key)
+            of_ended = [size for key, size in live.items() if key in ended]
+            by_run = table in ("run-states", "run-logs", "run-tests")  # keyed by run id
+            rows.append(
+                f"| {table} | {len(live):,} | {sum(live.values()) / MB:,.1f} MB "
+                + (
+                    f"| {len(of_ended):,} | {sum(of_ended) / MB:,.1f} MB |"
+                    if by_run
+                    else "| - | - |"
+                )
+            )
+    finally:
+        consumer.close()
+    return "\n".join(
+        [
+            "Worker tables at the end (memory:// tables, read from their changelogs):",
+            "",
+            "| table | keys | value bytes | keys of ended runs | their bytes |",
+            "|---|---|---|---|---|",
+            *rows,
+        ]
+    )
+
+
 def fitted_growth(points: list[tuple[float, int]]) -> float:
     """Growth over the points' time span of the least-squares line through them."""
     if len(points) < 2:
@@ -757,6 +833,8 @@ def run(args: argparse.Namespace, mix: Mix, warmup: float, tmp: Path) -> None:
         assert warm is not None
         print()
         print(report(samples, warm, args, mix, components, [int(by_topic[i]) for i in range(3)]))
+        print()
+        print(worker_tables(settings))
     finally:
         stop.set()
         if generator is not None and generator.is_alive():
