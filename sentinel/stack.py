@@ -8,6 +8,7 @@ HTTP API; the Faust worker runs as a child process, as it would as its own Deplo
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import os
 import subprocess
@@ -534,7 +535,8 @@ def wait_groups_joined(
         futures = admin.describe_consumer_groups(groups, request_timeout=5)
         try:
             described = [future.result(5) for future in futures.values()]
-        except KafkaException:
+        except (KafkaException, concurrent.futures.TimeoutError):
+            # A busy broker answers late: ask again until the deadline (was a crash at start).
             described = []
         if described and all(group.state == ConsumerGroupState.UNKNOWN for group in described):
             # Tansu does not report group state; its joins take about 5 s, unobservable here.
