@@ -9,12 +9,12 @@ data), under the embedded stack (worker process, ClickHouse sink, webhook intake
 with its API served on loopback. Nothing in the stack is restarted by the test, and nothing
 supervises it: what recovers, recovers by itself.
 
-About 85 s when it passes (two broker starts, the 30 s outage, the backlog), and it still
-exposes an open fault, so `apart` from CI: in one run in three (after the two fixes it led to,
-see the sink's `_forget_paused` and `runtime.progress_monitor.BrokerOffsets`) the ClickHouse
-sink stops committing `sentinel.runs` after the broker is back, with no error logged, no session
-timeout and the worker healthy: `wait_consumed` times out on that topic. The failure message
-says what the sink held then.
+65-90 s when it passes (two broker starts, the 30 s outage, the backlog), and it still exposes
+an open fault, so `apart` from CI: in one of five runs after the fixes it led to (the sink's
+`_forget_paused`, `runtime.progress_monitor.BrokerOffsets`, the spool drainer's wait) the
+ClickHouse sink stopped committing `sentinel.runs` after the broker was back, with no error
+logged, no session timeout and the worker healthy: `wait_consumed` timed out on that topic.
+The failure message now says what the sink held then.
 """
 
 from __future__ import annotations
