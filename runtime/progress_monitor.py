@@ -19,8 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from runtime.metrics import PARTITION_STALLED, PARTITION_STALLS, PROGRESS_CHECK_FAILURES
 from runtime.partition_stalls import PartitionStall, ProgressWatchdog
@@ -41,35 +40,37 @@ class Ownership:
 
 
 class BrokerOffsets:
-    """Committed offsets of one group and end offsets, read with one admin client."""
+    """Committed offsets of one group and end offsets, read with one consumer that never
+    subscribes (so it never joins the group).
+
+    Not with the admin client: librdkafka aborts the whole process ("rd_kafka_enq_once_del_
+    source_return: Assertion `eonce->refcnt > 0' failed") when an admin request for group
+    offsets timed out while the broker was away and the broker comes back
+    (confluentinc/librdkafka#4605, open). The worker died so, 30 s into a broker outage
+    (tests/integration/reliability/test_broker_outage.py).
+    """
 
     def __init__(self, admin_config: dict[str, Any], group: str) -> None:
         self.group = group
-        self._admin = AdminClient(admin_config)
+        self._consumer = Consumer({**admin_config, "group.id": group, "enable.auto.commit": False})
 
     def committed(self, partitions: Iterable[Partition]) -> dict[Partition, int | None]:
         request = [TopicPartition(topic, p) for topic, p in sorted(partitions)]
         if not request:
             return {}
-        answer = self._admin.list_consumer_group_offsets(
-            [ConsumerGroupTopicPartitions(self.group, request)], request_timeout=TIMEOUT_S
-        )
-        result = answer[self.group].result(TIMEOUT_S)
         found: dict[Partition, int | None] = {}
-        for tp in result.topic_partitions or []:
+        for tp in self._consumer.committed(request, timeout=TIMEOUT_S):
             found[(tp.topic, tp.partition)] = tp.offset if tp.offset >= 0 else None
         return found
 
     def ends(self, partitions: Iterable[Partition]) -> dict[Partition, int]:
-        latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
-        request = {TopicPartition(topic, p): latest for topic, p in partitions}
-        if not request:
-            return {}
-        futures = self._admin.list_offsets(request, request_timeout=TIMEOUT_S)
-        return {
-            (tp.topic, tp.partition): int(future.result(TIMEOUT_S).offset)
-            for tp, future in futures.items()
-        }
+        found: dict[Partition, int] = {}
+        for topic, p in sorted(partitions):
+            _low, high = self._consumer.get_watermark_offsets(
+                TopicPartition(topic, p), timeout=TIMEOUT_S, cached=False
+            )
+            found[(topic, p)] = int(high)
+        return found
 
 
 class ProgressMonitor:

@@ -184,9 +184,11 @@ class Reflector:
         failures = 0
         while not self._stop.is_set():
             self._progress = False
+            listed = False
             try:
                 if self.resource_version is None:
                     self.resource_version = self._relist()
+                    listed = True
                 started = time.monotonic()
                 self._watch_once()
                 # Ended by the server (timeoutSeconds): healthy, unless it ends at once and
@@ -198,11 +200,20 @@ class Reflector:
                 reason, problem = "empty", "watch ended at once without events"
             except ApiException as exc:
                 if exc.status == 410 and self.resource_version is not None:
-                    log.info("%s: resourceVersion expired (410 Gone), relisting", self.collection)
-                    self._restarted("gone")
                     self.resource_version = None
-                    continue
-                reason, problem = f"http {exc.status}", f"API error {exc.status}: {exc.reason}"
+                    if self._progress or not listed:
+                        log.info(
+                            "%s: resourceVersion expired (410 Gone), relisting", self.collection
+                        )
+                        self._restarted("gone")
+                        continue
+                    # Gone already for the version the list just gave: the server's watch is
+                    # failing, and relisting at once would list in a tight loop (hundreds of
+                    # lists a second); back off between relists, as client-go's reflector does.
+                    reason, problem = "gone", "watch refused with 410 Gone right after a list"
+                else:
+                    reason = f"http {exc.status}"
+                    problem = f"API error {exc.status}: {exc.reason}"
                 if exc.status in (401, 403):  # credentials or RBAC: retrying will not fix it
                     anchor = RBAC_DENIED if exc.status == 403 else KUBERNETES_CONNECTION
                     problem += f" ({see(anchor)})"
@@ -220,7 +231,12 @@ class Reflector:
             if reason != "empty":
                 failures = 1 if self._progress else failures + 1
             log.warning(
-                "%s: %s; watching again from %s", self.collection, problem, self.resource_version
+                "%s: %s; %s",
+                self.collection,
+                problem,
+                f"watching again from {self.resource_version}"
+                if self.resource_version is not None
+                else "relisting",
             )
             self._restarted(reason)
             delay = backoff_delay(

@@ -101,8 +101,18 @@ class Spool:
         return len(self._files())
 
 
+# How long past the producer's own delivery timeout the drainer waits for its answer.
+OUTCOME_MARGIN_S = 30.0
+
+
 class SpoolDrainer:
-    """Publishes spooled entries in arrival order; stops at the first failure and retries later."""
+    """Publishes spooled entries in arrival order; stops at the first failure and retries later.
+
+    `timeout` is the producer's delivery timeout (message.timeout.ms): the drainer waits past
+    it, so each answer is final. Giving up at the same moment left the message queued in the
+    producer, delivered once the broker was back, while its entry stayed here and was published
+    again on the next round: a webhook twice on the topic (test_broker_outage).
+    """
 
     def __init__(
         self, spool: Spool, publisher: SyncPublisher, interval: float = 2.0, timeout: float = 10.0
@@ -121,9 +131,11 @@ class SpoolDrainer:
         with self._lock:
             for entry in self.spool.pending():
                 try:
-                    self.publisher.publish_sync(entry.topic, entry.key, entry.value, self.timeout)
+                    self.publisher.publish_sync(
+                        entry.topic, entry.key, entry.value, self.timeout + OUTCOME_MARGIN_S
+                    )
                 except Exception as exc:
-                    log.warning("spool drain paused: %s (%d pending)", exc, len(self.spool))
+                    log.warning("spool drain paused: %r (%d pending)", exc, len(self.spool))
                     break
                 self.spool.remove(entry)
                 delivered += 1
@@ -142,4 +154,4 @@ class SpoolDrainer:
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(self.timeout + 2)
+            self._thread.join(self.timeout + OUTCOME_MARGIN_S + 2)

@@ -715,7 +715,7 @@ class ClickHouseSink:
         held = len(self._held)
         self._held = [m for m in self._held if (m.topic(), m.partition()) not in revoked]
         dropped += held - len(self._held)
-        self._paused = [tp for tp in self._paused if (tp.topic, tp.partition) not in revoked]
+        self._forget_paused(revoked)
         if dropped:
             log.warning(
                 "partitions %s: %d uncommitted messages dropped; the next owner re-reads them",
@@ -727,6 +727,20 @@ class ClickHouseSink:
             # Nothing left to retry: the revoked partitions were the ones blocking.
             self._backoff.reset()
             self._resume_paused()
+
+    def _forget_paused(self, gone: set[PartitionKey]) -> None:
+        """Resume the paused partitions among `gone` before forgetting them: librdkafka keeps
+        a partition's pause through a rebalance, so one assigned here again (the same sink
+        rejoining after its session expired in a broker outage) would stay paused for good,
+        with nothing left to resume it: the sink would silently stop consuming it."""
+        leaving = [tp for tp in self._paused if (tp.topic, tp.partition) in gone]
+        self._paused = [tp for tp in self._paused if (tp.topic, tp.partition) not in gone]
+        if not leaving:
+            return
+        try:
+            self._consumer.resume(leaving)
+        except KafkaException as exc:
+            log.error("could not resume %s before letting them go: %s", _names(leaving), exc)
 
 
 def _origin(message: Message) -> tuple[str, int, int]:

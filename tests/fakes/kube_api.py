@@ -10,7 +10,8 @@ It serves, over plain HTTP on 127.0.0.1, what the producers use of kube-apiserve
   change after N, ``BOOKMARK`` events when ``allowWatchBookmarks=true``, ``timeoutSeconds``
   ending the stream cleanly, and after a `compact` a resourceVersion that is too old answered
   with an ``ERROR`` event carrying a 410 ``Status`` (the watch cache's way) or, with
-  ``gone_as_http=True``, an HTTP 410 (etcd's way);
+  ``gone_as_http=True``, an HTTP 410 (etcd's way); with `gone_every_watch` every watch from a
+  resourceVersion is answered so (an API server whose watch cache keeps failing);
 - leases (``/apis/coordination.k8s.io/v1/namespaces/NS/leases[/NAME]``): GET (404 ``Status``
   when absent), POST (201; 409 AlreadyExists), PUT (409 Conflict when the body's
   ``metadata.resourceVersion`` is not the stored one, as optimistic concurrency works on the real
@@ -24,8 +25,10 @@ It serves, over plain HTTP on 127.0.0.1, what the producers use of kube-apiserve
   terminated instance; 400 when there is none, as kubelet answers).
 
 The test-facing API changes objects (`add`, `modify`, `delete`), appends log lines, restarts
-containers, compacts history, drops or silences open streams. Changes and stream decisions are
-made under one lock, so `atomic()` makes several changes (and a drop) indivisible for watchers.
+containers, compacts history, drops or silences open streams, and with `stream_lifetime_s` cuts
+every watch and log stream that long after it opened (a proxy with a maximum connection age).
+Changes and stream decisions are made under one lock, so `atomic()` makes several changes (and
+a drop) indivisible for watchers.
 """
 
 from __future__ import annotations
@@ -165,6 +168,8 @@ class FakeKubeApi:
         self._history: list[_Change] = []
         self._history_rvs: list[int] = []
         self._compacted_rv = 0
+        self.gone_every_watch = False
+        self.stream_lifetime_s: float | None = None
         self._drop_generation = 0
         self._expire_generation = 0
         self._silenced: set[int] = set()
@@ -396,6 +401,10 @@ class FakeKubeApi:
         """Open watches stay connected but never send another byte; new watches are normal."""
         with self._lock:
             self._silenced |= self._open_watches
+
+    def _outlived(self, opened: float) -> bool:
+        lifetime = self.stream_lifetime_s
+        return lifetime is not None and time.monotonic() - opened >= lifetime
 
     @property
     def open_watches(self) -> int:
@@ -630,10 +639,10 @@ class FakeKubeApi:
                 ]
             else:
                 since = int(since_param)
-            too_old = since < self._compacted_rv
-        gone = status_body(
-            410, "Expired", f"too old resource version: {since} ({self._compacted_rv})"
-        )
+            # "0" is "any version": it cannot be too old.
+            too_old = since < self._compacted_rv or (self.gone_every_watch and since_param != "0")
+            oldest = self._rv if self.gone_every_watch else self._compacted_rv
+        gone = status_body(410, "Expired", f"too old resource version: {since} ({oldest})")
         if too_old and self.gone_as_http:
             return web.json_response(gone, status=410)
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
@@ -646,7 +655,7 @@ class FakeKubeApi:
         with self._lock:
             position = bisect.bisect_right(self._history_rvs, since)
         deadline = time.monotonic() + timeout if timeout else None
-        last_write = time.monotonic()
+        opened = last_write = time.monotonic()
         with self._lock:
             self._open_watches.add(watch_id)
         try:
@@ -654,7 +663,7 @@ class FakeKubeApi:
                 await response.write(_line(event))
             while not self._closing:
                 with self._lock:
-                    if self._drop_generation != drop_gen:
+                    if self._drop_generation != drop_gen or self._outlived(opened):
                         _abort(request)
                         return response
                     expired = self._expire_generation != expire_gen
@@ -732,9 +741,10 @@ class FakeKubeApi:
         try:
             await response.prepare(request)
             position = 0
+            opened = time.monotonic()
             while not self._closing:
                 with self._lock:
-                    if self._log_generation != generation:
+                    if self._log_generation != generation or self._outlived(opened):
                         _abort(request)
                         return response
                     lines = instance.lines[position:]

@@ -246,3 +246,30 @@ def test_revoked_partitions_are_flushed_before_the_new_owner_reads_them(
     assert second.pending_messages == 0
     assert row_count(store) == len(values)
     assert committed_equals_end(settings)
+
+
+def test_partitions_taken_away_while_paused_are_read_again_when_they_come_back(
+    settings: Settings, store: Store, make_sink: Callable[..., ClickHouseSink]
+) -> None:
+    """A sink paused on a failed flush loses its partitions (in the broker outage of issue 17
+    its session expired) and gets them back: it must read them again. librdkafka keeps a
+    partition's pause through a rebalance; the sink forgot it had paused them and never
+    resumed them, so it stood still for good, with nothing said."""
+    flaky = FlakyStore(store, failures=1_000_000)  # the store is down until said otherwise
+    first = make_sink(flaky)
+    produce(settings, states([f"a-{i}" for i in range(10)], versions=1))
+    drive(first, lambda: first.paused)
+
+    second = make_sink(store)  # joining takes every partition from `first`, batch and all
+    deadline = time.monotonic() + 30
+    while first.paused or not (first.ownership().partitions and second.ownership().partitions):
+        assert time.monotonic() < deadline, "rebalance did not happen in time"
+        first.poll_once(0.1)
+        second.poll_once(0.1)
+    flaky.failures_left = 0  # the store is back
+    second.stop()  # leaving gives every partition back to `first`
+    produce(settings, states([f"b-{i}" for i in range(10)], versions=1))
+
+    expected = {f"a-{i}": 1 for i in range(10)} | {f"b-{i}": 1 for i in range(10)}
+    drive(first, lambda: latest_runs(store) == expected and first.pending_messages == 0)
+    assert committed_equals_end(settings)
