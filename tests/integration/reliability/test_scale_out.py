@@ -28,6 +28,11 @@ evidence conclusion, no events; or "job ledger-nightly-29540520 reached ...", th
 conclusion). One worker happened to see the Job first every time; two, the Event. Same anomaly
 ids, windows and detected_at, so the set of findings, the runs and the alerts agree; the text a
 user reads does not.
+
+Also seen (1 run of 3): the restart stall of tests/integration/processors/worker/
+test_worker_restart.py in a worker that took a partition over in a rebalance, not a restart:
+the second worker was given logs[2] at offset 35 ("resumed 2 log streams ... from 35 lines"),
+then fetched nothing; its partition watchdog reported it stalled 120 s later, 19 behind.
 """
 
 from __future__ import annotations
