@@ -1,7 +1,7 @@
 """The Faust worker's throughput beside a raw aiokafka consumer reading the same messages.
 
     .venv/bin/python bench/worker_throughput.py [--lines 20000] [--runs 2000]
-        [--bootstrap host:port] [--profile out.speedscope]
+        [--workers 1] [--partitions 3] [--bootstrap host:port] [--profile out.speedscope]
 
 Two workloads, each produced to Kafka before the worker starts (a backlog, as after an outage):
 
@@ -14,8 +14,13 @@ Two workloads, each produced to Kafka before the worker starts (a backlog, as af
 
 Worker: `sentinel worker` (the production process), timed from its first processed message
 until it is quiet (every input processed to its end offset, no send in flight: its /progress),
-wall clock and its own CPU seconds (from /proc). Baseline: an aiokafka consumer in this process
-assigned the same partitions, reading every message and doing nothing. Both read the same
+wall clock and its own CPU seconds (from /proc). With `--workers N`, N worker processes in one
+consumer group share the backlog (give the topics `--partitions` enough for all: 6 for 2), timed
+from the first message any of them processed until the union of their /progress answers is
+quiet (each partition at the furthest offset any of them processed: their /progress answers say
+what was processed, where the group's committed offsets would lag by the commit interval and
+measure the commit, not the work); CPU is theirs summed. Baseline: an aiokafka consumer in this
+process assigned the same partitions, reading every message and doing nothing. Both read the same
 backlog on the same broker in the same run. Prints Markdown rows for BENCHMARKS.md.
 """
 
@@ -36,6 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
+import httpx  # noqa: E402
 from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: E402
 from capture_gen import SCENARIOS, more_lines, read, write  # noqa: E402
 from confluent_kafka import Producer  # noqa: E402
@@ -53,10 +59,10 @@ from sentinel.topic_admin import ensure_topics  # noqa: E402
 CORPUS = REPO / "tests" / "data" / "github-webhooks" / "workflow_run"
 
 
-def settings_for(tmp: Path, bootstrap: str, name: str) -> Settings:
+def settings_for(tmp: Path, bootstrap: str, name: str, partitions: int) -> Settings:
     return load_settings(
         None,
-        topics={"prefix": f"bw{time.time_ns() % 10**9}{name}.", "partitions": 3},
+        topics={"prefix": f"bw{time.time_ns() % 10**9}{name}.", "partitions": partitions},
         kafka={"bootstrap_servers": bootstrap},
         embedded={"data_dir": str(tmp / name)},
         webhooks={"spool_dir": None},
@@ -133,29 +139,30 @@ def cpu_seconds(pid: int) -> float:
 
 
 def worker_run(
-    settings: Settings, inputs: tuple[str, ...], tmp: Path, profile: str | None
+    settings: Settings, inputs: tuple[str, ...], tmp: Path, profile: str | None, count: int = 1
 ) -> tuple[float, float]:
-    """(wall seconds, CPU seconds) of the worker from its first processed message to quiet."""
-    worker = WorkerProcess(settings, tmp / f"{settings.topics.prefix}worker.log", None)
-    worker.start()
-    assert worker.proc is not None
+    """(wall seconds, CPU seconds) of `count` workers in one group, from the first message any
+    of them processed until all are quiet (profile: of the first)."""
+    workers = [
+        WorkerProcess(settings, tmp / f"{settings.topics.prefix}worker-{n}.log", None)
+        for n in range(count)
+    ]
+    for worker in workers:
+        worker.start()
+    pids = [worker.proc.pid for worker in workers if worker.proc is not None]
+    worker, ports = workers[0], [w.ops_port for w in workers]
     probe = QuietProbe(settings, inputs)
     spy = None
     try:
-        while True:
-            try:
-                progress = probe.http.get(f"http://127.0.0.1:{worker.ops_port}/progress").json()
-                if progress["processed"]:
-                    break
-            except Exception:
-                pass
-            assert worker.alive(), worker.log_path.read_text()[-2000:]
+        while not any(started_processing(probe, port) for port in ports):
+            for each in workers:
+                assert each.alive(), each.log_path.read_text()[-2000:]
             time.sleep(0.01)
-        started, cpu_started = time.perf_counter(), cpu_seconds(worker.proc.pid)
+        started, cpu_started = time.perf_counter(), sum(cpu_seconds(pid) for pid in pids)
         if profile:
             py_spy = str(Path(sys.executable).with_name("py-spy"))
             form = "raw" if profile.endswith(".txt") else "speedscope"
-            command = [py_spy, "record", "-p", str(worker.proc.pid), "-g", "-r", "200"]
+            command = [py_spy, "record", "-p", str(pids[0]), "-g", "-r", "200"]
             spy = subprocess.Popen(
                 [*command, "-f", form, "-o", profile],
                 stdout=subprocess.DEVNULL,
@@ -163,24 +170,34 @@ def worker_run(
             )
         # Asked 20 times a second: each answer costs the worker's event loop a little (its ops
         # server shares the GIL), so more often would slow what is measured.
-        while not probe.quiet(worker.ops_port):
+        while not probe.quiet(*ports):
             time.sleep(0.05)
-        wall, cpu = time.perf_counter() - started, cpu_seconds(worker.proc.pid) - cpu_started
+        wall = time.perf_counter() - started
+        cpu = sum(cpu_seconds(pid) for pid in pids) - cpu_started
     finally:
         if spy is not None:
             spy.send_signal(2)
             spy.wait(30)
         probe.close()
-        worker.stop()
+        for each in workers:
+            each.stop()
     return wall, cpu
 
 
+def started_processing(probe: QuietProbe, port: int) -> bool:
+    try:
+        return bool(probe.http.get(f"http://127.0.0.1:{port}/progress").json()["processed"])
+    except (httpx.HTTPError, ValueError):
+        return False  # not serving yet
+
+
 def bench(name: str, settings: Settings, count: int, inputs: tuple[str, ...], tmp: Path,
-          profile: str | None) -> str:  # fmt: skip
+          profile: str | None, workers: int) -> str:  # fmt: skip
     raw = asyncio.run(raw_consume(settings, inputs, count))
-    wall, cpu = worker_run(settings, inputs, tmp, profile)
+    wall, cpu = worker_run(settings, inputs, tmp, profile, workers)
     return (
-        f"| {name} | {count} | {wall:.2f} s | {count / wall:,.0f}/s | {cpu:.2f} s "
+        f"| {name} | {workers} | {settings.topics.partitions} | {count} "
+        f"| {wall:.2f} s | {count / wall:,.0f}/s | {cpu:.2f} s "
         f"| {count / cpu:,.0f}/s | {raw:.3f} s | {count / raw:,.0f}/s | {raw / wall:.3f}x |"
     )
 
@@ -189,6 +206,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lines", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=2_000)
+    parser.add_argument("--workers", type=int, default=1, help="worker processes in the group")
+    parser.add_argument("--partitions", type=int, default=3, help="partitions of every topic")
     parser.add_argument("--bootstrap", default=os.environ.get("SENTINEL_TEST_KAFKA_BOOTSTRAP"))
     parser.add_argument(
         "--profile", help="py-spy profile of the worker to this file (.txt: collapsed stacks)"
@@ -206,24 +225,26 @@ def main() -> None:
         try:
             rows = []
             if args.lines:
-                settings = settings_for(tmp, bootstrap, "lines")
+                settings = settings_for(tmp, bootstrap, "lines", args.partitions)
                 ensure_topics(settings)
                 count = produce_log_lines(settings, args.lines, tmp)
                 names = settings.topic_names
                 rows.append(bench("log lines (+ Job objects)", settings, count,
-                                  (names.k8s, names.logs), tmp, args.profile))  # fmt: skip
+                                  (names.k8s, names.logs), tmp, args.profile,
+                                  args.workers))  # fmt: skip
             if args.runs:
-                settings = settings_for(tmp, bootstrap, "runs")
+                settings = settings_for(tmp, bootstrap, "runs", args.partitions)
                 ensure_topics(settings)
                 count = produce_run_events(settings, args.runs)
                 rows.append(bench("run events", settings, count, (settings.topic_names.ci,),
-                                  tmp, None))  # fmt: skip
+                                  tmp, None, args.workers))  # fmt: skip
         finally:
             if broker is not None:
                 broker.stop()
     print(
-        "| input | messages | worker wall | worker rate | worker CPU | per CPU-second "
-        "| raw consumer | raw rate | raw/worker time |\n|---|---|---|---|---|---|---|---|---|"
+        "| input | workers | partitions | messages | worker wall | worker rate | worker CPU "
+        "| per CPU-second | raw consumer | raw rate | raw/worker time |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|"
     )
     print("\n".join(rows))
 

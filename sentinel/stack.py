@@ -564,7 +564,12 @@ def consumed(probe: Consumer, topic: str) -> bool:
 class QuietProbe:
     """Is the worker done? Its /progress (processed offsets, sends in flight) against the end
     offsets of its inputs, read with one admin request; a partition the worker has not touched
-    since it started counts as done up to its group's committed offset."""
+    since it started counts as done up to its group's committed offset.
+
+    Several workers of one group: the union of their answers, each partition at the furthest
+    offset any of them processed (a partition that moved in a rebalance was processed up to
+    there by its earlier owner; its new owner may still re-read a few uncommitted messages).
+    """
 
     def __init__(self, settings: Settings, topics: tuple[str, ...]) -> None:
         self.settings = settings
@@ -578,14 +583,18 @@ class QuietProbe:
             for p in metadata.partitions
         ]
 
-    def quiet(self, ops_port: int) -> bool:
-        try:
-            progress = self.http.get(f"http://127.0.0.1:{ops_port}/progress").json()
-        except (httpx.HTTPError, ValueError):
-            return False  # not serving yet (starting)
-        if progress["sends_in_flight"]:
-            return False
-        done = {(p["topic"], p["partition"]): p["offset"] for p in progress["processed"]}
+    def quiet(self, *ops_ports: int) -> bool:
+        done: dict[tuple[str, int], int] = {}
+        for port in ops_ports:
+            try:
+                progress = self.http.get(f"http://127.0.0.1:{port}/progress").json()
+            except (httpx.HTTPError, ValueError):
+                return False  # not serving yet (starting)
+            if progress["sends_in_flight"]:
+                return False
+            for p in progress["processed"]:
+                tp = (p["topic"], p["partition"])
+                done[tp] = max(done.get(tp, 0), p["offset"])
         ends = self._ends()
         untouched = [tp for tp, end in ends.items() if end > 0 and tp not in done]
         if untouched:

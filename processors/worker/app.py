@@ -22,6 +22,7 @@ from processors.worker.agents import (
     add_signal_router,
     add_wall_clock,
 )
+from processors.worker.changelogs import ensure_changelogs
 from processors.worker.context import MAX_VALUE_BYTES, WorkerContext
 from processors.worker.faust_fixes import (
     drain_buffer_before_commit,
@@ -105,6 +106,7 @@ def run_worker(
     # worker is stuck, without stopping it.
     faulthandler.register(os_signal.SIGUSR1, all_threads=True)
     app = create_app(settings)
+    ensure_changelogs(app, settings)  # before Faust's consumer reads the broker's metadata
     for sensor in sensors:
         app.sensors.add(sensor)
     if heartbeat is not None or ownership is not None:
