@@ -130,23 +130,19 @@ def replay_letting_time_pass(
     targets = build_replay_targets(stack.settings, stack.owner.intake)
     publisher = stack.owner.intake.publisher  # the replay's: no producer made per quiet gap
     stats = ReplayStats()
-    # Each step waits until the worker is quiet (exact, from its /progress), not for commits
-    # and a settling time: the time grows with the records, not with the quiet gaps. The sink
-    # is waited for once, at the end.
     for chunk, quiet_until in quiet_chunks(records, settle_s):
         step = _offset_progress(progress, stats.records, len(records))
         stats = stats.merged(asyncio.run(replay(chunk, targets, progress=step)))
-        stack.wait_quiet(timeout=timeout)
+        stack.wait_consumed(timeout=timeout, settle=0.3)
         # Nothing happened until the next record: event time has passed; runs that ended
         # before are settled now, in the order they ended.
         time_passed(stack.settings, quiet_until, final=False, publisher=publisher)
-        stack.wait_quiet(timeout=timeout)
+        stack.wait_consumed(timeout=timeout, settle=0.3)
     log.info("replayed %s", stats.summary())
     if records:
         end = max(record.ts for record in records)
         time_passed(stack.settings, end, final=final, publisher=publisher)
-        stack.wait_quiet(timeout=timeout)
-    stack.wait_consumed(timeout=timeout, settle=0.3)
+        stack.wait_consumed(timeout=timeout)
     return stats
 
 

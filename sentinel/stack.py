@@ -360,7 +360,6 @@ class EmbeddedStack:
         self.worker: WorkerProcess | None = None
         self.owner: StoreOwner | None = None
         self.alerts = DispatcherThread(settings) if settings.alerting.enabled else None
-        self._quiet: QuietProbe | None = None  # made by the first wait_quiet
 
     def start(self) -> None:
         if self.broker is not None:
@@ -439,9 +438,6 @@ class EmbeddedStack:
         return self.supervisor
 
     def stop(self) -> None:
-        if self._quiet is not None:
-            self._quiet.close()
-            self._quiet = None
         if self.supervisor is not None:
             self.supervisor.stop()
         if self.alerts is not None:
@@ -464,25 +460,6 @@ class EmbeddedStack:
             names.run_links,
             names.run_history,
         )
-
-    def wait_quiet(self, timeout: float = 120.0) -> None:
-        """Block until the worker is quiet: every message on its inputs processed (its
-        `/progress`) and none of its sends still unanswered, so nothing it holds can make more
-        input for itself. Exact and quick (no commit interval, no settling time); the sink is
-        not waited for (`wait_consumed` waits for both)."""
-        worker = self.worker
-        assert worker is not None, "wait_quiet needs the stack's worker"
-        if self._quiet is None:
-            self._quiet = QuietProbe(self.settings, self.worker_inputs())
-        deadline = time.monotonic() + timeout
-        while not self._quiet.quiet(worker.ops_port):
-            if not worker.alive():
-                raise RuntimeError(f"the worker exited; see {worker.log_path}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"the worker was not quiet within {timeout:.0f}s (log: {worker.log_path})"
-                )
-            time.sleep(0.02)
 
     def wait_consumed(self, timeout: float = 120.0, settle: float = 1.0) -> None:
         """Block until the worker and the sink have committed everything on their inputs."""
