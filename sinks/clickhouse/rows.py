@@ -105,26 +105,15 @@ _TIME_COLUMNS = (
 _TEST_STATUSES = ("total", "passed", "failed", "skipped", "error")
 
 
-# The last value parsed and its state: a run snapshot feeds two tables (`runs`, `stages`), and
-# the sink hands the same bytes object to both routes one after the other. Compared by identity,
-# so equal bytes of another message are parsed again (a snapshot is only read, never changed).
-_last_parsed: tuple[bytes, RunState] | None = None
-
-
 def parse_run_state(raw: bytes | None) -> RunState:
     """Validate a `sentinel.runs` value; raise `RowConversionError` saying what is wrong."""
-    global _last_parsed
     if raw is None:
         # A compacted topic's tombstone: there is no state to store.
         raise RowConversionError("RunState value is empty (tombstone)")
-    last = _last_parsed
-    if last is not None and last[0] is raw:
-        return last[1]
     try:
         state: RunState = RunState.model_validate_json(raw)
     except ValidationError as exc:
         raise RowConversionError(f"invalid RunState: {_summarise(exc)}") from exc
-    _last_parsed = (raw, state)
     return state
 
 
