@@ -29,12 +29,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
+from bench_kafka import raw_produce  # noqa: E402
 from capture_gen import SCENARIOS, more_lines, read, write  # noqa: E402
-from confluent_kafka import Producer  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
 from runtime.config import BrokerKind, Settings, load_settings  # noqa: E402
-from runtime.kafka_clients import admin_config, producer_config  # noqa: E402
+from runtime.kafka_clients import admin_config  # noqa: E402
 from schemas.capture import read_capture  # noqa: E402
 from sentinel.analyze import (  # noqa: E402
     analysis_settings,
@@ -48,26 +48,13 @@ from sentinel.stack import EmbeddedStack  # noqa: E402
 HISTORY = REPO / "tests" / "data" / "anomaly_scenarios" / "side_by_side.jsonl"
 
 
-def raw_produce(settings: Settings, values: list[bytes]) -> float:
-    """Seconds to produce `values` into a fresh topic with the pipeline's client settings."""
+def fresh_topic(settings: Settings) -> str:
+    """A topic of the run's partitions that nothing else writes: the raw baseline's."""
     topic = f"{settings.topics.prefix}bench-raw"
     admin = AdminClient(admin_config(settings))
     new = NewTopic(topic, num_partitions=settings.topics.partitions, replication_factor=1)
     admin.create_topics([new])[topic].result(30)
-    producer = Producer(producer_config(settings))
-    producer.produce(topic, value=b"warm-up")  # metadata and connections outside the clock
-    assert producer.flush(30) == 0
-    started = time.perf_counter()
-    for value in values:
-        while True:
-            try:
-                producer.produce(topic, value=value)
-                break
-            except BufferError:
-                producer.poll(0.01)
-        producer.poll(0)
-    assert producer.flush(60) == 0
-    return time.perf_counter() - started
+    return topic
 
 
 def analyze(name: str, capture: Path, bootstrap: str | None, tmp: Path) -> str:
@@ -91,7 +78,8 @@ def analyze(name: str, capture: Path, bootstrap: str | None, tmp: Path) -> str:
             for topic in (names.ci, names.k8s, names.logs)
             for value, _partition in read_all(stack.settings, topic)
         ]
-        raw_s = raw_produce(stack.settings, values)
+        topic = fresh_topic(stack.settings)
+        raw_s = raw_produce(stack.settings, topic, [(None, value) for value in values])
     finally:
         stack.stop()
     start_s, replay_s, findings_s = up - started, replayed - up, done - replayed

@@ -38,7 +38,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 import httpx  # noqa: E402
-from confluent_kafka import Producer  # noqa: E402
+from bench_kafka import cpu_seconds, kafka, raw_produce  # noqa: E402
 from kube_api_host import line as logged_line  # noqa: E402
 
 from producers.k8s.client import api_client  # noqa: E402
@@ -66,21 +66,6 @@ def settings_for(tmp: Path, bootstrap: str, **sections: dict[str, object]) -> Se
         logging={"level": "WARNING"},
         **sections,
     )
-
-
-def raw_produce(settings: Settings, topic: str, messages: list[tuple[bytes, bytes]]) -> float:
-    producer = Producer(producer_config(settings))
-    started = time.perf_counter()
-    for key, value in messages:
-        while True:
-            try:
-                producer.produce(topic, key=key, value=value)
-                break
-            except BufferError:
-                producer.poll(0.01)
-        producer.poll(0)
-    assert producer.flush(60) == 0
-    return time.perf_counter() - started
 
 
 def log_lines(tmp: Path, bootstrap: str, count: int) -> str:
@@ -219,12 +204,6 @@ def webhooks(tmp: Path, bootstrap: str, count: int, connections: int) -> str:
     return row(name, count, path_s, raw_s, cpu_s)
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process `pid` so far (/proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def row(name: str, count: int, path_s: float, raw_s: float, cpu_s: float | None = None) -> str:
     # Per CPU-second of the path's own process: steadier than the wall rate on a busy machine.
     per_cpu = f"{count / cpu_s:,.0f}/s" if cpu_s else "-"
@@ -241,24 +220,16 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--bootstrap", default=os.environ.get("SENTINEL_TEST_KAFKA_BOOTSTRAP"))
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="sentinel-bench-") as name:
+    with (
+        tempfile.TemporaryDirectory(prefix="sentinel-bench-") as name,
+        kafka(args.bootstrap, Path(name) / "kafka") as bootstrap,
+    ):
         tmp = Path(name)
-        broker = None
-        bootstrap = args.bootstrap
-        if not bootstrap:
-            from sentinel.brokers import ApacheKafkaBroker
-
-            broker = ApacheKafkaBroker(tmp / "kafka", "4.1.1")
-            bootstrap = broker.start(timeout=120)
-        try:
-            rows = []
-            if args.lines:
-                rows.append(log_lines(tmp / "logs", bootstrap, args.lines))
-            if args.webhooks:
-                rows.append(webhooks(tmp / "hooks", bootstrap, args.webhooks, args.connections))
-        finally:
-            if broker is not None:
-                broker.stop()
+        rows = []
+        if args.lines:
+            rows.append(log_lines(tmp / "logs", bootstrap, args.lines))
+        if args.webhooks:
+            rows.append(webhooks(tmp / "hooks", bootstrap, args.webhooks, args.connections))
     print(
         "| path | messages | path time | path rate | per CPU-second | raw produce | raw rate "
         "| raw/path time |\n|---|---|---|---|---|---|---|---|"

@@ -31,6 +31,8 @@ from confluent_kafka import Producer
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench_kafka import kafka  # noqa: E402
+
 from runtime.config import Settings, load_settings  # noqa: E402
 from runtime.kafka_clients import producer_config  # noqa: E402
 from schemas.messages import (  # noqa: E402
@@ -113,19 +115,11 @@ def main() -> None:
     parser.add_argument("--topic", default="logs", choices=["logs", "tests", "runs"])
     parser.add_argument("--bootstrap", default=os.environ.get("SENTINEL_TEST_KAFKA_BOOTSTRAP"))
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="sentinel-bench-") as tmp:
-        broker = None
-        bootstrap = args.bootstrap
-        if not bootstrap:
-            from sentinel.brokers import ApacheKafkaBroker
-
-            broker = ApacheKafkaBroker(Path(tmp) / "kafka", "4.1.1")
-            bootstrap = broker.start(timeout=120)
-        try:
-            run(args, tmp, bootstrap)
-        finally:
-            if broker is not None:
-                broker.stop()
+    with (
+        tempfile.TemporaryDirectory(prefix="sentinel-bench-") as tmp,
+        kafka(args.bootstrap, Path(tmp) / "kafka") as bootstrap,
+    ):
+        run(args, tmp, bootstrap)
 
 
 def run(args: argparse.Namespace, tmp: str, bootstrap: str) -> None:

@@ -77,7 +77,7 @@ from runtime.config import Settings, load_settings  # noqa: E402
 from runtime.kafka_clients import admin_config, consumer_config, producer_config  # noqa: E402
 from schemas.messages import CiEvent  # noqa: E402
 from sentinel.brokers import free_port  # noqa: E402
-from sentinel.stack import WorkerProcess, wait_groups_joined  # noqa: E402
+from sentinel.stack import WorkerProcess, wait_groups_joined, worker_topics  # noqa: E402
 from sentinel.topic_admin import ensure_topics  # noqa: E402
 from sinks.clickhouse.sink import default_routes  # noqa: E402
 
@@ -784,8 +784,7 @@ def run(args: argparse.Namespace, mix: Mix, warmup: float, tmp: Path) -> None:
 
         names = settings.topic_names
         groups = {
-            "worker": (settings.worker_app_id, (names.ci, names.k8s, names.logs,
-                       names.run_signals, names.run_links, names.run_history)),
+            "worker": (settings.worker_app_id, worker_topics(settings)),
             "sink": (settings.sink_group_id, tuple(default_routes(settings))),
             "alerts": (settings.alerts_group_id, (names.anomalies, names.runs)),
         }  # fmt: skip

@@ -43,17 +43,19 @@ sys.path.insert(0, str(REPO / "bench"))
 
 import httpx  # noqa: E402
 from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: E402
+from bench_kafka import cpu_seconds, kafka  # noqa: E402
 from capture_gen import SCENARIOS, more_lines, read, write  # noqa: E402
 from confluent_kafka import Producer  # noqa: E402
 
 from producers.captures.replay import replay  # noqa: E402
 from producers.webhooks.github import normalize  # noqa: E402
 from runtime.config import Settings, load_settings  # noqa: E402
-from runtime.kafka_clients import producer_config  # noqa: E402
+from runtime.kafka_clients import admin_config, producer_config  # noqa: E402
+from runtime.progress_monitor import BrokerOffsets  # noqa: E402
 from schemas.capture import read_capture  # noqa: E402
 from schemas.messages import CiEvent  # noqa: E402
 from sentinel.replay_wiring import build_replay_targets  # noqa: E402
-from sentinel.stack import QuietProbe, WebhookIntake, WorkerProcess  # noqa: E402
+from sentinel.stack import WebhookIntake, WorkerProcess  # noqa: E402
 from sentinel.topic_admin import ensure_topics  # noqa: E402
 
 CORPUS = REPO / "tests" / "data" / "github-webhooks" / "workflow_run"
@@ -71,6 +73,45 @@ def settings_for(tmp: Path, bootstrap: str, name: str, partitions: int) -> Setti
         alerting={"enabled": False},
         logging={"level": "INFO"},
     )
+
+
+class QuietProbe:
+    """Are the workers done? Their /progress (processed offsets, sends in flight) against the
+    end offsets of their inputs; a partition no worker has touched since it started counts as
+    done up to the group's committed offset (both read by `BrokerOffsets`, the partition
+    watchdog's reader).
+
+    Several workers of one group: the union of their answers, each partition at the furthest
+    offset any of them processed (a partition that moved in a rebalance was processed up to
+    there by its earlier owner; its new owner may still re-read a few uncommitted messages).
+    """
+
+    def __init__(self, settings: Settings, topics: tuple[str, ...]) -> None:
+        self.offsets = BrokerOffsets(admin_config(settings), settings.worker_app_id)
+        self.http = httpx.Client(timeout=5)
+        self.partitions = [(t, p) for t in topics for p in range(settings.topics.partitions)]
+
+    def quiet(self, *ops_ports: int) -> bool:
+        done: dict[tuple[str, int], int] = {}
+        for port in ops_ports:
+            try:
+                progress = self.http.get(f"http://127.0.0.1:{port}/progress").json()
+            except (httpx.HTTPError, ValueError):
+                return False  # not serving yet (starting)
+            if progress["sends_in_flight"]:
+                return False
+            for p in progress["processed"]:
+                tp = (p["topic"], p["partition"])
+                done[tp] = max(done.get(tp, 0), p["offset"])
+        ends = self.offsets.ends(self.partitions)
+        untouched = [tp for tp, end in ends.items() if end > 0 and tp not in done]
+        for tp, committed in self.offsets.committed(untouched).items():
+            if committed is not None:
+                done[tp] = committed
+        return all(done.get(tp, 0) >= end for tp, end in ends.items())
+
+    def close(self) -> None:
+        self.http.close()
 
 
 def produce_log_lines(settings: Settings, lines: int, tmp: Path) -> int:
@@ -131,11 +172,6 @@ async def raw_consume(settings: Settings, topics: tuple[str, ...], expected: int
 async def _parts(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
     await consumer._client.force_metadata_update()
     return consumer.partitions_for_topic(topic) or set()
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def worker_run(
@@ -213,34 +249,26 @@ def main() -> None:
         "--profile", help="py-spy profile of the worker to this file (.txt: collapsed stacks)"
     )
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="sentinel-bench-") as name:
+    with (
+        tempfile.TemporaryDirectory(prefix="sentinel-bench-") as name,
+        kafka(args.bootstrap, Path(name) / "kafka") as bootstrap,
+    ):
         tmp = Path(name)
-        broker = None
-        bootstrap = args.bootstrap
-        if not bootstrap:
-            from sentinel.brokers import ApacheKafkaBroker
-
-            broker = ApacheKafkaBroker(tmp / "kafka", "4.1.1")
-            bootstrap = broker.start(timeout=120)
-        try:
-            rows = []
-            if args.lines:
-                settings = settings_for(tmp, bootstrap, "lines", args.partitions)
-                ensure_topics(settings)
-                count = produce_log_lines(settings, args.lines, tmp)
-                names = settings.topic_names
-                rows.append(bench("log lines (+ Job objects)", settings, count,
-                                  (names.k8s, names.logs), tmp, args.profile,
-                                  args.workers))  # fmt: skip
-            if args.runs:
-                settings = settings_for(tmp, bootstrap, "runs", args.partitions)
-                ensure_topics(settings)
-                count = produce_run_events(settings, args.runs)
-                rows.append(bench("run events", settings, count, (settings.topic_names.ci,),
-                                  tmp, None, args.workers))  # fmt: skip
-        finally:
-            if broker is not None:
-                broker.stop()
+        rows = []
+        if args.lines:
+            settings = settings_for(tmp, bootstrap, "lines", args.partitions)
+            ensure_topics(settings)
+            count = produce_log_lines(settings, args.lines, tmp)
+            names = settings.topic_names
+            rows.append(bench("log lines (+ Job objects)", settings, count,
+                              (names.k8s, names.logs), tmp, args.profile,
+                              args.workers))  # fmt: skip
+        if args.runs:
+            settings = settings_for(tmp, bootstrap, "runs", args.partitions)
+            ensure_topics(settings)
+            count = produce_run_events(settings, args.runs)
+            rows.append(bench("run events", settings, count, (settings.topic_names.ci,),
+                              tmp, None, args.workers))  # fmt: skip
     print(
         "| input | workers | partitions | messages | worker wall | worker rate | worker CPU "
         "| per CPU-second | raw consumer | raw rate | raw/worker time |\n"

@@ -21,14 +21,8 @@ from typing import Any
 
 import httpx
 import yaml
-from confluent_kafka import (
-    Consumer,
-    ConsumerGroupState,
-    ConsumerGroupTopicPartitions,
-    KafkaException,
-    TopicPartition,
-)
-from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
+from confluent_kafka import Consumer, ConsumerGroupState, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient
 from fastapi import APIRouter
 
 from producers.captures.recording import CaptureWriter, RecordingIngest
@@ -449,24 +443,12 @@ class EmbeddedStack:
         if self.broker is not None:
             self.broker.stop()
 
-    def worker_inputs(self) -> tuple[str, ...]:
-        """Every topic the worker consumes: the sources and its own internal topics."""
-        names = self.settings.topic_names
-        return (
-            names.ci,
-            names.k8s,
-            names.logs,
-            names.run_signals,
-            names.run_links,
-            names.run_history,
-        )
-
     def wait_consumed(self, timeout: float = 120.0, settle: float = 1.0) -> None:
         """Block until the worker and the sink have committed everything on their inputs."""
         # One probe consumer per group, opened once: it never subscribes, so it does not join
         # the group; it only reads the group's committed offsets.
         names = self.settings.topic_names
-        worker_inputs = self.worker_inputs()
+        worker_inputs = worker_topics(self.settings)
         sink_inputs = (names.runs, names.k8s, names.logs, names.tests, names.anomalies)
         probes = [
             (Consumer(consumer_config(self.settings, group)), topic)
@@ -538,58 +520,14 @@ def consumed(probe: Consumer, topic: str) -> bool:
     return True
 
 
-class QuietProbe:
-    """Is the worker done? Its /progress (processed offsets, sends in flight) against the end
-    offsets of its inputs, read with one admin request; a partition the worker has not touched
-    since it started counts as done up to its group's committed offset.
-
-    Several workers of one group: the union of their answers, each partition at the furthest
-    offset any of them processed (a partition that moved in a rebalance was processed up to
-    there by its earlier owner; its new owner may still re-read a few uncommitted messages).
-    """
-
-    def __init__(self, settings: Settings, topics: tuple[str, ...]) -> None:
-        self.settings = settings
-        self.topics = topics
-        self.admin = AdminClient(admin_config(settings))
-        self.http = httpx.Client(timeout=5)
-        self.partitions = [
-            TopicPartition(topic, p)
-            for topic, metadata in self.admin.list_topics(timeout=10).topics.items()
-            if topic in topics
-            for p in metadata.partitions
-        ]
-
-    def quiet(self, *ops_ports: int) -> bool:
-        done: dict[tuple[str, int], int] = {}
-        for port in ops_ports:
-            try:
-                progress = self.http.get(f"http://127.0.0.1:{port}/progress").json()
-            except (httpx.HTTPError, ValueError):
-                return False  # not serving yet (starting)
-            if progress["sends_in_flight"]:
-                return False
-            for p in progress["processed"]:
-                tp = (p["topic"], p["partition"])
-                done[tp] = max(done.get(tp, 0), p["offset"])
-        ends = self._ends()
-        untouched = [tp for tp, end in ends.items() if end > 0 and tp not in done]
-        if untouched:
-            done.update(self._committed(untouched))
-        return all(done.get(tp, 0) >= end for tp, end in ends.items())
-
-    def _ends(self) -> dict[tuple[str, int], int]:
-        latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
-        futures = self.admin.list_offsets({tp: latest for tp in self.partitions})
-        return {(tp.topic, tp.partition): int(f.result(10).offset) for tp, f in futures.items()}
-
-    def _committed(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
-        request = ConsumerGroupTopicPartitions(
-            self.settings.worker_app_id, [TopicPartition(t, p) for t, p in partitions]
-        )
-        answer = self.admin.list_consumer_group_offsets([request])
-        result = answer[self.settings.worker_app_id].result(10)
-        return {(tp.topic, tp.partition): tp.offset for tp in result.topic_partitions or []}
-
-    def close(self) -> None:
-        self.http.close()
+def worker_topics(settings: Settings) -> tuple[str, ...]:
+    """Every topic the worker consumes: the sources and its own internal topics."""
+    names = settings.topic_names
+    return (
+        names.ci,
+        names.k8s,
+        names.logs,
+        names.run_signals,
+        names.run_links,
+        names.run_history,
+    )

@@ -57,7 +57,7 @@ from runtime.kafka_clients import consumer_config
 from schemas.capture import CaptureRecord, read_capture
 from schemas.messages import AlertDelivery, Anomaly, DeliveryOutcome, RunState
 from sentinel.analyze import quiet_chunks, time_passed
-from sentinel.stack import EmbeddedStack, WorkerProcess, consumed
+from sentinel.stack import EmbeddedStack, WorkerProcess, consumed, worker_topics
 from sinks.clickhouse.sink import Batch, ClickHouseSink, default_routes
 from sinks.clickhouse.store import Store
 from tests.support.helpers import read_topic
@@ -188,16 +188,8 @@ def wait_all(stack: EmbeddedStack, pair: Pair | None, timeout: float = 240) -> N
     second in a row."""
     settings = stack.settings
     names = settings.topic_names
-    worker_inputs = (
-        names.ci,
-        names.k8s,
-        names.logs,
-        names.run_signals,
-        names.run_links,
-        names.run_history,
-    )
     groups = {
-        settings.worker_app_id: worker_inputs,
+        settings.worker_app_id: worker_topics(settings),
         settings.sink_group_id: tuple(default_routes(settings)),
         settings.alerts_group_id: (names.runs, names.anomalies),
     }
