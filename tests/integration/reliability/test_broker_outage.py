@@ -36,7 +36,7 @@ from runtime.config import Settings
 from sentinel.brokers import ApacheKafkaBroker, free_port
 from sentinel.stack import EmbeddedStack
 from tests.conftest import TEST_KAFKA_VERSION
-from tests.support.helpers import ServerThread, github_headers, payload, read_topic
+from tests.support.helpers import github_headers, payload, read_topic, served_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.reliability, pytest.mark.apart]
 
@@ -146,14 +146,8 @@ def stack(
 ) -> Iterator[tuple[EmbeddedStack, str]]:
     monkeypatch.setenv("SENTINEL_GITHUB_WEBHOOK_SECRET", SECRET)
     settings = make_settings(broker.bootstrap, webhooks={"spool_dir": str(tmp_path / "spool")})
-    embedded = EmbeddedStack(settings)
-    embedded.start()
-    try:
-        assert embedded.owner is not None
-        with ServerThread(embedded.owner.api()) as server:
-            yield embedded, server.url
-    finally:
-        embedded.stop()
+    with served_stack(settings) as served:
+        yield served
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
