@@ -97,15 +97,7 @@ def analysis_settings(settings: Settings, data_dir: Path, bootstrap: str | None)
     return settings.model_copy(
         update={
             "embedded": settings.embedded.model_copy(update={"data_dir": data_dir}),
-            "kafka": settings.kafka.model_copy(
-                # The replay awaits each record's acknowledgement before the next (the worker
-                # must read them in capture order across topics): no batching wait, which was
-                # 5 ms a record.
-                update={
-                    "bootstrap_servers": bootstrap,
-                    "producer": {**settings.kafka.producer, "linger.ms": "0"},
-                }
-            ),
+            "kafka": settings.kafka.model_copy(update={"bootstrap_servers": bootstrap}),
             "webhooks": settings.webhooks.model_copy(update={"spool_dir": None}),
             "tracking": tracking,
             "topics": topics,
