@@ -10,13 +10,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from runtime.config import Settings
 from runtime.kafka_clients import admin_config
+from runtime.progress_monitor import BrokerOffsets
 from sentinel.queries.stats import group_stats
 
 log = logging.getLogger("sentinel.api")
@@ -35,13 +36,20 @@ class OffsetSnapshot:
 class OffsetsProbe:
     """Reads end offsets of the topics under the prefix and the committed offsets of the
     groups under it; answers from a cache younger than `ttl_s` (scrapes and page loads do not
-    each hit the broker)."""
+    each hit the broker).
+
+    Committed offsets come from a non-joining consumer per group (`BrokerOffsets`), not from
+    the admin client's ListConsumerGroupOffsets: librdkafka can abort the whole process when
+    such a request timed out during a broker outage and the broker comes back
+    (confluentinc/librdkafka#4605); here that process is `sentinel up`'s, with the API in it.
+    """
 
     def __init__(self, settings: Settings, ttl_s: float = 5.0) -> None:
         self.prefix = settings.topics.prefix
         self.dlq_topic = settings.topic_names.dlq
         self._config = admin_config(settings)
         self._admin: AdminClient | None = None
+        self._readers: dict[str, BrokerOffsets] = {}
         self._ttl_s = ttl_s
         self._lock = threading.Lock()
         self._cached: tuple[float, OffsetSnapshot] | None = None
@@ -82,12 +90,13 @@ class OffsetsProbe:
         names = sorted(g.group_id for g in listed.valid if g.group_id.startswith(self.prefix))
         groups: dict[str, Offsets] = {}
         for name in names:
-            request = [ConsumerGroupTopicPartitions(name)]
-            answer = admin.list_consumer_group_offsets(request, request_timeout=TIMEOUT_S)
-            result = answer[name].result(TIMEOUT_S)
-            groups[name] = {
-                (tp.topic, tp.partition): int(tp.offset) for tp in result.topic_partitions or []
-            }
+            reader = self._readers.get(name)
+            if reader is None:
+                reader = self._readers[name] = BrokerOffsets(self._config, name)
+            committed = reader.committed(ends)
+            groups[name] = {tp: offset for tp, offset in committed.items() if offset is not None}
+        for gone in set(self._readers) - set(names):
+            self._readers.pop(gone).close()
         return OffsetSnapshot(reachable=True, ends=ends, groups=groups)
 
     def dlq_messages(self, snapshot: OffsetSnapshot) -> int:
