@@ -7,6 +7,7 @@ they never change.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +24,7 @@ from runtime.config import (
     Settings,
     TestDetectorsConfig,
 )
-from runtime.metrics import DEAD_LETTERS
+from runtime.metrics import DEAD_LETTERS, PUBLISH_FAILURES
 from schemas.messages import DeadLetter, RunSignal, RunState
 from schemas.topics import TopicNames
 
@@ -32,6 +33,8 @@ MAX_VALUE_BYTES = 16 * 1024 * 1024
 # Histories and a big run's test results outgrow Kafka's default 1 MB per message.
 LARGE_VALUES = {"max.message.bytes": str(MAX_VALUE_BYTES)}
 _RAW: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
+# A dead letter the broker refuses is sent again after these waits (capped), never dropped.
+DLQ_RETRY_FIRST_S, DLQ_RETRY_MAX_S = 0.5, 30.0
 
 
 def bytes_table(app: faust.App, name: str, partitions: int, large: bool = False) -> Any:
@@ -185,4 +188,31 @@ class WorkerContext:
             component=component,
         )
         key = f"{message.topic}/{message.partition}/{message.offset}".encode()
-        await self.topics.dlq.send(key=key, value=letter.to_bytes())
+        await self._deliver_letter(key, letter.to_bytes(), message.topic, message.partition)
+
+    async def _deliver_letter(self, key: bytes, value: bytes, topic: str, partition: int) -> None:
+        """Send a dead letter and wait for the broker's acknowledgement, retrying until it
+        comes. The agent only returns (and Faust only acks, then commits, the message) once the
+        letter is stored: a refused letter used to be logged and committed past, i.e. lost.
+        Waiting holds this partition still, which the partition watchdog reports if it lasts."""
+        delay = DLQ_RETRY_FIRST_S
+        attempt = 1
+        while True:
+            try:
+                delivered = await self.topics.dlq.send(key=key, value=value)
+                await delivered
+                return
+            except Exception as exc:  # any refusal: the letter must not be lost
+                PUBLISH_FAILURES.labels("worker", self.names.dlq).inc()
+                log.error(
+                    "dead letter for %s[%d] not stored (attempt %d), retrying in %.1fs: %s: %s",
+                    topic,
+                    partition,
+                    attempt,
+                    delay,
+                    type(exc).__name__,
+                    exc,
+                    extra={"attempt": attempt, "retry_in_s": delay},
+                )
+            await asyncio.sleep(delay)
+            delay, attempt = min(DLQ_RETRY_MAX_S, delay * 2), attempt + 1

@@ -9,11 +9,18 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+)
 
 from producers.publisher import KafkaPublisher
 from producers.webhooks.github import normalize
 from runtime.config import Settings
-from runtime.kafka_clients import producer_config
+from runtime.kafka_clients import admin_config, producer_config
 from schemas.messages import CiEvent, DeadLetter, RunState
 from sentinel.brokers import free_port
 from sentinel.stack import EmbeddedStack, WorkerProcess
@@ -88,6 +95,61 @@ def test_invalid_messages_are_dead_lettered_and_the_partition_moves_on(
         (settings.topic_names.ci, 0, "worker"),
         (settings.topic_names.ci, 1, "worker"),
     ]
+
+
+def test_a_dead_letter_the_broker_refuses_is_retried_not_lost(
+    kafka_bootstrap: str, make_settings: Callable[..., Settings]
+) -> None:
+    """The DLQ refuses the letter (its topic's max.message.bytes too small, as an operator might
+    set it): the worker keeps the message's partition where it is and retries; once the topic
+    is fixed the letter lands and the next message is processed. (It used to log the refusal
+    and commit past the message: the bad input was gone.)"""
+    settings = make_settings(kafka_bootstrap)
+    dlq = settings.topic_names.dlq
+    admin = AdminClient(admin_config(settings))
+    tiny = NewTopic(
+        dlq, settings.topics.partitions, config={"max.message.bytes": "200"}, replication_factor=1
+    )
+    admin.create_topics([tiny])[dlq].result(30)
+    stack = EmbeddedStack(settings)
+    stack.start()
+    try:
+        publisher = KafkaPublisher(producer_config(settings))
+        key = RUN_ID.encode()
+        publisher.publish_sync(settings.topic_names.ci, key, b"\xff not json", timeout=10)
+        completed = ci_event("workflow_run", "w-1", "workflow_run/completed.payload.json")
+        publisher.publish_sync(settings.topic_names.ci, key, completed.to_bytes(), timeout=10)
+        publisher.close()
+        assert stack.worker is not None
+        log_path = stack.worker.log_path
+        # Wait for the second refusal the worker logs (or 30 s, when nothing retries).
+        deadline = time.monotonic() + 30
+        while "not stored (attempt 2" not in log_path.read_text() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        # Held: the message after the refused one waits (same partition), nothing is committed.
+        assert RUN_ID not in latest_states(settings)
+        assert read_topic(settings, dlq) == []
+
+        fix = ConfigResource(
+            ConfigResource.Type.TOPIC,
+            dlq,
+            incremental_configs=[
+                ConfigEntry(
+                    "max.message.bytes",
+                    "1048588",
+                    incremental_operation=AlterConfigOpType.SET,
+                )
+            ],
+        )
+        admin.incremental_alter_configs([fix])[fix].result(30)
+        stack.wait_consumed(timeout=90)
+        letters = [DeadLetter.from_bytes(v) for _k, v in read_topic(settings, dlq)]
+        assert [(letter.raw_value, letter.origin_offset) for letter in letters] == [
+            (b"\xff not json", 0)
+        ]
+        assert latest_states(settings)[RUN_ID].status == "succeeded"
+    finally:
+        stack.stop()
 
 
 def test_restarted_worker_recovers_run_state_from_its_changelog(stack: EmbeddedStack) -> None:
