@@ -30,6 +30,7 @@ from producers.publisher import KafkaPublisher
 from producers.webhooks import generic, jenkins
 from producers.webhooks.intake import GithubIngest, Intake, TokenIngest, WebhookIngest
 from producers.webhooks.ledger import DeliveryLedger
+from producers.webhooks.lookback import TopicLookback
 from producers.webhooks.routes import generic_router, github_router, jenkins_router
 from producers.webhooks.spool import Spool, SpoolDrainer
 from runtime.config import BrokerKind, Settings
@@ -63,9 +64,9 @@ class WebhookIntake:
         settings = self.settings
         self.publisher = KafkaPublisher(producer_config(settings), component="webhooks")
         spool = Spool(settings.spool_dir)
-        self.drainer = SpoolDrainer(
-            spool, self.publisher, timeout=settings.kafka.delivery_timeout_s
-        )
+        timeout = settings.kafka.delivery_timeout_s
+        lookback = TopicLookback(consumer_config(settings, "spool-lookback"), timeout)
+        self.drainer = SpoolDrainer(spool, self.publisher, timeout=timeout, lookback=lookback)
         self.drainer.drain_once()
         self.drainer.start()
         self.ledger = DeliveryLedger(

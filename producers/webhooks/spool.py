@@ -15,6 +15,7 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -31,11 +32,21 @@ class SpoolEntry:
     key: bytes | None
     value: bytes
 
+    @property
+    def spooled_at_s(self) -> float:
+        """When it was spooled (epoch seconds): the file name starts with `time.time_ns()`."""
+        stamp = self.path.name.split("-", 1)[0]
+        return int(stamp) / 1e9 if stamp.isdigit() else self.path.stat().st_mtime
+
 
 class SyncPublisher(Protocol):
     def publish_sync(
         self, topic: str, key: bytes | None, value: bytes, timeout: float | None = None
     ) -> tuple[int, int]: ...
+
+
+class Lookback(Protocol):
+    def already_published(self, entries: Iterable[SpoolEntry]) -> set[Path]: ...
 
 
 class Spool:
@@ -112,13 +123,23 @@ class SpoolDrainer:
     it, so each answer is final. Giving up at the same moment left the message queued in the
     producer, delivered once the broker was back, while its entry stayed here and was published
     again on the next round: a webhook twice on the topic (test_broker_outage).
+
+    With a `lookback` (`producers.webhooks.lookback.TopicLookback`), entries already on their
+    topic are removed without publishing: a failed delivery may still have been written by the
+    broker (the answer lost in an outage), and publishing it again would repeat the webhook.
     """
 
     def __init__(
-        self, spool: Spool, publisher: SyncPublisher, interval: float = 2.0, timeout: float = 10.0
+        self,
+        spool: Spool,
+        publisher: SyncPublisher,
+        interval: float = 2.0,
+        timeout: float = 10.0,
+        lookback: Lookback | None = None,
     ) -> None:
         self.spool = spool
         self.publisher = publisher
+        self.lookback = lookback
         self.interval = interval
         self.timeout = timeout
         self._stop = threading.Event()
@@ -129,7 +150,24 @@ class SpoolDrainer:
         """Publish what is pending; return how many entries were delivered."""
         delivered = 0
         with self._lock:
-            for entry in self.spool.pending():
+            pending = self.spool.pending()
+            if pending and self.lookback is not None:
+                try:
+                    there = self.lookback.already_published(pending)
+                except Exception as exc:
+                    log.warning("spool drain paused: %r (%d pending)", exc, len(pending))
+                    return 0
+                for entry in pending:
+                    if entry.path in there:
+                        self.spool.remove(entry)
+                if there:
+                    log.info(
+                        "%d spooled messages were on the broker already (written before its "
+                        "answer was lost); not publishing them again",
+                        len(there),
+                    )
+                pending = [entry for entry in pending if entry.path not in there]
+            for entry in pending:
                 try:
                     self.publisher.publish_sync(
                         entry.topic, entry.key, entry.value, self.timeout + OUTCOME_MARGIN_S

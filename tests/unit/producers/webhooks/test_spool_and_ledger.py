@@ -77,3 +77,21 @@ def test_ledger_forgets_after_ttl(tmp_path: Path, ttl_hours: float) -> None:
 
     time.sleep(0.01)
     assert ledger.claim("github", "old")
+
+
+class UnreadableTopic:
+    """A lookback whose broker cannot be read (down again)."""
+
+    def already_published(self, entries: object) -> set[Path]:
+        raise RuntimeError("broker unreachable")
+
+
+def test_a_drain_waits_when_the_topic_cannot_be_read_back(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    spool.put("t", b"k", b"v")
+    publisher = FlakyPublisher()
+    publisher.down = False
+    drainer = SpoolDrainer(spool, publisher, lookback=UnreadableTopic())
+    # Publishing without knowing whether the broker holds it already could repeat it.
+    assert drainer.drain_once() == 0
+    assert publisher.published == [] and len(spool) == 1
