@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from producers.publisher import PublishError
 from runtime.metrics import SPOOLED
 
 log = logging.getLogger("sentinel.spool")
@@ -104,6 +105,20 @@ class Spool:
                 path.rename(bad)
         return entries
 
+    def set_aside(self, entry: SpoolEntry, reason: str) -> Path:
+        """Keep an entry the broker refuses for good (e.g. too large for the topic) out of the
+        drain, next to the others as `<name>.refused`, for a human to look at."""
+        refused = entry.path.with_suffix(".refused")
+        entry.path.rename(refused)
+        log.error(
+            "spooled message %s refused by the broker: %s; kept as %s",
+            entry.path.name,
+            reason,
+            refused,
+        )
+        SPOOLED.set(len(self._files()))
+        return refused
+
     def remove(self, entry: SpoolEntry) -> None:
         entry.path.unlink(missing_ok=True)
         SPOOLED.set(len(self._files()))
@@ -172,6 +187,13 @@ class SpoolDrainer:
                     self.publisher.publish_sync(
                         entry.topic, entry.key, entry.value, self.timeout + OUTCOME_MARGIN_S
                     )
+                except PublishError as exc:
+                    if exc.retriable:
+                        log.warning("spool drain paused: %r (%d pending)", exc, len(self.spool))
+                        break
+                    # Retrying cannot help, and stopping here would hold every later entry.
+                    self.spool.set_aside(entry, str(exc))
+                    continue
                 except Exception as exc:
                     log.warning("spool drain paused: %r (%d pending)", exc, len(self.spool))
                     break

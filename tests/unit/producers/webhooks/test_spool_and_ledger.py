@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import base64
+import json
 from pathlib import Path
 
 import pytest
 
+from producers.publisher import PublishError
 from producers.webhooks.ledger import DeliveryLedger
 from producers.webhooks.spool import Spool, SpoolDrainer
 
@@ -95,3 +98,30 @@ def test_a_drain_waits_when_the_topic_cannot_be_read_back(tmp_path: Path) -> Non
     # Publishing without knowing whether the broker holds it already could repeat it.
     assert drainer.drain_once() == 0
     assert publisher.published == [] and len(spool) == 1
+
+
+class RefusingPublisher(FlakyPublisher):
+    """The broker refuses one value for good (too large for the topic), takes the rest."""
+
+    def publish_sync(
+        self, topic: str, key: bytes | None, value: bytes, timeout: float | None = None
+    ) -> tuple[int, int]:
+        if value == b"huge":
+            raise PublishError(f"{topic}: Broker: Message size too large", retriable=False)
+        return super().publish_sync(topic, key, value, timeout)
+
+
+def test_an_entry_the_broker_refuses_for_good_is_set_aside_not_blocking_the_rest(
+    tmp_path: Path,
+) -> None:
+    spool = Spool(tmp_path)
+    spool.put("t", b"k", b"first")
+    spool.put("t", b"k", b"huge")
+    spool.put("t", b"k", b"third")
+    publisher = RefusingPublisher()
+    publisher.down = False
+    assert SpoolDrainer(spool, publisher).drain_once() == 2
+    assert [value for _t, _k, value in publisher.published] == [b"first", b"third"]
+    assert len(spool) == 0
+    [kept] = list(tmp_path.glob("*.refused"))
+    assert json.loads(kept.read_text())["value"] == base64.b64encode(b"huge").decode()
