@@ -37,7 +37,7 @@ DEAD_LETTERS = Counter(
 ALERT_DELIVERIES = Counter(
     "sentinel_alert_deliveries_total",
     "Alert delivery attempts by receiver (channel), channel type and outcome "
-    "(sent, failed, retrying, suppressed)",
+    "(sent, failed, retrying, suppressed, superseded)",
     ["channel", "type", "outcome"],
 )
 ALERT_QUEUE = Gauge(

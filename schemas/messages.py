@@ -480,6 +480,10 @@ class DeliveryOutcome(StrEnum):
     FAILED = "failed"
     RETRYING = "retrying"
     SUPPRESSED = "suppressed"
+    # A message in flight when its dispatcher stopped, decided again by the next owner with
+    # other alerts (so under another delivery id): it will not be sent; `error` names the
+    # delivery that carries its alerts.
+    SUPERSEDED = "superseded"
 
 
 class AlertDelivery(Message):
@@ -625,6 +629,15 @@ class NotificationLogEntry(BaseModel):
     thread_channel: str | None = Field(default=None, description="Slack bot: its channel id.")
 
 
+class InflightMessage(BaseModel):
+    """A message decided for one receiver and not yet delivered: which one, about what."""
+
+    model_config = ConfigDict(extra="allow")
+
+    delivery_id: str
+    anomaly_ids: list[str] = Field(default_factory=list)
+
+
 class AlertGroupState(Message):
     """An aggregation group: its alerts and, per receiver, the notification log (topic
     `sentinel.alert-groups`, compacted, key = group key, in the partition of its input)."""
@@ -653,6 +666,11 @@ class AlertGroupState(Message):
         default_factory=list,
         description="Receivers with a message decided but not yet delivered: a dispatcher that "
         "restores the group flushes it again at once.",
+    )
+    inflight_messages: dict[str, InflightMessage] = Field(
+        default_factory=dict,
+        description="Per receiver in `inflight`: the message decided, so that one decided "
+        "again differently is recorded superseded rather than left retrying.",
     )
     created_at: AwareDatetime
     next_flush_at: AwareDatetime | None = None

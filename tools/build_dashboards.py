@@ -481,7 +481,8 @@ def alert_deliveries() -> dict[str, Any]:
             "SELECT $__timeInterval(attempted_at) AS time, outcome, count() AS attempts\n"
             "FROM alert_deliveries FINAL\nWHERE $__timeFilter(attempted_at)\n"
             "GROUP BY time, outcome\nORDER BY time",
-            "Every send attempt: sent, failed, retrying, suppressed (silenced).",
+            "Every send attempt: sent, failed, retrying, suppressed (silenced), superseded "
+            "(decided again after a restart).",
             width=24,
         ),
         Panel(
@@ -499,7 +500,8 @@ def alert_deliveries() -> dict[str, Any]:
             f"SELECT d.attempted_at AS at, d.channel AS channel, d.attempt AS attempt,\n"
             f"  d.outcome AS outcome, d.status_code AS status_code, d.error AS error,\n"
             f"  ifNull(an.run_id, '') AS run_id\nFROM alert_deliveries AS d FINAL\n{run_of}"
-            f"WHERE $__timeFilter(d.attempted_at) AND d.outcome IN ('failed', 'retrying')\n"
+            f"WHERE $__timeFilter(d.attempted_at)\n"
+            f"  AND d.outcome IN ('failed', 'retrying', 'superseded')\n"
             f"ORDER BY at DESC\nLIMIT 100",
             links=["run_id"],
         ),

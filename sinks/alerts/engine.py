@@ -42,6 +42,7 @@ from schemas.messages import (
     AlertRun,
     Anomaly,
     DeliveryOutcome,
+    InflightMessage,
     NotificationLogEntry,
     PipelineHealth,
     RunState,
@@ -112,6 +113,8 @@ class AlertEngine:
         self.silences: dict[str, Silence] = {}
         self.pipelines: dict[PipelineKey, PipelineHealth] = {}
         self._flushes: dict[str, _Flush] = {}
+        # Restored groups' messages that were in flight, until the group is decided again.
+        self._restored_inflight: dict[str, dict[str, InflightMessage]] = {}
         self._dirty_runs: set[str] = set()
         self._dirty_groups: set[str] = set()
         # Runs time may act on (an anomaly waiting for the snapshot, a judgement due), so that
@@ -195,7 +198,8 @@ class AlertEngine:
         if group.inflight:
             # A message was decided and perhaps not delivered before the last owner stopped:
             # decide again now (the notification log says whether it was).
-            group.inflight = []
+            self._restored_inflight[group.group_key] = dict(group.inflight_messages)
+            group.inflight, group.inflight_messages = [], {}
             group.next_flush_at = now
         self.groups[group.group_key] = group
 
@@ -209,6 +213,7 @@ class AlertEngine:
         for key in [k for k, group in self.groups.items() if group.partition in gone]:
             del self.groups[key]
             self._flushes.pop(key, None)
+            self._restored_inflight.pop(key, None)
             self._dirty_groups.discard(key)
 
     # -- decisions --------------------------------------------------------------------------
@@ -272,6 +277,7 @@ class AlertEngine:
             )
         if receiver in group.inflight:
             group.inflight.remove(receiver)
+        group.inflight_messages.pop(receiver, None)
         flush = self._flushes.get(group.group_key)
         if flush is not None:
             flush.waiting.discard(receiver)
@@ -420,18 +426,54 @@ class AlertEngine:
             notification = self._flush_receiver(group, route, receiver, firing, resolved, now)
             if notification is not None:
                 notifications.append(notification)
+        self._supersede(group, notifications, now)
         ids = frozenset(alert.alert_id for alert in group.alerts)
         gone = frozenset(alert.alert_id for alert in resolved)
         group.last_flush_at, group.flushes, group.updated_at = now, group.flushes + 1, now
         group.next_flush_at = now + timedelta(seconds=self._interval(group, route))
         if notifications:
             group.inflight = [n.receiver for n in notifications]
+            group.inflight_messages = {
+                n.receiver: InflightMessage(delivery_id=n.delivery_id, anomaly_ids=n.anomaly_ids)
+                for n in notifications
+            }
             waiting = {n.receiver for n in notifications}
             self._flushes[group.group_key] = _Flush(ids, gone, waiting)
         else:
             self._finish_flush(group, ids, gone)
         self._dirty_groups.add(group.group_key)
         return notifications
+
+    def _supersede(
+        self, group: AlertGroupState, notifications: list[Notification], now: datetime
+    ) -> None:
+        """Messages in flight when the last owner stopped, now decided again differently (with
+        the alerts that came meanwhile, so under another delivery id): no attempt of theirs
+        will follow, so their record trail ends here rather than at a `retrying` forever."""
+        before = self._restored_inflight.pop(group.group_key, None)
+        if not before:
+            return
+        decided = {n.receiver: n for n in notifications}
+        for receiver, old in sorted(before.items()):
+            new = decided.get(receiver)
+            if new is not None and new.delivery_id == old.delivery_id:
+                continue  # the same decision: its attempts go on under the same id
+            self._changes.deliveries.append(
+                AlertDelivery(
+                    delivery_id=old.delivery_id,
+                    channel=receiver,
+                    channel_type=self.kinds.get(receiver),
+                    group_key=group.group_key,
+                    anomaly_ids=list(old.anomaly_ids),
+                    outcome=DeliveryOutcome.SUPERSEDED,
+                    error=(
+                        f"decided again after a restart: delivery {new.delivery_id}"
+                        if new is not None
+                        else "decided again after a restart: nothing left to send"
+                    ),
+                    attempted_at=now,
+                )
+            )
 
     def _interval(self, group: AlertGroupState, route: Route) -> float:
         interval = route.group_interval_s

@@ -7,6 +7,10 @@ checks every request as Slack would: JSON, the bearer token, Block Kit limits (5
 breaks a rule is answered 400 and kept in `violations`, which a test asserts empty. Responses
 can be scripted (429 with Retry-After, 500) for the next requests.
 
+`Outage` wraps any of them: while it is on, every request is answered with one status (429 with
+``Retry-After`` = the seconds left, or 503) before the app sees it, as a rate-limited or broken
+service would.
+
 `WebhookReceiver` verifies ``X-Sentinel-Signature-256`` over timestamp + "." + body and refuses
 stale timestamps, as a receiver following docs/alerts.md would.
 """
@@ -17,6 +21,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import math
 import threading
 import time
 from collections import deque
@@ -69,6 +74,34 @@ class LoopbackServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class Outage:
+    """An ASGI wrapper: between `begin` and its end every HTTP request gets `status` instead of
+    the app's answer (with ``Retry-After`` = the whole seconds left when `retry_after`)."""
+
+    def __init__(self, app: Any, status: int, retry_after: bool = False) -> None:
+        self.app = app
+        self.status = status
+        self.retry_after = retry_after
+        self.until = 0.0  # time.monotonic() at which the service answers again
+        self.refused: list[tuple[float, str]] = []  # (time.monotonic(), Retry-After sent)
+
+    def begin(self, seconds: float) -> None:
+        self.until = time.monotonic() + seconds
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        left = self.until - time.monotonic()
+        if scope["type"] != "http" or left <= 0:
+            await self.app(scope, receive, send)
+            return
+        headers = [(b"content-type", b"text/plain")]
+        after = str(math.ceil(left)) if self.retry_after else ""
+        if after:
+            headers.append((b"retry-after", after.encode()))
+        self.refused.append((time.monotonic(), after))
+        await send({"type": "http.response.start", "status": self.status, "headers": headers})
+        await send({"type": "http.response.body", "body": b"rate_limited" if after else b"down"})
 
 
 @dataclass

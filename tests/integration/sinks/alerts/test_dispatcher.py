@@ -7,8 +7,6 @@ id); the dispatcher talks to the Slack stand-in over HTTP (bot token mode).
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import threading
@@ -19,16 +17,14 @@ from typing import Any
 
 import pytest
 import yaml
-from confluent_kafka import Consumer, Producer
 
 from runtime.config import Settings
-from runtime.kafka_clients import consumer_config, producer_config
-from schemas.messages import AlertDelivery, Anomaly, DeliveryOutcome, RunState
-from sentinel.stack import consumed
+from schemas.messages import AlertDelivery, DeliveryOutcome
 from sentinel.topic_admin import ensure_topics
 from sinks.alerts.service import AlertDispatcher
 from sinks.alerts.silence_rules import new_silence, parse_matchers
 from sinks.alerts.silence_store import SilenceStore
+from tests.support.alert_dispatcher import Dispatcher, Input, wait_committed, wait_for
 from tests.support.alert_servers import TOKEN, FakeSlack, LoopbackServer
 from tests.support.alerts import anomaly, run_state
 from tests.support.helpers import read_topic
@@ -68,31 +64,6 @@ def slack(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[FakeSlack, str]]:
     with LoopbackServer(fake.app) as server:
         yield fake, server.url
     assert fake.violations == []
-
-
-class Input:
-    """Publishes what the worker would: run snapshots and anomalies keyed by run id."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.producer = Producer(producer_config(settings))
-
-    def send(self, *messages: RunState | Anomaly) -> None:
-        names = self.settings.topic_names
-        for message in messages:
-            topic = names.runs if isinstance(message, RunState) else names.anomalies
-            self.producer.produce(topic, key=message.run_id.encode(), value=message.to_bytes())
-        assert self.producer.flush(10) == 0
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"{what} not met within {timeout}s")
 
 
 @pytest.fixture
@@ -201,59 +172,6 @@ def test_sigkill_mid_group_and_restart_sends_nothing_twice_and_loses_nothing(
     assert told.count("oom_killed on b-0") == 1
     assert reply.block_text.count("oom_killed on a-0") == 0
     assert first.updates and "5 firing" in first.updates[-1]["text"]
-
-
-def wait_committed(settings: Settings) -> None:
-    """Until the dispatcher's group has committed everything on its inputs (state persisted)."""
-    names = settings.topic_names
-    probe = Consumer(consumer_config(settings, settings.alerts_group_id))
-    try:
-        wait_for(
-            lambda: all(consumed(probe, topic) for topic in (names.anomalies, names.runs)),
-            what="the dispatcher's offsets committed",
-        )
-    finally:
-        probe.close()
-
-
-class Dispatcher:
-    """`sentinel alerts` as its own process, its JSON log in a file."""
-
-    def __init__(self, config: Path, log: Path) -> None:
-        self.log = log
-        self.out = log.open("wb")
-        env = dict(os.environ)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sentinel", "--config", str(config), "alerts"],
-            stdout=self.out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-        )
-        wait_for(
-            lambda: "alert partitions now [0, 1, 2]" in self.text(),
-            timeout=90,
-            what=f"the dispatcher owning every partition (log {log})",
-        )
-
-    def text(self) -> str:
-        if self.proc.poll() is not None:
-            raise AssertionError(f"the dispatcher exited: {self.log.read_text()[-3000:]}")
-        return self.log.read_text(errors="replace")
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-        self.out.close()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self.out.close()
 
 
 def test_a_bad_template_or_a_missing_secret_fails_at_start_naming_the_key(

@@ -273,6 +273,39 @@ def test_a_restored_group_with_a_message_in_flight_is_decided_again_at_once() ->
     assert third.tick(at(50)) == [] and third.tick(at(200)) == []
 
 
+def test_a_message_in_flight_decided_again_with_more_alerts_is_recorded_superseded() -> None:
+    eng = engine()
+    eng.observe_run(run_state(), 0, at(0))
+    eng.observe_anomaly(anomaly(subject="pod-a"), 0, at(0))
+    (note,) = eng.tick(at(10))
+    eng.observe_anomaly(anomaly(subject="pod-b"), 0, at(12))  # waits for the message in flight
+    changes = eng.take_changes()
+    # The process dies while the message is retried; the next owner restores the group and
+    # decides again with both alerts: a new message, a new delivery id. The old id's record
+    # trail (its `retrying` attempts) must end somewhere, saying what became of it.
+    other = engine()
+    for facts in changes.runs:
+        other.restore_run(facts)
+    (saved,) = changes.groups
+    other.restore_group(AlertGroupState.model_validate_json(saved.to_bytes()), at(40))
+    (again,) = other.tick(at(40))
+    assert again.delivery_id != note.delivery_id and len(again.firing) == 2
+    (record,) = other.take_changes().deliveries
+    assert (record.delivery_id, record.outcome) == (note.delivery_id, DeliveryOutcome.SUPERSEDED)
+    assert (record.channel, record.group_key) == ("console", note.group_key)
+    assert record.anomaly_ids == note.anomaly_ids
+    assert again.delivery_id in (record.error or "")
+    # Decided again, it is in flight under its new id: a second restore supersedes that one.
+    third = engine()
+    for facts in changes.runs:
+        third.restore_run(facts)
+    (saved,) = other.take_changes().groups or [other.groups[note.group_key]]
+    third.restore_group(AlertGroupState.model_validate_json(saved.to_bytes()), at(50))
+    (same,) = third.tick(at(50))
+    assert same.delivery_id == again.delivery_id  # the same decision: its trail goes on
+    assert third.take_changes().deliveries == []
+
+
 def test_groups_and_runs_are_forgotten_after_the_retention() -> None:
     eng = AlertEngine(alerting(route={"group_wait_s": 0}, retention_hours=1, run_wait_s=0))
     eng.observe_run(run_state(status=RunStatus.FAILED, when=0), 3, at(0))
