@@ -287,16 +287,6 @@ class AlertEngine:
         group.updated_at = now
         self._dirty_groups.add(group.group_key)
 
-    def requeue(self, changes: StateChanges) -> None:
-        """Changes whose write failed: write them again with the next `take_changes`."""
-        self._dirty_runs.update(facts.run_id for facts in changes.runs)
-        self._dirty_groups.update(group.group_key for group in changes.groups)
-        pending = self._changes
-        pending.run_tombstones += changes.run_tombstones
-        pending.group_tombstones += changes.group_tombstones
-        pending.pipelines += changes.pipelines
-        pending.deliveries += changes.deliveries
-
     def take_changes(self) -> StateChanges:
         changes, self._changes = self._changes, StateChanges()
         changes.runs = [self.runs[r] for r in sorted(self._dirty_runs) if r in self.runs]

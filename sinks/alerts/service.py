@@ -176,7 +176,10 @@ class AlertDispatcher:
         self.delivery = DeliveryLoop(settings, self.channels, renderers, self._record, clock)
         self.owned: set[int] = set()
         self.offsets: dict[tuple[str, int], int] = {}
-        self._produce_errors: list[str] = []
+        # Messages the broker refused since the last persist (delivery callbacks, any thread):
+        # sent again by `persist`, which commits nothing until none is left.
+        self._refused: list[tuple[str, str, bytes | None, int | None, str]] = []
+        self._refused_lock = threading.Lock()
         self.ready = threading.Event()
 
     def ownership(self) -> Ownership:
@@ -359,7 +362,8 @@ class AlertDispatcher:
     ) -> None:
         def on_delivery(error: KafkaError | None, _message: Message) -> None:
             if error is not None:
-                self._produce_errors.append(f"{topic}: {error}")
+                with self._refused_lock:
+                    self._refused.append((topic, key, value, partition, f"{topic}: {error}"))
 
         if partition is None:
             self.producer.produce(topic, key=key, value=value, on_delivery=on_delivery)
@@ -386,9 +390,15 @@ class AlertDispatcher:
         if not changes and not self.offsets:
             return
         remaining = self.producer.flush(self.settings.kafka.delivery_timeout_s)
-        errors, self._produce_errors = self._produce_errors, []
-        if remaining or errors:
-            self.engine.requeue(changes)
+        with self._refused_lock:
+            refused, self._refused = self._refused, []
+        if remaining or refused:
+            # Exactly what was refused goes again: state, dead letters and delivery records
+            # alike (the last two exist nowhere else: requeueing only the engine's changes lost
+            # them once a later persist succeeded). Unacknowledged ones are still queued.
+            for topic, key, value, partition, _error in refused:
+                self._produce(topic, key, value, partition)
+            errors = [error for *_message, error in refused]
             raise PersistError(f"{remaining} unacknowledged, errors: {errors[:3]}")
         if self.offsets:
             offsets = [TopicPartition(t, p, o) for (t, p), o in self.offsets.items()]

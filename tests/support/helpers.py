@@ -14,9 +14,16 @@ from typing import Any
 import httpx
 import uvicorn
 from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+)
 
 from runtime.config import Settings
-from runtime.kafka_clients import consumer_config
+from runtime.kafka_clients import admin_config, consumer_config
 from sentinel.brokers import free_port
 from sentinel.stack import EmbeddedStack
 from tests.support.paths import DATA
@@ -140,3 +147,26 @@ def read_topic(
 
 def json_values(messages: list[tuple[bytes | None, bytes]]) -> list[dict[str, Any]]:
     return [json.loads(value) for _key, value in messages]
+
+
+def create_topic_refusing_over(settings: Settings, topic: str, max_bytes: int) -> None:
+    """Create `topic` (before the stack does) with a `max.message.bytes` that refuses larger
+    messages: a dead-letter topic an operator misconfigured."""
+    admin = AdminClient(admin_config(settings))
+    made = NewTopic(
+        topic,
+        settings.topics.partitions,
+        replication_factor=1,
+        config={"max.message.bytes": str(max_bytes)},
+    )
+    admin.create_topics([made])[topic].result(30)
+
+
+def set_max_message_bytes(settings: Settings, topic: str, max_bytes: int) -> None:
+    """What the operator does to fix it."""
+    admin = AdminClient(admin_config(settings))
+    entry = ConfigEntry(
+        "max.message.bytes", str(max_bytes), incremental_operation=AlterConfigOpType.SET
+    )
+    fix = ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=[entry])
+    admin.incremental_alter_configs([fix])[fix].result(30)

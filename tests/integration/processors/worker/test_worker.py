@@ -9,22 +9,20 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from confluent_kafka.admin import (
-    AdminClient,
-    AlterConfigOpType,
-    ConfigEntry,
-    ConfigResource,
-    NewTopic,
-)
 
 from producers.publisher import KafkaPublisher
 from producers.webhooks.github import normalize
 from runtime.config import Settings
-from runtime.kafka_clients import admin_config, producer_config
+from runtime.kafka_clients import producer_config
 from schemas.messages import CiEvent, DeadLetter, RunState
 from sentinel.brokers import free_port
 from sentinel.stack import EmbeddedStack, WorkerProcess
-from tests.support.helpers import payload, read_topic
+from tests.support.helpers import (
+    create_topic_refusing_over,
+    payload,
+    read_topic,
+    set_max_message_bytes,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -106,11 +104,7 @@ def test_a_dead_letter_the_broker_refuses_is_retried_not_lost(
     and commit past the message: the bad input was gone.)"""
     settings = make_settings(kafka_bootstrap)
     dlq = settings.topic_names.dlq
-    admin = AdminClient(admin_config(settings))
-    tiny = NewTopic(
-        dlq, settings.topics.partitions, config={"max.message.bytes": "200"}, replication_factor=1
-    )
-    admin.create_topics([tiny])[dlq].result(30)
+    create_topic_refusing_over(settings, dlq, 200)
     stack = EmbeddedStack(settings)
     stack.start()
     try:
@@ -130,18 +124,7 @@ def test_a_dead_letter_the_broker_refuses_is_retried_not_lost(
         assert RUN_ID not in latest_states(settings)
         assert read_topic(settings, dlq) == []
 
-        fix = ConfigResource(
-            ConfigResource.Type.TOPIC,
-            dlq,
-            incremental_configs=[
-                ConfigEntry(
-                    "max.message.bytes",
-                    "1048588",
-                    incremental_operation=AlterConfigOpType.SET,
-                )
-            ],
-        )
-        admin.incremental_alter_configs([fix])[fix].result(30)
+        set_max_message_bytes(settings, dlq, 1_048_588)
         stack.wait_consumed(timeout=90)
         letters = [DeadLetter.from_bytes(v) for _k, v in read_topic(settings, dlq)]
         assert [(letter.raw_value, letter.origin_offset) for letter in letters] == [

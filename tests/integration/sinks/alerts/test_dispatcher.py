@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from runtime.config import Settings
-from schemas.messages import AlertDelivery, DeliveryOutcome
+from schemas.messages import AlertDelivery, DeadLetter, DeliveryOutcome
 from sentinel.topic_admin import ensure_topics
 from sinks.alerts.service import AlertDispatcher
 from sinks.alerts.silence_rules import new_silence, parse_matchers
@@ -27,7 +27,11 @@ from sinks.alerts.silence_store import SilenceStore
 from tests.support.alert_dispatcher import Dispatcher, Input, wait_committed, wait_for
 from tests.support.alert_servers import TOKEN, FakeSlack, LoopbackServer
 from tests.support.alerts import anomaly, run_state
-from tests.support.helpers import read_topic
+from tests.support.helpers import (
+    create_topic_refusing_over,
+    read_topic,
+    set_max_message_bytes,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -172,6 +176,46 @@ def test_sigkill_mid_group_and_restart_sends_nothing_twice_and_loses_nothing(
     assert told.count("oom_killed on b-0") == 1
     assert reply.block_text.count("oom_killed on a-0") == 0
     assert first.updates and "5 firing" in first.updates[-1]["text"]
+
+
+def test_a_dead_letter_the_broker_refuses_is_sent_again_and_nothing_is_committed_before(
+    slack: tuple[FakeSlack, str],
+    kafka_bootstrap: str,
+    make_settings: Callable[..., Settings],
+) -> None:
+    """The DLQ refuses the dispatcher's letter (its max.message.bytes too small): the input stays
+    uncommitted and the letter is sent again until the topic is fixed, then it lands once. (The
+    dispatcher used to rewrite only its own state after a failed write: the next write
+    succeeded, the offsets were committed and the letter was gone.)"""
+    _fake, url = slack
+    settings = make_settings(kafka_bootstrap, alerting=bot_alerting(url))
+    dlq, names = settings.topic_names.dlq, settings.topic_names
+    create_topic_refusing_over(settings, dlq, 200)
+    ensure_topics(settings)
+    dispatcher = AlertDispatcher(settings)
+    stop = threading.Event()
+    thread = threading.Thread(target=dispatcher.run_forever, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: dispatcher.owned == {0, 1, 2}, what="partitions assigned")
+        run_id = "github:acme/shop:1:1"
+        source = Input(settings)
+        source.producer.produce(names.anomalies, key=run_id.encode(), value=b"\xff not json")
+        source.send(run_state(run_id), anomaly(run_id=run_id))
+        time.sleep(6)  # several persist attempts, each refused
+        with pytest.raises(AssertionError, match="offsets committed"):
+            wait_committed(settings, timeout=2)
+        assert read_topic(settings, dlq) == []
+
+        set_max_message_bytes(settings, dlq, 1_048_588)
+        wait_committed(settings, timeout=30)
+        letters = [DeadLetter.from_bytes(v) for _k, v in read_topic(settings, dlq)]
+        assert [(letter.raw_value, letter.component) for letter in letters] == [
+            (b"\xff not json", "alerts")
+        ]
+    finally:
+        stop.set()
+        thread.join(30)
 
 
 def test_a_bad_template_or_a_missing_secret_fails_at_start_naming_the_key(
