@@ -31,10 +31,12 @@ from processors.anomalies.history import (
 )
 from processors.runs.linking import LinkState, link
 from processors.runs.source_signals import signals_from_source, watermark_signal
-from processors.runs.tracking import Outcome, decode_state
+from processors.runs.tracking import LATE_FOR_RETIRED, Outcome, decode_state
 from processors.worker.context import WorkerContext
 from processors.worker.log_recovery import note_stream_start, resume_log_streams
 from processors.worker.metrics import observe_latency
+from runtime.metrics import LATE_FOR_RETIRED as LATE_INPUTS
+from runtime.metrics import RUNS_RETIRED
 from schemas.messages import LogLine, RunSignal, RunState, TestResult
 
 
@@ -114,11 +116,14 @@ def add_run_tracker(ctx: WorkerContext) -> None:
             )
             if outcome.error is not None:
                 error_type = outcome.error_type or "Error"
+                if error_type == LATE_FOR_RETIRED:
+                    LATE_INPUTS.inc()
                 await ctx.dead_letter(event, outcome.error, error_type, "run-tracker")
                 continue
             await _send_tracked(ctx, outcome)
             _keep_run_inputs(ctx, outcome)
             await _send_finished(ctx, outcome)
+            _retire(ctx, outcome.retired)
             observe_latency(event.message.topic, outcome.event_time)
 
 
@@ -171,6 +176,19 @@ async def _send_finished(ctx: WorkerContext, outcome: Outcome) -> None:
             history_key, message = entry
             value = message.model_dump_json().encode()
             await ctx.topics.history.send(key=history_key.encode(), value=value)
+
+
+def _retire(ctx: WorkerContext, run_ids: list[str]) -> None:
+    """Forget retired runs: `del` writes a tombstone to each table's changelog, so a restarted
+    worker does not recover them either. Their final state stays on the runs topic."""
+    tables = ctx.tables
+    for run_id in run_ids:
+        key = run_id.encode()
+        for table in (tables.runs, tables.tests, tables.logs):
+            # Faust sends the tombstone before it deletes, and a missing key would raise after.
+            if table.get(key) is not None:
+                del table[key]
+        RUNS_RETIRED.inc()
 
 
 def add_run_history(ctx: WorkerContext) -> None:
