@@ -33,7 +33,11 @@ from processors.runs.linking import LinkState, link
 from processors.runs.source_signals import signals_from_source, watermark_signal
 from processors.runs.tracking import LATE_FOR_RETIRED, Outcome, decode_state
 from processors.worker.context import WorkerContext
-from processors.worker.log_recovery import note_stream_start, resume_log_streams
+from processors.worker.log_recovery import (
+    forget_streams,
+    note_stream_start,
+    resume_log_streams,
+)
 from processors.worker.metrics import observe_latency
 from runtime.metrics import LATE_FOR_RETIRED as LATE_INPUTS
 from runtime.metrics import RUNS_RETIRED
@@ -67,6 +71,7 @@ def add_signal_router(ctx: WorkerContext) -> None:
                 observe_latency(message.topic, min(s.event_time for s in outcome.signals))
             for signal in outcome.signals:
                 await ctx.route(signal)
+            forget_streams(ctx, ctx.log_signals.drain_forgotten())
 
 
 def add_run_linker(ctx: WorkerContext) -> None:

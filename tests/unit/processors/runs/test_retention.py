@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from processors.runs.log_signals import LogSignals
 from processors.runs.source_signals import watermark_signal
 from processors.runs.tracking import LATE_FOR_RETIRED, Outcome, RunTracker, TrackerConfig
+from runtime.config import TrackingConfig
 from schemas.messages import (
     CiEvent,
     CiEventKind,
@@ -184,3 +186,37 @@ def test_offline_end_of_input_does_not_retire_before_retention_passed() -> None:
     outcome = table.apply(tr.on_message("signal", final, 0, table.load))
     assert [s.run_id for s in outcome.finished] == [DONE] and outcome.retired == []
     assert DONE in table.states
+
+
+def log_line(pod: str, second: float, text: str) -> LogLine:
+    return LogLine(
+        namespace="ci",
+        pod=pod,
+        container="main",
+        line=text,
+        event_time=at(second),
+        received_at=at(second),
+        run_id=f"generic:{pod}#1",
+    )
+
+
+def test_a_log_stream_silent_for_retain_ended_s_is_finished_and_forgotten() -> None:
+    logs = LogSignals(TrackingConfig(retain_ended_s=RETAIN))
+    logs.feed(log_line("done-pod", 0, "tests/test_a.py::test_one PASSED"))
+    logs.feed(log_line("live-pod", 10, "starting"))
+    logs.feed(log_line("live-pod", RETAIN - 1, "still here"))
+    assert logs.knows("ci", "done-pod", "main") and logs.drain_forgotten() == []
+    # done-pod's last line is now more than retain_ended_s behind the newest line of any stream:
+    # its pending test result is reported as it is forgotten.
+    out = logs.feed(log_line("live-pod", RETAIN + 1, "still here"))
+    assert [s.kind for s in out if s.run_id == "generic:done-pod#1"] == [SignalKind.TESTS]
+    assert not logs.knows("ci", "done-pod", "main") and logs.knows("ci", "live-pod", "main")
+    assert logs.drain_forgotten() == [("ci", "done-pod", "main")]
+    assert logs.drain_forgotten() == []
+
+
+def test_a_stream_evicted_at_the_cap_is_handed_over_to_forget_too() -> None:
+    logs = LogSignals(TrackingConfig(retain_ended_s=RETAIN), max_streams=1)
+    logs.feed(log_line("first", 0, "hello"))
+    logs.feed(log_line("second", 1, "hello"))
+    assert logs.drain_forgotten() == [("ci", "first", "main")]
