@@ -40,7 +40,7 @@ from pydantic import ValidationError
 
 from processors.anomalies.infra import attribute, detect_infra
 from processors.anomalies.silence import detect_log_silence, silence_deadlines
-from processors.runs.linking import bind_signal
+from processors.runs.linking import bind_signal, unbind_signal
 from processors.runs.source_signals import REPLAY
 from processors.runs.state import (
     Policy,
@@ -86,7 +86,8 @@ class Outcome:
     log_lines: list[tuple[str, str, LogLine]] = field(default_factory=list)
     # A pod of the run logged (any level) in an activity bucket: (run id, signal id, pod, when).
     log_activity: list[tuple[str, str, str, datetime]] = field(default_factory=list)
-    # Settled runs kept `retain_ended_s` past their end: their table entries are to be deleted.
+    # Settled runs kept `retain_ended_s` past their end: their table entries are to be deleted
+    # (and their correlation keys let go: UNBINDs in `binds`).
     retired: list[str] = field(default_factory=list)
     error: str | None = None
     error_type: str | None = None
@@ -286,6 +287,12 @@ class RunTracker:
             return False
         pending.pop(state.run_id, None)
         out.retired.append(state.run_id)
+        # Keys a CI event bound to it (a runner pod name, a Jenkins runUrl) are let go too.
+        out.binds += [
+            unbind_signal(key, state.run_id, mark)
+            for key in state.correlation_keys
+            if key != state.run_id
+        ]
         return True
 
     def _too_late(self, when: datetime) -> bool:

@@ -89,7 +89,10 @@ def add_run_linker(ctx: WorkerContext) -> None:
             except ValueError as exc:  # pydantic's ValidationError is a ValueError
                 await ctx.dead_letter(event, str(exc), type(exc).__name__, "run-linker")
                 continue
-            if outcome.changed:
+            if outcome.forget:
+                if table.get(key) is not None:  # the tombstone goes out before a KeyError
+                    del table[key]
+            elif outcome.changed:
                 table[key] = outcome.state.to_bytes()
             for forward in outcome.forward:
                 await ctx.route(forward)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from processors.runs.linking import LinkState, bind_signal, link
 from processors.runs.log_signals import LogSignals
 from processors.runs.source_signals import watermark_signal
 from processors.runs.tracking import LATE_FOR_RETIRED, Outcome, RunTracker, TrackerConfig
@@ -220,3 +221,36 @@ def test_a_stream_evicted_at_the_cap_is_handed_over_to_forget_too() -> None:
     logs.feed(log_line("first", 0, "hello"))
     logs.feed(log_line("second", 1, "hello"))
     assert logs.drain_forgotten() == [("ci", "first", "main")]
+
+
+RUNNER = "github-runner:arc-runner-x7k2p"
+
+
+def test_a_retired_run_lets_go_of_the_keys_bound_to_it() -> None:
+    tr, table = tracker(), Table()
+    ended_run(tr, table)
+    table.states[DONE] = table.states[DONE].model_copy(update={"correlation_keys": [RUNNER]})
+    retired = time_reaches(tr, table, 20 + SETTLE + RETAIN)
+    assert retired.retired == [DONE]
+    assert [(b.kind, b.correlation_key, b.bind_run_id) for b in retired.binds] == [
+        (SignalKind.UNBIND, RUNNER, DONE)
+    ]
+    bound = link(LinkState(key=RUNNER), bind_signal(RUNNER, DONE, "d1", at(5)), 10).state
+    assert link(bound, retired.binds[0], 10).forget
+    # A reused runner already bound to a newer run keeps that binding.
+    rebound = link(bound, bind_signal(RUNNER, "generic:next#1", "d9", at(40)), 10).state
+    assert not link(rebound, retired.binds[0], 10).forget
+    # A key with signals waiting for their BIND is not bound to the run: it stays.
+    held = link(LinkState(key=RUNNER), time_signal(RUNNER), 10).state
+    assert not link(held, retired.binds[0], 10).forget
+
+
+def time_signal(key: str) -> RunSignal:
+    return RunSignal(
+        signal_id="a-1",
+        kind=SignalKind.ACTIVITY,
+        correlation_key=key,
+        source="logs",
+        event_time=at(1),
+        log_pod="arc-runner-x7k2p",
+    )
