@@ -325,7 +325,8 @@ class RunTracker:
         return partition not in self._rebuilt
 
     def rebuild(self, partition: int, states: Iterable[RunState]) -> None:
-        """After a (re)start: index the open runs of a partition from the table."""
+        """After a (re)start: index the runs of a partition from the table (open ones, and
+        settled ones for their retirement)."""
         self._rebuilt.add(partition)
         pending = self._due.setdefault(partition, {})
         for state in states:

@@ -5,7 +5,8 @@
                  while no CI event named the run
     run-linker   run-links -> run-signals once the key is bound (processors.runs.linking)
     run-tracker  sentinel.ci + run-signals -> RunStates, test results, structure and infra
-                 anomalies, BINDs; keeps each run's test results and log analysis until it ends
+                 anomalies, BINDs; keeps each run's test results and log analysis until it ends,
+                 and deletes its entries once it is retired (tracking.retain_ended_s)
                  (processors.runs.tracking, processors.anomalies.logs)
     run-history  run-history (by pipeline, branch) -> test and log anomalies against the
                  pipeline's history (processors.anomalies.history)
