@@ -27,6 +27,10 @@ Retention (issue 17)
     (`LateForRetiredRun`), so it never opens a partial run under the id of a finished one.
     That test needs no memory per retired run. `sentinel analyze` retains for as long as it
     waits (`OFFLINE_LATENESS_S`), so a replay keeps everything, as before.
+    Known gap: the watermark follows the newest input of any kind, so log-derived signals
+    that trail it (a router working through a log backlog while CI events keep it current) by
+    more than settle + lateness + retention find their run retired and are dead-lettered;
+    they came after the run had settled before retention too (BENCHMARKS.md, soak).
 """
 
 from __future__ import annotations
