@@ -551,9 +551,13 @@ class Sample:
     load: float  # the machine's 1-minute load average (other work shows here)
 
 
-def soak_settings(tmp: Path, bootstrap: str) -> Settings:
+def soak_settings(tmp: Path, bootstrap: str, retain_ended_s: float | None = None) -> Settings:
+    # Without --retain-ended-s the worker keeps ended runs for the default hour: longer than a
+    # soak, so only a shorter retention shows the steady state within one.
+    tracking = {} if retain_ended_s is None else {"retain_ended_s": retain_ended_s}
     return load_settings(
         None,
+        tracking=tracking,
         topics={"prefix": f"soak{time.time_ns() % 10**9}.", "partitions": 3},
         kafka={"bootstrap_servers": bootstrap},
         embedded={"data_dir": str(tmp / "data")},
@@ -728,6 +732,11 @@ def main() -> None:
     parser.add_argument("--log-lines", type=int, default=Mix.log_lines, help="per run")
     parser.add_argument("--run-seconds", type=float, default=Mix.run_seconds, help="run length")
     parser.add_argument("--kept-up-s", type=float, default=15.0, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--retain-ended-s",
+        type=float,
+        help="the worker's tracking.retain_ended_s (default: the config default, 3600)",
+    )
     parser.add_argument("--bootstrap", default=os.environ.get("SENTINEL_TEST_KAFKA_BOOTSTRAP"))
     parser.add_argument("--samples", type=Path, help="also write every sample here (JSON lines)")
     parser.add_argument("--data-dir", type=Path, help="keep data and logs here (default: temp)")
@@ -759,7 +768,7 @@ def run(args: argparse.Namespace, mix: Mix, warmup: float, tmp: Path) -> None:
             assert process is not None
             pid = process.pid
             components.append(Component("broker", lambda: pid, broker._process.log_path))
-        settings = soak_settings(tmp, bootstrap)
+        settings = soak_settings(tmp, bootstrap, args.retain_ended_s)
         settings.embedded.data_dir.mkdir(parents=True, exist_ok=True)
         ensure_topics(settings)
         logs = settings.embedded.data_dir / "logs"

@@ -413,6 +413,19 @@ class TrackingConfig(Section):
         description="End-of-run structure rules wait this long after the end (event time) for "
         "late test results and markers.",
     )
+    retain_ended_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="An ended run whose end-of-run checks are done (history entry sent) is "
+        "forgotten by the worker (its state, tests and log analysis deleted from the tables; "
+        "the final run stays on sentinel.runs and in the store) once the watermark passes its "
+        "last event + settle_s + this. Input for a forgotten run that is older than the "
+        "watermark minus this goes to the DLQ (LateForRetiredRun), never opening the run again. "
+        "One hour: 60x allowed_lateness_s, far beyond Kafka redeliveries after a restart (the "
+        "uncommitted seconds) and webhook spool replays after short broker outages; run ids do "
+        "not come back (GitHub runs are per attempt, Jenkins per build number). Memory grows "
+        "with it: about 27 KB per ended run kept.",
+    )
     max_link_buffer: int = Field(
         default=2000,
         ge=1,

@@ -34,6 +34,15 @@ SPOOLED = Gauge("sentinel_webhook_spool_pending", "Webhooks waiting on disk for 
 DEAD_LETTERS = Counter(
     "sentinel_dead_letters_total", "Messages sent to the dead-letter topic", ["component"]
 )
+RUNS_RETIRED = Counter(
+    "sentinel_runs_retired_total",
+    "Ended runs whose worker table entries were deleted (tracking.retain_ended_s)",
+)
+LATE_FOR_RETIRED = Counter(
+    "sentinel_late_for_retired_runs_total",
+    "Inputs dead-lettered because they came after their run was retired "
+    "(older than the watermark minus tracking.retain_ended_s)",
+)
 ALERT_DELIVERIES = Counter(
     "sentinel_alert_deliveries_total",
     "Alert delivery attempts by receiver (channel), channel type and outcome "

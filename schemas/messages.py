@@ -301,6 +301,8 @@ class SignalKind(StrEnum):
     TESTS = "tests"  # a batch of test results
     ACTIVITY = "activity"  # log lines were written in this time bucket (the run is alive)
     BIND = "bind"  # correlation key -> run id, from a CI event (links topic only)
+    # The run of `bind_run_id` was retired: forget the key if still bound to it (links topic only)
+    UNBIND = "unbind"
     K8S_EVENT = "k8s_event"  # a Warning Event about one of the run's pods or Jobs
     LOG = "log"  # a log line worth analysing (warnings, errors, stack trace lines)
     WATERMARK = "watermark"  # event time has reached `event_time` (end of input if `final`)

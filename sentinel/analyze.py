@@ -86,6 +86,8 @@ def analysis_settings(settings: Settings, data_dir: Path, bootstrap: str | None)
         update={
             "idle_watermark_s": None,
             "allowed_lateness_s": OFFLINE_LATENESS_S,
+            # One bounded capture: every run is kept to the end, and nothing in it is too late.
+            "retain_ended_s": OFFLINE_LATENESS_S,
             # Short-lived: commit and flush often, so each step is seen done sooner.
             "commit_interval_s": 0.2,
         }

@@ -8,8 +8,13 @@ pod's first events. So per key we keep a `LinkState`: the run id once a BIND sai
 then the signals that came for the key (bounded), which are released to the run at the BIND.
 
 `link(state, signal, max_buffer)` returns the new state and what to send on; the agent only
-stores and forwards. A key bound again to another run (a reused, non-ephemeral runner) follows
-the newest BIND by event time: signals go to the run that held the runner at that moment last.
+stores and forwards. When the run a key is bound to is retired (issue 17), the tracker sends an
+UNBIND and the key is forgotten (`LinkOutcome.forget`: the agent deletes it): a bound key no
+longer lives for ever, and a signal that comes for it later waits for the next BIND instead of
+going to a run that no longer exists.
+
+A key bound again to another run (a reused, non-ephemeral runner) follows the newest BIND by
+event time: signals go to the run that held the runner at that moment last.
 """
 
 from __future__ import annotations
@@ -43,12 +48,18 @@ class LinkOutcome:
     changed: bool = False
     forward: list[RunSignal] = field(default_factory=list)
     overflow: list[RunSignal] = field(default_factory=list)
+    forget: bool = False
 
 
 def link(state: LinkState, signal: RunSignal, max_buffer: int) -> LinkOutcome:
     """Apply one message of the links topic: a BIND, or a signal to forward or to hold."""
     if signal.kind is SignalKind.BIND:
         return _bind(state, signal)
+    if signal.kind is SignalKind.UNBIND:
+        # Only the run it is bound to lets a key go (a reused runner may be bound anew), and
+        # never with signals waiting for a BIND (nothing is bound, then).
+        bound_here = state.run_id is not None and state.run_id == signal.bind_run_id
+        return LinkOutcome(state, forget=bound_here and not state.pending)
     if state.run_id is not None:
         return LinkOutcome(state, forward=[_to_run(signal, state.run_id)])
     if any(held.signal_id == signal.signal_id for held in state.pending):
@@ -76,6 +87,20 @@ def _bind(state: LinkState, bind: RunSignal) -> LinkOutcome:
 
 def _to_run(signal: RunSignal, run_id: str) -> RunSignal:
     return signal.model_copy(update={"run_id": run_id})
+
+
+def unbind_signal(key: str, run_id: str, when: object) -> RunSignal:
+    """The UNBIND the worker sends for each correlation key of a run it retires."""
+    return RunSignal.model_validate(
+        {
+            "signal_id": f"unbind:{run_id}:{key}",
+            "kind": SignalKind.UNBIND,
+            "correlation_key": key,
+            "source": "retention",
+            "event_time": when,
+            "bind_run_id": run_id,
+        }
+    )
 
 
 def bind_signal(key: str, run_id: str, event_id: str, when: object) -> RunSignal:

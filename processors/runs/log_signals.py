@@ -1,7 +1,11 @@
 """Run signals from container log lines (pure: no Faust, no Kafka, no I/O).
 
 `LogSignals` turns the `LogLine`s of many container streams into `RunSignal`s, keeping a little
-state per stream (bounded, least recently used streams go first).
+state per stream (bounded, least recently used streams go first). A stream that has had no line
+for `tracking.retain_ended_s` of log event time (the newest line of any stream) is finished and
+forgotten too: its pod is gone or its run ended long ago (issue 17: without this the state of
+every container ever seen was kept up to the cap, about 10 KB each). The keys of forgotten
+streams are handed to the worker (`drain_forgotten`) to delete their log-stream-starts entries.
 
 Log rules (per container stream, in line order)
     ACTIVITY  once per ``activity_bucket_s`` bucket of event time, stamped with the bucket start,
@@ -42,7 +46,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -173,6 +177,8 @@ class LogSignals:
         self.max_streams = max_streams
         self._markers = compile_markers(config.log_markers)
         self._streams: OrderedDict[StreamKey, _Stream] = OrderedDict()
+        self._newest: datetime | None = None  # newest line of any stream
+        self._forgotten: list[StreamKey] = []
 
     def __len__(self) -> int:
         return len(self._streams)
@@ -213,6 +219,30 @@ class LogSignals:
             stream.log_lines += 1
             signal_id = signal_digest("log", *stream.key, at.isoformat(), stream.log_lines)
             out.append(self._signal(stream, signal_id, SignalKind.LOG, at, log_line=line))
+        out.extend(self._expire(at))
+        return out
+
+    def drain_forgotten(self) -> list[StreamKey]:
+        """Streams finished since the last call (expired or evicted), to forget elsewhere too."""
+        forgotten, self._forgotten = self._forgotten, []
+        return forgotten
+
+    def _expire(self, at: datetime) -> list[RunSignal]:
+        """Finish the streams silent for `retain_ended_s`, least recently fed first.
+
+        Only the front of the LRU order is looked at, so a line costs O(streams expired).
+        """
+        if self._newest is None or at > self._newest:
+            self._newest = at
+        cutoff = self._newest - timedelta(seconds=self.config.retain_ended_s)
+        out: list[RunSignal] = []
+        while self._streams:
+            key, oldest = next(iter(self._streams.items()))
+            if oldest.newest is None or oldest.newest >= cutoff:
+                break
+            self._streams.popitem(last=False)
+            self._forgotten.append(key)
+            out.extend(self._finish(oldest))
         return out
 
     def finish_stream(self, namespace: str, pod: str, container: str) -> list[RunSignal]:
@@ -234,7 +264,8 @@ class LogSignals:
             self._streams.move_to_end(key)
             return stream
         while len(self._streams) >= self.max_streams:
-            _, evicted = self._streams.popitem(last=False)
+            evicted_key, evicted = self._streams.popitem(last=False)
+            self._forgotten.append(evicted_key)
             out.extend(self._finish(evicted))
         stream = _Stream(key, routed)
         self._streams[key] = stream

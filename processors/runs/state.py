@@ -143,7 +143,7 @@ def apply_signal(
         raise ValueError(
             f"signal {signal.signal_id} is for run {signal.run_id}, not {state.run_id}"
         )
-    if signal.kind in (SignalKind.BIND, SignalKind.WATERMARK):
+    if signal.kind in (SignalKind.BIND, SignalKind.UNBIND, SignalKind.WATERMARK):
         raise ValueError(f"signal {signal.signal_id}: {signal.kind.value} is not run input")
     if signal.kind is SignalKind.STAGE and not signal.stage_id:
         raise ValueError(f"stage signal {signal.signal_id} has no stage_id")

@@ -16,6 +16,21 @@ Event time (DESIGN.md "Time")
 Which runs to look at when time passes: per partition, an index of each open run's next
 deadline (timeouts, quiet periods, structure checks); it is rebuilt from the table after a
 restart (`rebuild`).
+
+Retention (issue 17)
+    A settled run (ended, end-of-run checks done, history entry sent) stays in the index with
+    one more deadline: its last event + `settle_s` + `retain_ended_s`. When the watermark passes
+    it, the outcome names the run in `retired` and the worker deletes its table entries (its
+    final state stays on the compacted `sentinel.runs` and in the store). Input for a run with
+    no state whose event time is older than the watermark minus `retain_ended_s` can only be for
+    a retired run (or one never seen, equally too late to track): it is dead-lettered
+    (`LateForRetiredRun`), so it never opens a partial run under the id of a finished one.
+    That test needs no memory per retired run. `sentinel analyze` retains for as long as it
+    waits (`OFFLINE_LATENESS_S`), so a replay keeps everything, as before.
+    Known gap: the watermark follows the newest input of any kind, so log-derived signals
+    that trail it (a router working through a log backlog while CI events keep it current) by
+    more than settle + lateness + retention find their run retired and are dead-lettered;
+    they came after the run had settled before retention too (BENCHMARKS.md, soak).
 """
 
 from __future__ import annotations
@@ -29,7 +44,7 @@ from pydantic import ValidationError
 
 from processors.anomalies.infra import attribute, detect_infra
 from processors.anomalies.silence import detect_log_silence, silence_deadlines
-from processors.runs.linking import bind_signal
+from processors.runs.linking import bind_signal, unbind_signal
 from processors.runs.source_signals import REPLAY
 from processors.runs.state import (
     Policy,
@@ -58,6 +73,7 @@ from schemas.topics import CI
 _ANOMALY_PREFIX = "anomaly:"
 JUNIT_SOURCE = "junit"
 _SETTLED_KEY = "structure:settled"
+LATE_FOR_RETIRED = "LateForRetiredRun"
 
 
 @dataclass
@@ -74,6 +90,9 @@ class Outcome:
     log_lines: list[tuple[str, str, LogLine]] = field(default_factory=list)
     # A pod of the run logged (any level) in an activity bucket: (run id, signal id, pod, when).
     log_activity: list[tuple[str, str, str, datetime]] = field(default_factory=list)
+    # Settled runs kept `retain_ended_s` past their end: their table entries are to be deleted
+    # (and their correlation keys let go: UNBINDs in `binds`).
+    retired: list[str] = field(default_factory=list)
     error: str | None = None
     error_type: str | None = None
     # Event time of the input that made this outcome (for the processing latency metric).
@@ -91,6 +110,7 @@ class TrackerConfig:
     infra: InfraDetectorsConfig | None = None
     log_silence_s: float | None = None  # None: off
     activity_bucket_s: float = 60.0
+    retain_ended_s: float = 3600.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TrackerConfig:
@@ -108,6 +128,7 @@ class TrackerConfig:
             infra=settings.anomalies.infra if settings.anomalies.infra.enabled else None,
             log_silence_s=settings.anomalies.logs.silence_s,
             activity_bucket_s=tracking.activity_bucket_s,
+            retain_ended_s=tracking.retain_ended_s,
         )
 
 
@@ -156,6 +177,8 @@ class RunTracker:
             return Outcome(error=wrong_key, error_type=KEY_MISMATCH)
         self._saw(event.event_time)
         before = load(event.run_id)
+        if before is None and self._too_late(event.event_time):
+            return self._late(f"CI event {event.event_id}", event.run_id, event.event_time)
         try:
             state = apply(before, event, self.config.ignore_check_suite_apps, self.config.policy)
         except ValueError as exc:  # e.g. a stage event without a stage id: not retriable
@@ -185,9 +208,15 @@ class RunTracker:
             # (its activity comes as ACTIVITY signals).
             if signal.log_line is None:
                 return Outcome(error="log signal without a line", error_type="InvalidEvent")
+            # Time first: the state is read (and parsed) only for an old line.
+            if self._too_late(signal.event_time) and load(signal.run_id) is None:
+                return self._late("log signal", signal.run_id, signal.event_time)
             return Outcome(log_lines=[(signal.run_id, signal.signal_id, signal.log_line)])
         self._saw(signal.event_time)
         before = load(signal.run_id)
+        if before is None and self._too_late(signal.event_time):
+            kind = f"{signal.kind.value} signal {signal.signal_id}"
+            return self._late(kind, signal.run_id, signal.event_time)
         new_batch = signal.kind is SignalKind.TESTS and not has_test_batch(before, signal.signal_id)
         try:
             state = apply_signal(before, signal, self.config.policy)
@@ -246,14 +275,62 @@ class RunTracker:
             if state is None:
                 pending.pop(run_id, None)
                 continue
-            self._settle(state, partition, out, force=True)
+            if not self._retire(state, mark, pending, out):
+                # Settled just now long after its end (its deadline passed while the worker was
+                # down, or time jumped)? Then it goes in the same outcome: the agent deletes its
+                # entries after it has sent its history entry.
+                settled = self._settle(state, partition, out, force=True)
+                self._retire(settled, mark, pending, out)
         return out
+
+    def _retire(
+        self, state: RunState, mark: datetime, pending: dict[str, datetime], out: Outcome
+    ) -> bool:
+        retire_at = self._retire_at(state)
+        if retire_at is None or mark < retire_at:
+            return False
+        pending.pop(state.run_id, None)
+        out.retired.append(state.run_id)
+        # Keys a CI event bound to it (a runner pod name, a Jenkins runUrl) are let go too.
+        out.binds += [
+            unbind_signal(key, state.run_id, mark)
+            for key in state.correlation_keys
+            if key != state.run_id
+        ]
+        return True
+
+    def _too_late(self, when: datetime) -> bool:
+        """Older than any run still kept after its end can have had input."""
+        mark = self.watermark()
+        retain = timedelta(seconds=self.config.retain_ended_s)
+        return mark is not None and when.astimezone(UTC) < mark - retain
+
+    def _late(self, what: str, run_id: str, when: datetime) -> Outcome:
+        retain = self.config.retain_ended_s
+        error = (
+            f"{what} for run {run_id} at {when.isoformat()} is older than the watermark "
+            f"{self.watermark()} minus tracking.retain_ended_s={retain:g} and the run has no "
+            "state: it ended and was retired (its final state is on the runs topic), or it is "
+            "too late to track; not applied, so it cannot replace the run's final state"
+        )
+        return Outcome(error=error, error_type=LATE_FOR_RETIRED)
+
+    def _retire_at(self, state: RunState) -> datetime | None:
+        """When a settled run's table entries go: `retain_ended_s` after its last input settled.
+
+        A run that an event opened again (no longer terminal) is not retired until it ends again.
+        """
+        if _SETTLED_KEY not in state.merge_keys or not state.status.terminal:
+            return None
+        last = max(state.finished_at or state.updated_at, state.updated_at)
+        return last + timedelta(seconds=self.config.settle_s + self.config.retain_ended_s)
 
     def needs_rebuild(self, partition: int) -> bool:
         return partition not in self._rebuilt
 
     def rebuild(self, partition: int, states: Iterable[RunState]) -> None:
-        """After a (re)start: index the open runs of a partition from the table."""
+        """After a (re)start: index the runs of a partition from the table (open ones, and
+        settled ones for their retirement)."""
         self._rebuilt.add(partition)
         pending = self._due.setdefault(partition, {})
         for state in states:
@@ -275,7 +352,9 @@ class RunTracker:
 
     # -- after every change ---------------------------------------------------------------------
 
-    def _settle(self, state: RunState, partition: int, out: Outcome, force: bool = False) -> None:
+    def _settle(
+        self, state: RunState, partition: int, out: Outcome, force: bool = False
+    ) -> RunState:
         """Advance `state` to the watermark, check structure, index its next deadline."""
         mark = self.watermark()
         changed = not force
@@ -306,6 +385,7 @@ class RunTracker:
             pending.pop(state.run_id, None)
         else:
             pending[state.run_id] = when
+        return state
 
     def _new_anomalies(self, state: RunState, mark: datetime | None) -> list[Anomaly]:
         found: list[Anomaly] = []
@@ -370,6 +450,10 @@ class RunTracker:
                     state, self.config.log_silence_s, self.config.activity_bucket_s
                 )
             found += [when for when in limits if mark is None or when > mark]
+        else:
+            retire_at = self._retire_at(state)
+            if retire_at is not None:
+                found.append(retire_at)
         return min(found) if found else None
 
 

@@ -5,7 +5,8 @@
                  while no CI event named the run
     run-linker   run-links -> run-signals once the key is bound (processors.runs.linking)
     run-tracker  sentinel.ci + run-signals -> RunStates, test results, structure and infra
-                 anomalies, BINDs; keeps each run's test results and log analysis until it ends
+                 anomalies, BINDs; keeps each run's test results and log analysis until it ends,
+                 and deletes its entries once it is retired (tracking.retain_ended_s)
                  (processors.runs.tracking, processors.anomalies.logs)
     run-history  run-history (by pipeline, branch) -> test and log anomalies against the
                  pipeline's history (processors.anomalies.history)
@@ -31,10 +32,16 @@ from processors.anomalies.history import (
 )
 from processors.runs.linking import LinkState, link
 from processors.runs.source_signals import signals_from_source, watermark_signal
-from processors.runs.tracking import Outcome, decode_state
+from processors.runs.tracking import LATE_FOR_RETIRED, Outcome, decode_state
 from processors.worker.context import WorkerContext
-from processors.worker.log_recovery import note_stream_start, resume_log_streams
+from processors.worker.log_recovery import (
+    forget_streams,
+    note_stream_start,
+    resume_log_streams,
+)
 from processors.worker.metrics import observe_latency
+from runtime.metrics import LATE_FOR_RETIRED as LATE_INPUTS
+from runtime.metrics import RUNS_RETIRED
 from schemas.messages import LogLine, RunSignal, RunState, TestResult
 
 
@@ -65,6 +72,7 @@ def add_signal_router(ctx: WorkerContext) -> None:
                 observe_latency(message.topic, min(s.event_time for s in outcome.signals))
             for signal in outcome.signals:
                 await ctx.route(signal)
+            forget_streams(ctx, ctx.log_signals.drain_forgotten())
 
 
 def add_run_linker(ctx: WorkerContext) -> None:
@@ -82,7 +90,10 @@ def add_run_linker(ctx: WorkerContext) -> None:
             except ValueError as exc:  # pydantic's ValidationError is a ValueError
                 await ctx.dead_letter(event, str(exc), type(exc).__name__, "run-linker")
                 continue
-            if outcome.changed:
+            if outcome.forget:
+                if table.get(key) is not None:  # the tombstone goes out before a KeyError
+                    del table[key]
+            elif outcome.changed:
                 table[key] = outcome.state.to_bytes()
             for forward in outcome.forward:
                 await ctx.route(forward)
@@ -114,11 +125,14 @@ def add_run_tracker(ctx: WorkerContext) -> None:
             )
             if outcome.error is not None:
                 error_type = outcome.error_type or "Error"
+                if error_type == LATE_FOR_RETIRED:
+                    LATE_INPUTS.inc()
                 await ctx.dead_letter(event, outcome.error, error_type, "run-tracker")
                 continue
             await _send_tracked(ctx, outcome)
             _keep_run_inputs(ctx, outcome)
             await _send_finished(ctx, outcome)
+            _retire(ctx, outcome.retired)
             observe_latency(event.message.topic, outcome.event_time)
 
 
@@ -171,6 +185,19 @@ async def _send_finished(ctx: WorkerContext, outcome: Outcome) -> None:
             history_key, message = entry
             value = message.model_dump_json().encode()
             await ctx.topics.history.send(key=history_key.encode(), value=value)
+
+
+def _retire(ctx: WorkerContext, run_ids: list[str]) -> None:
+    """Forget retired runs: `del` writes a tombstone to each table's changelog, so a restarted
+    worker does not recover them either. Their final state stays on the runs topic."""
+    tables = ctx.tables
+    for run_id in run_ids:
+        key = run_id.encode()
+        for table in (tables.runs, tables.tests, tables.logs):
+            # Faust sends the tombstone before it deletes, and a missing key would raise after.
+            if table.get(key) is not None:
+                del table[key]
+        RUNS_RETIRED.inc()
 
 
 def add_run_history(ctx: WorkerContext) -> None:

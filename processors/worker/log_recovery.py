@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 
+from processors.runs.log_signals import StreamKey
 from processors.runs.source_signals import signals_from_source
 from processors.worker.context import WorkerContext, log
 from runtime.kafka_clients import committed_offset, read_range
+from schemas.keys import stream_key
 
 
 def note_stream_start(ctx: WorkerContext, key: bytes, partition: int, offset: int) -> None:
@@ -20,6 +22,16 @@ def note_stream_start(ctx: WorkerContext, key: bytes, partition: int, offset: in
     if key and ctx.tables.stream_starts.get(key) is None:
         where = {"p": partition, "o": offset}
         ctx.tables.stream_starts[key] = json.dumps(where).encode()
+
+
+def forget_streams(ctx: WorkerContext, streams: list[StreamKey]) -> None:
+    """Streams the router finished (silent for retain_ended_s, or evicted): a restart must not
+    re-read them, and their entries must not stay forever (issue 17)."""
+    starts = ctx.tables.stream_starts
+    for namespace, pod, container in streams:
+        key = stream_key(namespace, pod, container).encode()
+        if starts.get(key) is not None:  # Faust sends the tombstone, then raises if missing
+            del starts[key]
 
 
 def resume_log_streams(ctx: WorkerContext, partition: int, offset: int) -> None:
