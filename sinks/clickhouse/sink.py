@@ -286,6 +286,23 @@ class ClickHouseSink:
     def pending_messages(self) -> int:
         return self._batch.messages + len(self._held)
 
+    def describe(self) -> str:
+        """What the sink holds, for a stuck sink's diagnosis (any thread; a snapshot may be
+        torn, which is fine for reading): each slice's range and plan, held messages, plans
+        read at assignment, and which partitions librdkafka reports paused."""
+        parts = [
+            f"{p.topic}[{p.partition}] {p.first_offset}-{p.last_offset} "
+            f"planned_last={p.planned_last} plan_committed={p.plan_committed} "
+            f"sealed={p.sealed} ready={p.ready} messages={len(p.messages)}"
+            for p in list(self._batch.slices.values())
+        ]
+        held = sorted({(m.topic(), m.partition()) for m in list(self._held)})
+        return (
+            f"slices=[{'; '.join(parts)}] held={len(self._held)} in {held} "
+            f"plans={dict(self._plans)} paused_by_us={_names(list(self._paused))} "
+            f"backoff_attempts={self._backoff.attempts} batch_started_at={self._batch.started_at}"
+        )
+
     def ownership(self) -> Ownership:
         """The partitions this sink consumes, for the partition watchdog (any thread); while a
         failed flush waits for its retry it stands still on purpose (readiness says why)."""

@@ -164,7 +164,8 @@ def sink_state(embedded: EmbeddedStack) -> str:
     sink = owner.sink
     return (
         f"alive={owner.sink_alive()} error={owner.sink_error} paused={sink.paused} "
-        f"pending={sink.pending_messages} owned={sorted(sink.ownership().partitions)}"
+        f"pending={sink.pending_messages} owned={sorted(sink.ownership().partitions)} "
+        f"{sink.describe()} now={time.monotonic()}"
     )
 
 
