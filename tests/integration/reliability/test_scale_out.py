@@ -63,23 +63,13 @@ from sinks.clickhouse.store import Store
 from tests.support.helpers import read_topic
 from tests.support.history_replay import Findings, publish, visible
 from tests.support.paths import DATA
+from tests.support.store_tables import APPEND_ONLY, REPLACING, tables
 
 pytestmark = [pytest.mark.integration, pytest.mark.reliability, pytest.mark.apart]
 
 HISTORY = DATA / "anomaly_scenarios" / "side_by_side"
 KILL_DURING, RESTART_DURING = 5, 9  # chunk numbers (13 chunks in all)
 GROUP_WAIT_S, GROUP_INTERVAL_S = 1.0, 2.0
-REPLACING = ("runs", "stages", "anomalies")  # ReplacingMergeTree: read with FINAL
-APPEND_ONLY = ("k8s_events", "log_lines", "test_results")
-# Columns that legitimately differ between two installations fed the same input:
-NOT_COMPARED = {
-    "ingested_at",  # the wall-clock time the sink wrote the row
-    # A snapshot's version counts the tracker's state changes; a worker that recovers a
-    # partition from its changelog and re-reads uncommitted input counts again (the same
-    # exclusion as `visible` for the runs topic). The content of the latest version is compared.
-    "version",
-    "run_version",
-}
 
 
 def sections() -> dict[str, Any]:
@@ -318,38 +308,6 @@ def observed(stack: EmbeddedStack, records: list[CaptureRecord]) -> dict[str, An
         "tables": tables(stack.owner.store),
         "logs_published": sum(1 for r in records if r.type == "log"),
     }
-
-
-def tables(store: Store) -> dict[str, Any]:
-    """Per table: its rows (the columns that must agree) as a multiset, and for the replacing
-    tables whether FINAL left one row per key."""
-    found: dict[str, Any] = {}
-    db = store.database
-    for table in (*REPLACING, *APPEND_ONLY):
-        columns = [
-            row["name"]
-            for row in store.query_rows(
-                "SELECT name FROM system.columns WHERE database = {db:String}"
-                " AND table = {t:String} ORDER BY position",
-                {"db": db, "t": table},
-            )
-            if row["name"] not in NOT_COMPARED
-        ]
-        final = " FINAL" if table in REPLACING else ""
-        listed = ", ".join(f"toString({c}) AS {c}" for c in columns)
-        rows = store.query_rows(f"SELECT {listed} FROM {db}.{table}{final}", {})
-        found[table] = Counter(tuple(row[c] for c in columns) for row in rows)
-        found[f"{table} columns"] = columns
-    for table, key in (
-        ("runs", "run_id"),
-        ("stages", "(run_id, stage_id)"),
-        ("anomalies", "(run_id, anomaly_id)"),
-    ):
-        count, keys = store.query_rows(
-            f"SELECT count() AS n, uniqExact({key}) AS k FROM {db}.{table} FINAL", {}
-        )[0].values()
-        found[f"{table} duplicates"] = int(count) - int(keys)
-    return found
 
 
 def differences(scaled: Counter[tuple[str, ...]], reference: Counter[tuple[str, ...]]) -> str:
