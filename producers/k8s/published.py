@@ -1,16 +1,16 @@
-"""What `k8s-watch` published, read back from its own topic: the part of a restart's memory that
-the state file cannot hold.
+"""What `k8s-watch` and `log-stream` published, read back from their own topic: the part of a
+restart's memory that the state file cannot hold.
 
-The state file is written every `k8s.checkpoint_s`; a watcher killed between two checkpoints
-(SIGKILL, OOM, a node lost) has published states the file does not know, and its successor's
-relist would publish them again as RELISTED: rows stored twice downstream. The topic is the
-record of what was published, so each checkpoint also saves the topic's end offsets, and a
-restart reads the topic from there to the end and learns those states before it lists.
+The state file is written every `k8s.checkpoint_s` / `logs.checkpoint_s`; a producer killed
+between two checkpoints (SIGKILL, OOM, a node lost) has published what the file does not know,
+and its successor would publish it again (a relist's RELISTED states, a log read again from the
+saved position): rows stored twice downstream. The topic is the record of what was published,
+so each checkpoint also saves the topic's end offsets, and a restart reads the topic from there
+to the end and learns what was published before it publishes anything.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Iterator, Mapping
 
@@ -18,14 +18,11 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from runtime.config import Settings
 from runtime.kafka_clients import consumer_config
-from schemas.messages import K8sObjectEvent
-
-log = logging.getLogger("sentinel.k8s_watch")
 
 
 def _reader(settings: Settings) -> Consumer:
     # Assigned partitions only, never subscribed or committed: the group id is a formality.
-    group = f"{settings.topics.prefix}k8s-watch-readback"
+    group = f"{settings.topics.prefix}readback"
     return Consumer(consumer_config(settings, group, **{"enable.partition.eof": True}))
 
 
@@ -51,10 +48,10 @@ def topic_ends(settings: Settings, topic: str, timeout: float = 10.0) -> dict[in
 
 def published_since(
     settings: Settings, topic: str, since: Mapping[int, int], timeout: float = 60.0
-) -> Iterator[K8sObjectEvent]:
-    """Every event on `topic` from `since` (a partition not in it: from its start) to the end
-    each partition had when reading began. Raises TimeoutError if that takes over `timeout`: a
-    watcher that cannot learn what it published must not guess."""
+) -> Iterator[bytes]:
+    """Every message value on `topic` from `since` (a partition not in it: from its start) to
+    the end each partition had when reading began. Raises TimeoutError if that takes over
+    `timeout`: a producer that cannot learn what it published must not guess."""
     reader = _reader(settings)
     try:
         partitions = _partitions(reader, topic, timeout)
@@ -87,11 +84,6 @@ def published_since(
                 continue
             if offset + 1 >= ends[partition]:
                 todo.discard(partition)
-            try:
-                yield K8sObjectEvent.from_bytes(message.value() or b"")
-            except ValueError as exc:  # not ours to judge here; the worker dead-letters it
-                log.warning(
-                    "skipping an unreadable message at %s[%d]@%d: %s", topic, partition, offset, exc
-                )
+            yield message.value() or b""
     finally:
         reader.close()

@@ -384,9 +384,12 @@ class K8sWatcher:
                 self.normalizer.remember(summary)
         self._restored = True
         offsets = {int(p): int(o) for p, o in (data.get("offsets") or {}).items()}
-        learnt = sum(
-            self._learn(event) for event in published_since(self.settings, self.topic, offsets)
-        )
+        learnt = 0
+        for value in published_since(self.settings, self.topic, offsets):
+            try:
+                learnt += self._learn(K8sObjectEvent.from_bytes(value))
+            except ValueError as exc:  # not ours to judge here; the worker dead-letters it
+                log.warning("skipping an unreadable message read back from %s: %s", self.topic, exc)
         log.info(
             "restored what was published from %s, and %d events published after it from %s",
             path,
