@@ -57,9 +57,10 @@ from runtime.kafka_clients import consumer_config
 from schemas.capture import CaptureRecord, read_capture
 from schemas.messages import AlertDelivery, Anomaly, DeliveryOutcome, RunState
 from sentinel.analyze import quiet_chunks, time_passed
-from sentinel.stack import EmbeddedStack, WorkerProcess, consumed, worker_topics
-from sinks.clickhouse.sink import Batch, ClickHouseSink, default_routes
+from sentinel.stack import EmbeddedStack, WorkerProcess
+from sinks.clickhouse.sink import Batch, ClickHouseSink
 from sinks.clickhouse.store import Store
+from tests.support.groups import wait_all_consumed
 from tests.support.helpers import read_topic
 from tests.support.history_replay import Findings, publish, visible
 from tests.support.paths import DATA
@@ -176,47 +177,13 @@ class Pair:
 def wait_all(stack: EmbeddedStack, pair: Pair | None, timeout: float = 240) -> None:
     """Every group (workers, sinks, dispatchers) committed up to the end of each input, for a
     second in a row."""
-    settings = stack.settings
-    names = settings.topic_names
-    groups = {
-        settings.worker_app_id: worker_topics(settings),
-        settings.sink_group_id: tuple(default_routes(settings)),
-        settings.alerts_group_id: (names.runs, names.anomalies),
-    }
-    probes = [
-        (g, Consumer(consumer_config(settings, g)), t) for g, ts in groups.items() for t in ts
-    ]
-    try:
-        deadline, since = time.monotonic() + timeout, None
-        behind: list[str] = []
-        while time.monotonic() < deadline:
-            assert stack.worker is not None and stack.worker.alive(), "worker 1 died"
-            assert stack.alerts is not None and stack.alerts.alive(), "dispatcher 1 died"
-            assert stack.owner is not None and stack.owner.sink_alive(), "sink 1 died"
-            behind = [f"{g} {t}" for g, probe, t in probes if not consumed(probe, t)]
-            if not behind:
-                since = since or time.monotonic()
-                if time.monotonic() - since >= 1.0:
-                    return
-            else:
-                since = None
-            time.sleep(0.2)
-        lags = {f"{g} {t}": lag(probe, t) for g, probe, t in probes if f"{g} {t}" in behind}
-        raise AssertionError(f"the groups did not catch up: {lags}")
-    finally:
-        for _group, probe, _topic in probes:
-            probe.close()
 
+    def first_alive() -> None:
+        assert stack.worker is not None and stack.worker.alive(), "worker 1 died"
+        assert stack.alerts is not None and stack.alerts.alive(), "dispatcher 1 died"
+        assert stack.owner is not None and stack.owner.sink_alive(), "sink 1 died"
 
-def lag(probe: Consumer, topic: str) -> list[tuple[int, int, int]]:
-    """(partition, committed, end) of each partition of `topic` its group has not caught up on."""
-    partitions = probe.list_topics(topic, timeout=5).topics[topic].partitions
-    found = []
-    for tp in probe.committed([TopicPartition(topic, p) for p in partitions], timeout=5):
-        _low, high = probe.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=5)
-        if high > 0 and tp.offset < high:
-            found.append((tp.partition, tp.offset, high))
-    return found
+    wait_all_consumed(stack.settings, first_alive, timeout)
 
 
 def wait_alerts_told(stack: EmbeddedStack, pair: Pair | None) -> None:
