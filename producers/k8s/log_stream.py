@@ -20,8 +20,12 @@ selectors match it). Each of its containers gets a `ContainerFollower`:
 
 With `logs.state_file`, the position of every container (last line handed to the producer,
 and which instance it came from) is saved every `logs.checkpoint_s` and at shutdown, after the
-producer flushed; a restarted `log-stream` resumes there, reading a container's previous instance
-first if it restarted meanwhile. Without it, a restart reads followed containers from the start.
+producer flushed, with the logs topic's end offsets at that moment (the first checkpoint is
+written before anything is published); a restarted `log-stream` resumes there, reading a
+container's previous instance first if it restarted meanwhile, and does not publish again the
+lines its predecessor published after that checkpoint: it reads them back from the topic
+(`producers.k8s.published`) and skips each once when it reads it again from the pod.
+Without it, a restart reads followed containers from the start.
 Needs get on pods/log and get/list/watch on pods.
 """
 
@@ -32,6 +36,7 @@ import logging
 import queue
 import random
 import threading
+from collections import Counter as CounterDict
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -43,6 +48,7 @@ from prometheus_client import Counter, Gauge
 from producers.k8s.leader import ElectionStatus, run_elected
 from producers.k8s.log_lines import ResumePoint, log_key, split_lines, split_timestamp, to_log_line
 from producers.k8s.objects import correlation_key
+from producers.k8s.published import published_since, topic_ends
 from producers.k8s.state_file import load_state, save_state
 from producers.k8s.watch import Publisher, Reflector, collections
 from producers.k8s.watch_state import Emit, backoff_delay
@@ -220,7 +226,8 @@ class ContainerFollower:
                         streamer.max_line_bytes,
                         self.correlation_key,
                     )
-                    streamer.enqueue(_Queued(self, ts_ns, instance, line))
+                    fresh = not streamer.published_before(line)
+                    streamer.enqueue(_Queued(self, ts_ns, instance, line, fresh))
             finally:
                 LOG_STREAMS.dec()
                 self._response = None
@@ -233,6 +240,7 @@ class _Queued:
     ts_ns: int | None
     instance: int
     line: LogLine
+    publish: bool = True  # False: on the topic already; only the position moves past it
 
 
 LogObserver = Callable[[LogLine], None]
@@ -262,6 +270,9 @@ class LogStreamer:
         self.followers: dict[tuple[str, str, str], ContainerFollower] = {}
         self._done: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._saved: dict[tuple[str, str], tuple[int, int, int]] = {}
+        # stream key -> (event time, line) -> how many: published after the saved positions
+        self._republished: dict[str, CounterDict[tuple[datetime, str]]] = {}
+        self._restored = False
         self._undelivered = False
         self._load_state()
         self._threads: list[threading.Thread] = []
@@ -406,17 +417,18 @@ class LogStreamer:
             except queue.Empty:
                 continue
             line = item.line
-            for observer in self.observers:
-                observer(line)
-            LOG_LINES.labels(str(line.truncated).lower()).inc()
-            try:
-                self.publisher.send(
-                    self.topic, log_key(line).encode(), line.to_bytes(), self._undelivered_line
-                )
-            except PublishError as exc:
-                self._undelivered_line(exc)
+            if item.publish:
+                for observer in self.observers:
+                    observer(line)
+                LOG_LINES.labels(str(line.truncated).lower()).inc()
+                try:
+                    self.publisher.send(
+                        self.topic, log_key(line).encode(), line.to_bytes(), self._undelivered_line
+                    )
+                except PublishError as exc:
+                    self._undelivered_line(exc)
             with self._lock:
-                self.published += 1
+                self.published += item.publish
                 item.follower.submitted.admit(item.ts_ns)
                 item.follower.submitted_instance = item.instance
 
@@ -436,12 +448,38 @@ class LogStreamer:
             self._saved[(uid, container)] = (ts_ns, count, instance)
         for uid, container in data.get("done") or []:
             self._done[(uid, container)] = None
+        self._restored = True
+        offsets = {int(p): int(o) for p, o in (data.get("offsets") or {}).items()}
+        learnt = 0
+        for value in published_since(self.settings, self.topic, offsets):
+            try:
+                line = LogLine.from_bytes(value)
+            except ValueError as exc:  # not ours to judge here; the worker dead-letters it
+                log.warning("skipping an unreadable message read back from %s: %s", self.topic, exc)
+                continue
+            seen = self._republished.setdefault(log_key(line), CounterDict())
+            seen[(line.event_time, line.line)] += 1
+            learnt += 1
+        log.info("%d log lines were published after the saved positions", learnt)
+
+    def published_before(self, line: LogLine) -> bool:
+        """True, once per line read back, when `line` is one of them: published by the process
+        before this one after its last checkpoint; from a pod's log, read again now."""
+        with self._lock:
+            seen = self._republished.get(log_key(line))
+            if not seen or seen[(line.event_time, line.line)] <= 0:
+                return False
+            seen[(line.event_time, line.line)] -= 1
+            return True
 
     def checkpoint(self, timeout: float = 10.0) -> bool:
         """Save how far each container's log was handed to the producer, once delivered."""
         path = self.settings.logs.state_file
         if path is None:
             return False
+        # Before the positions: what lies past these offsets is read back after a restart and
+        # skipped once when read again (a line the positions already pass is not read again).
+        ends = topic_ends(self.settings, self.topic)
         with self._lock:
             if self._undelivered:
                 # Lines were lost: keep the last state, so a restart reads them again.
@@ -469,7 +507,8 @@ class LogStreamer:
             done = [list(key) for key in self._done]
         if self.publisher.flush(timeout):
             return False
-        save_state(path, STATE_VERSION, {"positions": positions, "done": done})
+        offsets = {str(p): o for p, o in ends.items()}
+        save_state(path, STATE_VERSION, {"positions": positions, "done": done, "offsets": offsets})
         return True
 
     def _checkpoint_loop(self) -> None:
@@ -482,6 +521,10 @@ class LogStreamer:
     # ---- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> None:
+        if self.settings.logs.state_file is not None and not self._restored:
+            # A first state, before anything is published: a streamer killed before its first
+            # periodic checkpoint leaves its successor the offsets to read back from.
+            self.checkpoint()
         publisher = threading.Thread(target=self._publish_loop, name="logs-publish", daemon=True)
         publisher.start()
         self._threads.append(publisher)

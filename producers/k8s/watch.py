@@ -14,7 +14,11 @@ runs client-go's reflector loop with the official `kubernetes` client:
    away (DELETED, reported at the list's resourceVersion).
 
 With `k8s.state_file`, what was published is saved (after the producer flushed) every
-`k8s.checkpoint_s` and at shutdown, so a restart publishes only what changed while it was down.
+`k8s.checkpoint_s` and at shutdown, with the topic's end offsets at that moment (the first
+checkpoint is written before anything is published); a restart restores it and then reads the
+topic from those offsets (`producers.k8s.published`), so that what was published after the last
+checkpoint by a watcher that died (SIGKILL) is not published again: it publishes only what
+changed while it was down.
 
 Publishing goes through `KafkaPublisher.submit`, which queues and returns: the watch loop never
 waits for the broker. Decisions (dedup, relist diff, backoff) live in `producers.k8s.watch_state`;
@@ -55,12 +59,13 @@ from prometheus_client import Counter
 
 from producers.k8s.leader import ElectionStatus, run_elected
 from producers.k8s.objects import K8sNormalizer, object_key
+from producers.k8s.published import published_since, topic_ends
 from producers.k8s.state_file import load_state, save_state
-from producers.k8s.watch_state import Emit, ObjectLedger, backoff_delay
+from producers.k8s.watch_state import Emit, ObjectLedger, backoff_delay, summarize
 from runtime.config import K8sConfig, K8sKind, Settings
 from runtime.metrics import DEAD_LETTERS
 from runtime.troubleshooting import KUBERNETES_CONNECTION, RBAC_DENIED, see
-from schemas.messages import DeadLetter
+from schemas.messages import DeadLetter, K8sObjectEvent
 
 log = logging.getLogger("sentinel.k8s_watch")
 
@@ -361,6 +366,7 @@ class K8sWatcher:
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
         self._undelivered: set[str] = set()
+        self._restored = False
         self._load_state()
 
     # ---- state across restarts --------------------------------------------------------------
@@ -376,13 +382,46 @@ class K8sWatcher:
             reflector.ledger.restore(live)
             for summary in live.values():
                 self.normalizer.remember(summary)
-        log.info("restored what was published from %s", path)
+        self._restored = True
+        offsets = {int(p): int(o) for p, o in (data.get("offsets") or {}).items()}
+        learnt = 0
+        for value in published_since(self.settings, self.topic, offsets):
+            try:
+                learnt += self._learn(K8sObjectEvent.from_bytes(value))
+            except ValueError as exc:  # not ours to judge here; the worker dead-letters it
+                log.warning("skipping an unreadable message read back from %s: %s", self.topic, exc)
+        log.info(
+            "restored what was published from %s, and %d events published after it from %s",
+            path,
+            learnt,
+            self.topic,
+        )
+
+    def _learn(self, event: K8sObjectEvent) -> bool:
+        """Take a published event (read back from the topic) into its collection's ledger."""
+        if event.cluster != self.settings.k8s.cluster:
+            return False  # another installation's watcher on the same topic
+        for reflector in self.reflectors:
+            collection = reflector.collection
+            if collection.kind != event.kind or collection.namespace not in (None, event.namespace):
+                continue
+            meta = {**(event.object.get("metadata") or {}), "uid": event.uid}
+            obj = {**event.object, "metadata": {**meta, "resourceVersion": event.resource_version}}
+            with reflector.lock:
+                learnt = reflector.ledger.accept(event.event_type.value, obj)
+            if learnt:
+                self.normalizer.remember(summarize(obj))
+            return learnt
+        return False
 
     def checkpoint(self, timeout: float = 10.0) -> bool:
         """Save what was published, once the producer has delivered it; False if not saved."""
         path = self.settings.k8s.state_file
         if path is None:
             return False
+        # Before the snapshot: whatever lies past these offsets is read back after a restart
+        # (reading a state the snapshot holds too is harmless, missing one is not).
+        ends = topic_ends(self.settings, self.topic)
         snapshot: dict[str, dict[str, Any]] = {}
         for reflector in self.reflectors:
             with reflector.lock:
@@ -396,7 +435,8 @@ class K8sWatcher:
         for live in snapshot.values():
             for uid in undelivered & live.keys():
                 del live[uid]  # published again after a restart
-        save_state(path, STATE_VERSION, {"collections": snapshot})
+        offsets = {str(p): o for p, o in ends.items()}
+        save_state(path, STATE_VERSION, {"collections": snapshot, "offsets": offsets})
         return True
 
     def _checkpoint_loop(self) -> None:
@@ -453,6 +493,10 @@ class K8sWatcher:
     # ---- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> None:
+        if self.settings.k8s.state_file is not None and not self._restored:
+            # A first state, before anything is published: a watcher killed before its first
+            # periodic checkpoint leaves its successor the offsets to read back from.
+            self.checkpoint()
         for reflector in self.reflectors:
             thread = threading.Thread(
                 target=reflector.run, name=f"reflector-{reflector.collection}", daemon=True

@@ -462,6 +462,31 @@ class FakeKubeApi:
 
             self.modify("pods", namespace, pod, bump)
 
+    def replace(self, resource: str, obj: dict[str, Any]) -> dict[str, Any]:
+        """A MODIFIED of a recorded object (a capture's, with its own times): the stored object
+        becomes `obj`; for a pod, each container's log follows its status as kubelet's does: a
+        new instance per restart, the stream ended once the container is terminated."""
+        meta = obj["metadata"]
+        namespace, name = meta.get("namespace", "default"), meta["name"]
+
+        def become(stored: dict[str, Any]) -> None:
+            kind, api_version = stored["kind"], stored["apiVersion"]
+            stored.clear()
+            stored.update(copy.deepcopy(obj), kind=kind, apiVersion=api_version)
+
+        with self._lock:
+            changed = self.modify(resource, namespace, name, become)
+            if resource == "pods":
+                for status in changed.get("status", {}).get("containerStatuses", []):
+                    instances = self._logs.setdefault(
+                        (namespace, name, status["name"]), [LogInstance()]
+                    )
+                    while len(instances) <= status.get("restartCount", 0):
+                        instances[-1].terminated = True
+                        instances.append(LogInstance())
+                    instances[-1].terminated = "terminated" in (status.get("state") or {})
+            return changed
+
     def finish_pod(self, namespace: str, pod: str, phase: str = "Succeeded") -> None:
         """Every container exits for good (follow streams end) and the pod reaches `phase`."""
         with self._lock:

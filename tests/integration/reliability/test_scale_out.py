@@ -57,29 +57,20 @@ from runtime.kafka_clients import consumer_config
 from schemas.capture import CaptureRecord, read_capture
 from schemas.messages import AlertDelivery, Anomaly, DeliveryOutcome, RunState
 from sentinel.analyze import quiet_chunks, time_passed
-from sentinel.stack import EmbeddedStack, WorkerProcess, consumed, worker_topics
-from sinks.clickhouse.sink import Batch, ClickHouseSink, default_routes
+from sentinel.stack import EmbeddedStack, WorkerProcess
+from sinks.clickhouse.sink import Batch, ClickHouseSink
 from sinks.clickhouse.store import Store
+from tests.support.groups import wait_all_consumed
 from tests.support.helpers import read_topic
 from tests.support.history_replay import Findings, publish, visible
 from tests.support.paths import DATA
+from tests.support.store_tables import APPEND_ONLY, REPLACING, tables
 
 pytestmark = [pytest.mark.integration, pytest.mark.reliability, pytest.mark.apart]
 
 HISTORY = DATA / "anomaly_scenarios" / "side_by_side"
 KILL_DURING, RESTART_DURING = 5, 9  # chunk numbers (13 chunks in all)
 GROUP_WAIT_S, GROUP_INTERVAL_S = 1.0, 2.0
-REPLACING = ("runs", "stages", "anomalies")  # ReplacingMergeTree: read with FINAL
-APPEND_ONLY = ("k8s_events", "log_lines", "test_results")
-# Columns that legitimately differ between two installations fed the same input:
-NOT_COMPARED = {
-    "ingested_at",  # the wall-clock time the sink wrote the row
-    # A snapshot's version counts the tracker's state changes; a worker that recovers a
-    # partition from its changelog and re-reads uncommitted input counts again (the same
-    # exclusion as `visible` for the runs topic). The content of the latest version is compared.
-    "version",
-    "run_version",
-}
 
 
 def sections() -> dict[str, Any]:
@@ -186,47 +177,13 @@ class Pair:
 def wait_all(stack: EmbeddedStack, pair: Pair | None, timeout: float = 240) -> None:
     """Every group (workers, sinks, dispatchers) committed up to the end of each input, for a
     second in a row."""
-    settings = stack.settings
-    names = settings.topic_names
-    groups = {
-        settings.worker_app_id: worker_topics(settings),
-        settings.sink_group_id: tuple(default_routes(settings)),
-        settings.alerts_group_id: (names.runs, names.anomalies),
-    }
-    probes = [
-        (g, Consumer(consumer_config(settings, g)), t) for g, ts in groups.items() for t in ts
-    ]
-    try:
-        deadline, since = time.monotonic() + timeout, None
-        behind: list[str] = []
-        while time.monotonic() < deadline:
-            assert stack.worker is not None and stack.worker.alive(), "worker 1 died"
-            assert stack.alerts is not None and stack.alerts.alive(), "dispatcher 1 died"
-            assert stack.owner is not None and stack.owner.sink_alive(), "sink 1 died"
-            behind = [f"{g} {t}" for g, probe, t in probes if not consumed(probe, t)]
-            if not behind:
-                since = since or time.monotonic()
-                if time.monotonic() - since >= 1.0:
-                    return
-            else:
-                since = None
-            time.sleep(0.2)
-        lags = {f"{g} {t}": lag(probe, t) for g, probe, t in probes if f"{g} {t}" in behind}
-        raise AssertionError(f"the groups did not catch up: {lags}")
-    finally:
-        for _group, probe, _topic in probes:
-            probe.close()
 
+    def first_alive() -> None:
+        assert stack.worker is not None and stack.worker.alive(), "worker 1 died"
+        assert stack.alerts is not None and stack.alerts.alive(), "dispatcher 1 died"
+        assert stack.owner is not None and stack.owner.sink_alive(), "sink 1 died"
 
-def lag(probe: Consumer, topic: str) -> list[tuple[int, int, int]]:
-    """(partition, committed, end) of each partition of `topic` its group has not caught up on."""
-    partitions = probe.list_topics(topic, timeout=5).topics[topic].partitions
-    found = []
-    for tp in probe.committed([TopicPartition(topic, p) for p in partitions], timeout=5):
-        _low, high = probe.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=5)
-        if high > 0 and tp.offset < high:
-            found.append((tp.partition, tp.offset, high))
-    return found
+    wait_all_consumed(stack.settings, first_alive, timeout)
 
 
 def wait_alerts_told(stack: EmbeddedStack, pair: Pair | None) -> None:
@@ -318,38 +275,6 @@ def observed(stack: EmbeddedStack, records: list[CaptureRecord]) -> dict[str, An
         "tables": tables(stack.owner.store),
         "logs_published": sum(1 for r in records if r.type == "log"),
     }
-
-
-def tables(store: Store) -> dict[str, Any]:
-    """Per table: its rows (the columns that must agree) as a multiset, and for the replacing
-    tables whether FINAL left one row per key."""
-    found: dict[str, Any] = {}
-    db = store.database
-    for table in (*REPLACING, *APPEND_ONLY):
-        columns = [
-            row["name"]
-            for row in store.query_rows(
-                "SELECT name FROM system.columns WHERE database = {db:String}"
-                " AND table = {t:String} ORDER BY position",
-                {"db": db, "t": table},
-            )
-            if row["name"] not in NOT_COMPARED
-        ]
-        final = " FINAL" if table in REPLACING else ""
-        listed = ", ".join(f"toString({c}) AS {c}" for c in columns)
-        rows = store.query_rows(f"SELECT {listed} FROM {db}.{table}{final}", {})
-        found[table] = Counter(tuple(row[c] for c in columns) for row in rows)
-        found[f"{table} columns"] = columns
-    for table, key in (
-        ("runs", "run_id"),
-        ("stages", "(run_id, stage_id)"),
-        ("anomalies", "(run_id, anomaly_id)"),
-    ):
-        count, keys = store.query_rows(
-            f"SELECT count() AS n, uniqExact({key}) AS k FROM {db}.{table} FINAL", {}
-        )[0].values()
-        found[f"{table} duplicates"] = int(count) - int(keys)
-    return found
 
 
 def differences(scaled: Counter[tuple[str, ...]], reference: Counter[tuple[str, ...]]) -> str:

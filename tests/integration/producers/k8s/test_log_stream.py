@@ -229,6 +229,37 @@ def test_a_restart_with_a_state_file_resumes_where_it_stopped(
     assert follower.previous_reads == 1
 
 
+def test_a_streamer_killed_between_checkpoints_is_not_repeated_by_its_successor(
+    fake: FakeKubeApi, start: Callable[..., Running], tmp_path: Path
+) -> None:
+    """What a SIGKILL leaves: lines published (on the topic) after the last checkpoint the
+    state file holds. The successor reads them back from the topic and skips them when it
+    reads them again from the pod (stored twice in log_lines, and a test result counted as a
+    retry, before: tests/integration/reliability/test_kill_each.py found it)."""
+    state = tmp_path / "log-stream.json"
+    fake.add("pods", make_pod("ci", "long", RUN))
+    for i in (1, 2, 3):
+        fake.append_log("ci", "long", "main", f"line {i}".encode())
+    first = start(state_file=str(state), checkpoint_s=3600)  # no periodic checkpoint here
+    wait_for(lambda: first.published() == 3, what="first lines")
+    # Dies: its streams stop and what it handed to the producer is delivered, but no
+    # checkpoint is written after the first one.
+    streamer = first.streamer
+    streamer.stopping.set()
+    for watcher in streamer.pod_watchers:
+        watcher.stop()
+    for follower in list(streamer.followers.values()):
+        follower.interrupt()
+    assert first.publisher.flush(10) == 0
+
+    fake.append_log("ci", "long", "main", b"line 4")  # while log-stream is down
+    second = start(state_file=str(state), checkpoint_s=3600)
+    wait_for(lambda: second.published() >= 1, what="the new line")
+    time.sleep(0.5)  # would-be repeats have time to show up
+    values = second.stop_and_read()
+    assert lines_of(values) == ["line 1", "line 2", "line 3", "line 4"]
+
+
 def test_a_previous_log_kubelet_no_longer_has_does_not_stall_the_stream(
     fake: FakeKubeApi, start: Callable[..., Running]
 ) -> None:

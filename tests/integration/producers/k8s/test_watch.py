@@ -269,6 +269,42 @@ def test_label_selector_is_applied_by_the_server(
     assert fake.count_requests("/pods", labelSelector="team=ci", watch="true") >= 1
 
 
+def test_a_watcher_killed_between_checkpoints_is_not_repeated_by_its_successor(
+    fake: FakeKubeApi, start: Callable[..., Running], tmp_path: Path
+) -> None:
+    """What a SIGKILL leaves: states published (on the topic) after the last checkpoint the
+    state file holds. The successor reads them back from the topic instead of publishing them
+    again as RELISTED (stored twice in k8s_events: tests/integration/reliability/
+    test_kill_each.py found it)."""
+    state = tmp_path / "state" / "k8s-watch.json"
+    pods = [fake.add("pods", make_pod("ci", n, {"job-name": "nightly"})) for n in "ab"]
+    first = start(state_file=str(state), checkpoint_s=3600)  # no periodic checkpoint here
+    wait_for(lambda: first.published("RELISTED") == 2, what="initial list")
+    c1 = fake.add("pods", make_pod("ci", "c", {"job-name": "nightly"}))
+    a2 = fake.modify("pods", "ci", "a", label("step", "2"))
+    wait_for(lambda: first.published("MODIFIED") == 1, what="watch events")
+    # Dies: its reflectors stop and what it handed to the producer is delivered (a killed
+    # process's producer may lose its last batch too; that is a state never published, which
+    # a relist does publish), but no checkpoint is written after the first one.
+    for reflector in first.watcher.reflectors:
+        reflector.stop()
+    assert first.publisher.flush(10) == 0
+
+    b2 = fake.modify("pods", "ci", "b", label("step", "2"))  # while nobody watches
+    second = start(state_file=str(state), checkpoint_s=3600)
+    wait_for(lambda: second.published("RELISTED") >= 1, what="relist differences")
+    values = second.stop_and_read()
+    assert_no_duplicates(values)
+    assert sorted(summary(values)) == sorted(
+        [
+            *[("RELISTED", p["metadata"]["name"], p["metadata"]["resourceVersion"]) for p in pods],
+            ("ADDED", "c", c1["metadata"]["resourceVersion"]),
+            ("MODIFIED", "a", a2["metadata"]["resourceVersion"]),
+            ("RELISTED", "b", b2["metadata"]["resourceVersion"]),
+        ]
+    )
+
+
 def test_a_restart_with_a_state_file_publishes_only_what_changed_while_down(
     fake: FakeKubeApi, start: Callable[..., Running], tmp_path: Path
 ) -> None:
