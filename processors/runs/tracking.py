@@ -20,6 +20,7 @@ restart (`rebuild`).
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
@@ -323,7 +324,7 @@ class RunTracker:
             found += detect_log_silence(
                 state, mark, self.config.log_silence_s, self.config.activity_bucket_s
             )
-        return [a for a in found if _ANOMALY_PREFIX + a.anomaly_id not in state.merge_keys]
+        return _reports(state, found)
 
     def _attribution(self, state: RunState, mark: datetime | None) -> RunAttribution | None:
         """Infrastructure that explains a failed run (derived again on every change)."""
@@ -383,8 +384,50 @@ def _pending_deadlines(state: RunState, config: InfraDetectorsConfig) -> list[da
     ]
 
 
+def _reports(state: RunState, found: Iterable[Anomaly]) -> list[Anomaly]:
+    """The findings to send: new ones, and known ones whose content changed since they were
+    last sent (issue 17).
+
+    A run's inputs reach it in any order (its Job, pods and Events are keyed apart on the k8s
+    topic), so the first report of a finding is made from whatever had arrived: the
+    BackoffLimitExceeded Event without the Job, or the Job without its pods. Reporting it
+    again whenever its words change makes the newest report the one made from everything
+    the run has seen, the same in every order; the anomalies table keeps the newest report
+    of an id and the dispatcher updates the words of the alert it already holds (no second
+    alert). A new time alone is not news (structure findings are timed by the watermark,
+    which moves with every input), and `detected_at` never goes back: it is the table's
+    version column, so the newest words must not carry an older time.
+    """
+    reports = []
+    for anomaly in found:
+        sent = state.merge_keys.get(_ANOMALY_PREFIX + anomaly.anomaly_id)
+        sent_at = _sent_at(sent)
+        if sent_at is not None and sent_at > anomaly.detected_at:
+            anomaly = anomaly.model_copy(update={"detected_at": sent_at})
+        if sent is None or _digest_of(sent) != _digest_of(_sent_mark(anomaly)):
+            reports.append(anomaly)
+    return reports
+
+
+def _sent_mark(anomaly: Anomaly) -> str:
+    """What the run keeps of a report: type, time and a digest of everything a user reads."""
+    content = anomaly.model_dump_json(exclude={"detected_at"})
+    digest = hashlib.sha256(content.encode()).hexdigest()[:16]
+    return f"{anomaly.type}|{anomaly.detected_at.isoformat()}|{digest}"
+
+
+def _digest_of(mark: str) -> str:
+    return mark.rsplit("|", 1)[-1]
+
+
+def _sent_at(mark: str | None) -> datetime | None:
+    parts = (mark or "").split("|")
+    # A mark without a time (bare type) was written before reports were repeated.
+    return datetime.fromisoformat(parts[1]) if len(parts) == 3 else None
+
+
 def _record_anomalies(state: RunState, found: Collection[Anomaly]) -> RunState:
-    return _with_keys(state, {_ANOMALY_PREFIX + a.anomaly_id: a.type for a in found})
+    return _with_keys(state, {_ANOMALY_PREFIX + a.anomaly_id: _sent_mark(a) for a in found})
 
 
 def _with_keys(state: RunState, keys: dict[str, str]) -> RunState:
