@@ -15,7 +15,7 @@ Event time (DESIGN.md "Time")
 
 Which runs to look at when time passes: per partition, an index of each open run's next
 deadline (timeouts, quiet periods, structure checks); it is rebuilt from the table after a
-restart (`rebuild`).
+restart (`rebuild`) and when a partition comes back after a rebalance (`forget`).
 """
 
 from __future__ import annotations
@@ -252,6 +252,14 @@ class RunTracker:
 
     def needs_rebuild(self, partition: int) -> bool:
         return partition not in self._rebuilt
+
+    def forget(self, partition: int) -> None:
+        """The partition went to another worker. Should it come back, its index is rebuilt
+        from the table: the other worker opened, changed and closed runs of it meanwhile,
+        and a run missing from the index is never re-checked as time passes (a hung run's
+        log silence went unreported)."""
+        self._rebuilt.discard(partition)
+        self._due.pop(partition, None)
 
     def rebuild(self, partition: int, states: Iterable[RunState]) -> None:
         """After a (re)start: index the open runs of a partition from the table."""
