@@ -92,6 +92,10 @@ Judgment calls
 Not detectable from this input
     * A NotReady node without a NodeNotReady Event on one of the run's pods (the Node object
       is not watched), and a NotReady node that came back before the controller's grace period.
+      A NodeNotReady Event that names no node, about a pod whose status never showed one.
+    * An ``OOMKilling`` Event that reaches the run before its pod's OOMKilled status stays a
+      finding of its own (subject: the pod; the status's is pod/container): two findings where
+      the other order gives one. Not in the scenario captures (their OOMs have no such Event).
     * OOM kills of a non-main process in a container that kept running (no status change;
       only a node-problem-detector Event on the Node would say so).
     * When a container's previous instance started and ended: ``lastState`` times are not in
