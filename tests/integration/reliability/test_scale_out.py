@@ -19,17 +19,26 @@ again. Every rebalance in between moves partitions under load.
 
 Slow (two full replays on six partitions, about 5 minutes on two cores): `make reliability`.
 
-Faults this test found (issue 17), fixed:
+Faults this test found (issue 17):
 * An anomaly was reported once, when first found, with the words of the run state at that
   moment; job_backoff_limit is found from either the Job's Failed condition or the
   BackoffLimitExceeded Event (different partitions of sentinel.k8s), and whichever reached the
   run first wrote its text. The tracker now reports a finding again when its words change
-  (processors.runs.tracking), so the stored anomaly is made from everything the run saw;
+  (processors.runs.tracking), so the newest report is made from everything the run saw;
   tests/unit/processors/runs/test_finding_order.py folds the scenario captures in any order.
-* A worker that lost a partition in a rebalance and got it back later kept its old index of
-  the partition's run deadlines: a run the other worker had opened meanwhile was never
-  re-checked as time passed (team-g's hung run had no log_silence with two workers). The
-  tracker forgets a revoked partition's index and rebuilds it from the table.
+  Still open: in 1 of 4 replay pairs since, both installations stored a first report's words
+  for two job_backoff_limit findings (team-a 29540460, team-g 29540520), different ones in
+  each. The tracker's reports in that order are right (checked in isolation), and the
+  embedded engine keeps the later of two equal-version rows; where the newest report is lost
+  is not found yet.
+* Fixed: a worker that lost a partition in a rebalance and got it back later kept its old
+  index of the partition's run deadlines: a run the other worker had opened meanwhile was
+  never re-checked as time passed (team-g's hung run had no log_silence with two workers).
+  The tracker forgets a revoked partition's index and rebuilds it from the table.
+* Open, same pair: the two workers lost team-e 29540400's five log-parsed test results and
+  team-g's log_silence again. Suspected, same shape as the index fault: a worker that gets a
+  sentinel.logs partition back keeps its old log parsers and never resumes the partition's
+  streams (WorkerContext.recovered is never cleared on revoke). Not verified.
 * What people were told was compared as (anomaly, status of a message that carried it); a
   resolution that rides in a message whose group also has a new alert is sent with the status
   "firing", which depends on the wall clock. Compared now: each anomaly told, and the groups'
