@@ -26,7 +26,7 @@ Faults this test found (issue 17):
   run first wrote its text. The tracker now reports a finding again when its words change
   (processors.runs.tracking), so the newest report is made from everything the run saw;
   tests/unit/processors/runs/test_finding_order.py folds the scenario captures in any order.
-  Still open: in 1 of 4 replay pairs since, both installations stored a first report's words
+  Still open: in 1 of 8 replay pairs since, both installations stored a first report's words
   for two job_backoff_limit findings (team-a 29540460, team-g 29540520), different ones in
   each. The tracker's reports in that order are right (checked in isolation), and the
   embedded engine keeps the later of two equal-version rows; where the newest report is lost
@@ -35,10 +35,14 @@ Faults this test found (issue 17):
   index of the partition's run deadlines: a run the other worker had opened meanwhile was
   never re-checked as time passed (team-g's hung run had no log_silence with two workers).
   The tracker forgets a revoked partition's index and rebuilds it from the table.
-* Open, same pair: the two workers lost team-e 29540400's five log-parsed test results and
-  team-g's log_silence again. Suspected, same shape as the index fault: a worker that gets a
-  sentinel.logs partition back keeps its old log parsers and never resumes the partition's
-  streams (WorkerContext.recovered is never cleared on revoke). Not verified.
+* Open: team-g's log_silence is still missing with two workers in 2 of 7 pairs since the
+  index fix (the run states agree, so the run was not re-checked when the gap's tick passed
+  its deadline). Not found; a lead: the tracker's watermark lives in the worker's memory,
+  per process, so a partition's new owner has none until the next tick reaches it.
+* Open, 1 pair: the two workers lost team-e 29540400's five log-parsed test results.
+  Suspected, the same shape as the index fault: a worker that gets a sentinel.logs
+  partition back keeps its old log parsers and never resumes the partition's streams
+  (WorkerContext.recovered is never cleared on revoke). Not verified.
 * What people were told was compared as (anomaly, status of a message that carried it); a
   resolution that rides in a message whose group also has a new alert is sent with the status
   "firing", which depends on the wall clock. Compared now: each anomaly told, and the groups'
