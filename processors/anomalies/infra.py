@@ -24,12 +24,15 @@ time of its latest update)
     image_pull_failure  [pod] a container waiting in ErrImagePull, ImagePullBackOff,
                         InvalidImageName or ErrImageNeverPull, or a kubelet Event about a pull
                         (reason Failed/BackOff/ErrImageNeverPull/InspectFailed whose message
-                        mentions a pull or an image). Window: the anchor.
+                        mentions a pull or an image). Window: the anchor (an Event's time
+                        while the pod is not known yet); the id is made from the run and pod
+                        alone.
     evicted             [pod] pod reason Evicted or an ``Evicted`` Event. Window: the pod's
                         start .. eviction time (its containers' last finish, else the Event's
                         first time, else the pod's end); the Event alone: its time. The id is
-                        made from the pod's anchor, so the Event and the status that arrive
-                        in either order are one finding (the first seen gives the window).
+                        made from the run and pod alone, so the Event and the status that
+                        arrive in either order are one finding (its newest report, made
+                        from both, gives the window).
     failed_scheduling   [pod] a ``FailedScheduling`` Event, reported only when the pod stayed
                         unscheduled longer than ``pending_limit_s`` (scheduled late, or still
                         unscheduled at ``now``) or ended without ever being scheduled. A
@@ -38,11 +41,14 @@ time of its latest update)
                         Window: anchor .. anchor + pending_limit_s.
     job_backoff_limit   [job/<provider run id>] the run's conclusion is BackoffLimitExceeded
                         (a Job's Failed condition) or a ``BackoffLimitExceeded`` Event. Window:
-                        the run's start.
-    node_not_ready      [node name, else pod] a ``NodeNotReady`` Event (the node lifecycle
+                        the run's start; the id is made from the run and subject alone (a
+                        run's Job reaches its limit once, and the run's start is not known
+                        yet when the Event comes first).
+    node_not_ready      [node name] a ``NodeNotReady`` Event (the node lifecycle
                         controller records one on each pod of a NotReady node) whose time
-                        overlaps the run's active window. One finding per node. Window: the
-                        Events' first .. last time.
+                        overlaps the run's active window. One finding per node (its id is
+                        made from the run and node alone). Window: the Events' first .. last
+                        time. An Event waits for its pod's status when it names no node.
 
 Identity
     ``anomaly_id`` = 32 hex chars of sha256 over run id, type, subject and window. Windows are
@@ -86,6 +92,10 @@ Judgment calls
 Not detectable from this input
     * A NotReady node without a NodeNotReady Event on one of the run's pods (the Node object
       is not watched), and a NotReady node that came back before the controller's grace period.
+      A NodeNotReady Event that names no node, about a pod whose status never showed one.
+    * An ``OOMKilling`` Event that reaches the run before its pod's OOMKilled status stays a
+      finding of its own (subject: the pod; the status's is pod/container): two findings where
+      the other order gives one. Not in the scenario captures (their OOMs have no such Event).
     * OOM kills of a non-main process in a container that kept running (no status change;
       only a node-problem-detector Event on the Node would say so).
     * When a container's previous instance started and ended: ``lastState`` times are not in
@@ -102,7 +112,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -156,6 +166,11 @@ _PULL_EVENT_REASONS = frozenset({"Failed", "BackOff", "ErrImageNeverPull", "Insp
 _PULL_WORDS = ("pull", "invalidimagename")  # "Failed to pull image", "Back-off pulling image"
 _ATTRIBUTED_STATUSES = frozenset({RunStatus.FAILED, RunStatus.TIMED_OUT})
 _SAMPLE_EVENTS = 5  # Events quoted in evidence per finding
+# The identity instant of a finding its subject can have only once (a Job's backoff limit, a
+# pod's eviction or image pull failure): run, type and subject identify it, whatever was known
+# when it was first found. An Event that arrives before its Job or pod (they travel on
+# different partitions) knows neither the run's start nor the pod's creation.
+_ONCE = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class Attribution(BaseModel):
@@ -462,7 +477,9 @@ def _image_pull(
         "events": _event_evidence(events),
     }
     seen = max([_utc(e.last_seen) for e in events] + ([_utc(pod.updated_at)] if pod else []))
-    return _Finding(IMAGE_PULL_FAILURE, name, summary, evidence, anchor, anchor, seen)
+    # One per pod (see the module's judgment calls), also when the kubelet's pull Events
+    # arrive before the pod itself.
+    return _Finding(IMAGE_PULL_FAILURE, name, summary, evidence, anchor, anchor, seen, _ONCE)
 
 
 def _is_pull_event(event: K8sEventInfo) -> bool:
@@ -547,7 +564,7 @@ def _evicted(
     node = pod.node if pod else _event_node(events)
     why = f": {message}" if message else ""
     summary = f"pod {name} was evicted{_on_node(node)}{why}"
-    # A pod is evicted once: its creation identifies the finding, whether the kubelet's Evicted
+    # A pod is evicted once: the pod identifies the finding, whether the kubelet's Evicted
     # Event or the pod's status (they travel on different partitions) is seen first.
     evidence: dict[str, Any] = {
         "pod": name,
@@ -558,8 +575,7 @@ def _evicted(
         "evicted_at": _iso(window[1]),
         "events": _event_evidence(events),
     }
-    identity = _anchor(pod) if pod is not None else window[0]
-    return _Finding(EVICTED, name, summary, evidence, window[0], window[1], window[1], identity)
+    return _Finding(EVICTED, name, summary, evidence, window[0], window[1], window[1], _ONCE)
 
 
 def _events_without_status(ctx: _Context) -> Iterator[_Finding]:
@@ -677,7 +693,14 @@ def _job_backoff_limit(ctx: _Context) -> Iterator[_Finding]:
         seen.append(_utc(run.finished_at))
     subject = f"job/{run.provider_run_id}"
     yield _Finding(
-        JOB_BACKOFF_LIMIT, subject, summary, evidence, start, start, max(seen or [start])
+        JOB_BACKOFF_LIMIT,
+        subject,
+        summary,
+        evidence,
+        start,
+        start,
+        max(seen or [start]),
+        _ONCE,
     )
 
 
@@ -694,7 +717,11 @@ def _node_not_ready(ctx: _Context) -> Iterator[_Finding]:
             continue
         pod = ctx.pods_by_name.get(event.involved_name or "")
         node = event.node or (pod.node if pod else None)
-        by_subject.setdefault(node or event.involved_name or "unknown", []).append(event)
+        if node is None:
+            # Which node, the pod's status will say (it travels on another partition): named
+            # after the pod now, the finding would be a second one once the node is known.
+            continue
+        by_subject.setdefault(node, []).append(event)
     for subject, events in sorted(by_subject.items()):
         start = _event_start(events)
         end = max(_utc(e.last_seen) for e in events)
@@ -706,7 +733,8 @@ def _node_not_ready(ctx: _Context) -> Iterator[_Finding]:
             "pods": pods,
             "events": _event_evidence(events),
         }
-        yield _Finding(NODE_NOT_READY, subject, summary, evidence, start, end, end)
+        # One per node: more Events (or a later one seen first) widen the window, not the id.
+        yield _Finding(NODE_NOT_READY, subject, summary, evidence, start, end, end, _ONCE)
 
 
 # --- helpers ---------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ Event time (DESIGN.md "Time")
 
 Which runs to look at when time passes: per partition, an index of each open run's next
 deadline (timeouts, quiet periods, structure checks); it is rebuilt from the table after a
-restart (`rebuild`).
+restart (`rebuild`) and when a partition comes back after a rebalance (`forget`).
 
 Retention (issue 17)
     A settled run (ended, end-of-run checks done, history entry sent) stays in the index with
@@ -35,6 +35,7 @@ Retention (issue 17)
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
@@ -328,6 +329,14 @@ class RunTracker:
     def needs_rebuild(self, partition: int) -> bool:
         return partition not in self._rebuilt
 
+    def forget(self, partition: int) -> None:
+        """The partition went to another worker. Should it come back, its index is rebuilt
+        from the table: the other worker opened, changed and closed runs of it meanwhile,
+        and a run missing from the index is never re-checked as time passes (a hung run's
+        log silence went unreported)."""
+        self._rebuilt.discard(partition)
+        self._due.pop(partition, None)
+
     def rebuild(self, partition: int, states: Iterable[RunState]) -> None:
         """After a (re)start: index the runs of a partition from the table (open ones, and
         settled ones for their retirement)."""
@@ -403,7 +412,7 @@ class RunTracker:
             found += detect_log_silence(
                 state, mark, self.config.log_silence_s, self.config.activity_bucket_s
             )
-        return [a for a in found if _ANOMALY_PREFIX + a.anomaly_id not in state.merge_keys]
+        return _reports(state, found)
 
     def _attribution(self, state: RunState, mark: datetime | None) -> RunAttribution | None:
         """Infrastructure that explains a failed run (derived again on every change)."""
@@ -467,8 +476,50 @@ def _pending_deadlines(state: RunState, config: InfraDetectorsConfig) -> list[da
     ]
 
 
+def _reports(state: RunState, found: Iterable[Anomaly]) -> list[Anomaly]:
+    """The findings to send: new ones, and known ones whose content changed since they were
+    last sent (issue 17).
+
+    A run's inputs reach it in any order (its Job, pods and Events are keyed apart on the k8s
+    topic), so the first report of a finding is made from whatever had arrived: the
+    BackoffLimitExceeded Event without the Job, or the Job without its pods. Reporting it
+    again whenever its words change makes the newest report the one made from everything
+    the run has seen, the same in every order; the anomalies table keeps the newest report
+    of an id and the dispatcher updates the words of the alert it already holds (no second
+    alert). A new time alone is not news (structure findings are timed by the watermark,
+    which moves with every input), and `detected_at` never goes back: it is the table's
+    version column, so the newest words must not carry an older time.
+    """
+    reports = []
+    for anomaly in found:
+        sent = state.merge_keys.get(_ANOMALY_PREFIX + anomaly.anomaly_id)
+        sent_at = _sent_at(sent)
+        if sent_at is not None and sent_at > anomaly.detected_at:
+            anomaly = anomaly.model_copy(update={"detected_at": sent_at})
+        if sent is None or _digest_of(sent) != _digest_of(_sent_mark(anomaly)):
+            reports.append(anomaly)
+    return reports
+
+
+def _sent_mark(anomaly: Anomaly) -> str:
+    """What the run keeps of a report: type, time and a digest of everything a user reads."""
+    content = anomaly.model_dump_json(exclude={"detected_at"})
+    digest = hashlib.sha256(content.encode()).hexdigest()[:16]
+    return f"{anomaly.type}|{anomaly.detected_at.isoformat()}|{digest}"
+
+
+def _digest_of(mark: str) -> str:
+    return mark.rsplit("|", 1)[-1]
+
+
+def _sent_at(mark: str | None) -> datetime | None:
+    parts = (mark or "").split("|")
+    # A mark without a time (bare type) was written before reports were repeated.
+    return datetime.fromisoformat(parts[1]) if len(parts) == 3 else None
+
+
 def _record_anomalies(state: RunState, found: Collection[Anomaly]) -> RunState:
-    return _with_keys(state, {_ANOMALY_PREFIX + a.anomaly_id: a.type for a in found})
+    return _with_keys(state, {_ANOMALY_PREFIX + a.anomaly_id: _sent_mark(a) for a in found})
 
 
 def _with_keys(state: RunState, keys: dict[str, str]) -> RunState:

@@ -20,7 +20,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
-from faust.types import StreamT
+from faust.types import TP, StreamT
+from mode import BaseSignalT
 
 from processors.anomalies.history import (
     RunLogs,
@@ -109,6 +110,15 @@ def add_run_linker(ctx: WorkerContext) -> None:
 
 def add_run_tracker(ctx: WorkerContext) -> None:
     names, partitions = ctx.names, ctx.settings.topics.partitions
+
+    @ctx.app.on_partitions_revoked.connect
+    async def forget_revoked(
+        _app: Any, /, *args: Any, signal: BaseSignalT[Any], **_kwargs: Any
+    ) -> None:
+        revoked: set[TP] = args[0]  # Faust sends the revoked set as the one argument
+        for tp in revoked:
+            if tp.topic in (names.ci, names.run_signals):
+                ctx.tracker.forget(tp.partition)
 
     @ctx.app.agent(ctx.topics.tracker_input, name="run-tracker")
     async def run_tracker(stream: StreamT[Any]) -> None:

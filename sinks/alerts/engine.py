@@ -170,7 +170,12 @@ class AlertEngine:
             )  # fmt: skip
         self._dirty_runs.add(anomaly.run_id)
         if not facts.known and now < facts.first_seen + self._run_wait:
-            if all(waiting.anomaly_id != anomaly.anomaly_id for waiting in facts.pending):
+            # A finding is reported again when its words change (issue 17): the newest words
+            # wait in the first report's place.
+            ids = [waiting.anomaly_id for waiting in facts.pending]
+            if anomaly.anomaly_id in ids:
+                facts.pending[ids.index(anomaly.anomaly_id)] = anomaly
+            else:
                 facts.pending.append(anomaly)
             self._watch.add(anomaly.run_id)
             return

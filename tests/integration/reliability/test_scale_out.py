@@ -19,20 +19,38 @@ again. Every rebalance in between moves partitions under load.
 
 Slow (two full replays on six partitions, about 5 minutes on two cores): `make reliability`.
 
-Fails today (2 of 2 runs since the changelog fix), a real fault, still open (issue 17): an
-anomaly is reported once, when first found (the tracker's merge keys), with the summary and
-evidence of the run state at that moment. job_backoff_limit is found from either the Job's
-Failed condition or the BackoffLimitExceeded Event, two objects on different partitions of
-sentinel.k8s: whichever reaches the run first writes the text ("job ledger-nightly reached ...",
-evidence conclusion, no events; or "job ledger-nightly-29540520 reached ...", the event, no
-conclusion). One worker happened to see the Job first every time; two, the Event. Same anomaly
-ids, windows and detected_at, so the set of findings, the runs and the alerts agree; the text a
-user reads does not.
+Faults this test found (issue 17):
+* An anomaly was reported once, when first found, with the words of the run state at that
+  moment; job_backoff_limit is found from either the Job's Failed condition or the
+  BackoffLimitExceeded Event (different partitions of sentinel.k8s), and whichever reached the
+  run first wrote its text. The tracker now reports a finding again when its words change
+  (processors.runs.tracking), so the newest report is made from everything the run saw;
+  tests/unit/processors/runs/test_finding_order.py folds the scenario captures in any order.
+  Still open: in 1 of 8 replay pairs since, both installations stored a first report's words
+  for two job_backoff_limit findings (team-a 29540460, team-g 29540520), different ones in
+  each. The tracker's reports in that order are right (checked in isolation), and the
+  embedded engine keeps the later of two equal-version rows; where the newest report is lost
+  is not found yet.
+* Fixed: a worker that lost a partition in a rebalance and got it back later kept its old
+  index of the partition's run deadlines: a run the other worker had opened meanwhile was
+  never re-checked as time passed (team-g's hung run had no log_silence with two workers).
+  The tracker forgets a revoked partition's index and rebuilds it from the table.
+* Open: team-g's log_silence is still missing with two workers in 2 of 7 pairs since the
+  index fix (the run states agree, so the run was not re-checked when the gap's tick passed
+  its deadline). Not found; a lead: the tracker's watermark lives in the worker's memory,
+  per process, so a partition's new owner has none until the next tick reaches it.
+* Open, 1 pair: the two workers lost team-e 29540400's five log-parsed test results.
+  Suspected, the same shape as the index fault: a worker that gets a sentinel.logs
+  partition back keeps its old log parsers and never resumes the partition's streams
+  (WorkerContext.recovered is never cleared on revoke). Not verified.
+* What people were told was compared as (anomaly, status of a message that carried it); a
+  resolution that rides in a message whose group also has a new alert is sent with the status
+  "firing", which depends on the wall clock. Compared now: each anomaly told, and the groups'
+  end states (resolved and told, or still firing).
 
-Also seen (1 run of 3): the restart stall of tests/integration/processors/worker/
-test_worker_restart.py in a worker that took a partition over in a rebalance, not a restart:
-the second worker was given logs[2] at offset 35 ("resumed 2 log streams ... from 35 lines"),
-then fetched nothing; its partition watchdog reported it stalled 120 s later, 19 behind.
+Seen once before the restart fix on main (faust_fixes.seek_before_resuming_streams): a worker
+that took a partition over in a rebalance stopped fetching it (its watchdog reported the
+partition stalled 120 s later).
 """
 
 from __future__ import annotations
@@ -55,7 +73,7 @@ from confluent_kafka import Consumer, TopicPartition
 from runtime.config import Settings
 from runtime.kafka_clients import consumer_config
 from schemas.capture import CaptureRecord, read_capture
-from schemas.messages import AlertDelivery, Anomaly, DeliveryOutcome, RunState
+from schemas.messages import AlertDelivery, AlertGroupState, Anomaly, DeliveryOutcome, RunState
 from sentinel.analyze import quiet_chunks, time_passed
 from sentinel.stack import EmbeddedStack, WorkerProcess
 from sinks.clickhouse.sink import Batch, ClickHouseSink
@@ -259,14 +277,28 @@ def observed(stack: EmbeddedStack, records: list[CaptureRecord]) -> dict[str, An
         AlertDelivery.from_bytes(v) for _k, v in read_topic(settings, names.alert_deliveries)
     ]
     sent = [d for d in deliveries if d.outcome is DeliveryOutcome.SENT]
+    latest_groups: dict[bytes | None, bytes | None] = {}
+    for key, value in read_topic(settings, names.alert_groups):
+        latest_groups[key] = value  # compacted: the latest value per group (None: forgotten)
+    groups = [AlertGroupState.from_bytes(v) for v in latest_groups.values() if v]
     assert stack.owner is not None and stack.owner.store is not None
     return {
         "runs": {run_id: visible(s.model_dump(mode="json")) for run_id, s in states.items()},
         "anomalies": found,
-        # What people were told: each anomaly, firing and (when its run ended) resolved. How
-        # many messages carried it depends on the wall clock (a group that grows between two
-        # flushes is sent again, whole), so the messages themselves are not compared.
-        "told": {(i, d.status) for d in sent for i in d.anomaly_ids},
+        # What people were told: each anomaly (in some message), and which of them were told
+        # resolved (they left their group) or still fire at the end. How many messages carried
+        # it, and with what else, depends on the wall clock (a group that grows between two
+        # flushes is sent again, whole; a resolution rides in a "firing" message when another
+        # alert of the group, a late finding or the run's summary, is new in the same flush),
+        # so neither the messages nor their status are compared: the groups' end states are.
+        "told": {(i, "told") for d in sent for i in d.anomaly_ids}
+        | {(i, "resolved") for g in groups for i in g.finished}
+        | {(a.alert_id, "firing") for g in groups for a in g.alerts},
+        # To explain a difference in "told": each message sent, in the order sent.
+        "messages": [
+            (d.group_key, d.status, d.anomaly_ids)
+            for d in sorted(sent, key=lambda d: d.attempted_at)
+        ],
         # A decision is sent once: a second SENT with the same delivery id is a message sent
         # twice (docs/alerts.md: possible only if a dispatcher dies between a channel's accept
         # and its notification log entry).
@@ -307,7 +339,7 @@ def test_two_of_each_on_six_partitions_give_what_one_of_each_gives(
 
     # The reference is about something: the history's runs, findings, rows and alerts.
     assert len(reference["runs"]) >= 40 and len(reference["anomalies"]) >= 20
-    assert {s for _i, s in reference["told"]} == {"firing", "resolved"}
+    assert {s for _i, s in reference["told"]} >= {"told", "resolved"}
     assert reference["tables"]["log_lines"].total() == reference["logs_published"]
 
     # Every difference, not only the first: one replay pair takes minutes.
@@ -331,7 +363,13 @@ def test_two_of_each_on_six_partitions_give_what_one_of_each_gives(
             if found["tables"][f"{table} duplicates"]:
                 problems.append(f"{name} {table}: {found['tables'][f'{table} duplicates']} dups")
     if scaled["told"] != reference["told"]:
-        problems.append(f"told: {scaled['told'] ^ reference['told']}")
+        differing = {i for i, _status in scaled["told"] ^ reference["told"]}
+        for name, found in (("scaled", scaled), ("reference", reference)):
+            messages = [m for m in found["messages"] if differing & set(m[2])]
+            problems.append(
+                f"{name} told only {found['told'] - (scaled['told'] & reference['told'])}"
+            )
+            problems.append(f"{name} messages with them (group, status, ids): {messages}")
     for name, found in (("scaled", scaled), ("reference", reference)):
         if found["sent_twice"] or found["not_sent"]:
             problems.append(f"{name}: sent twice {found['sent_twice']}, {found['not_sent']}")

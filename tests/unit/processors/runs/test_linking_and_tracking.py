@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from processors.runs.linking import LinkState, bind_signal, link
-from processors.runs.source_signals import watermark_signal
+from processors.runs.source_signals import REPLAY, watermark_signal
 from processors.runs.state import Policy
 from processors.runs.tracking import RunTracker, TrackerConfig
 from runtime.config import StructureRule
@@ -227,3 +227,22 @@ def test_the_wall_clock_counts_only_while_the_worker_is_idle(idle: bool) -> None
     table.store(tracker.on_message("signal", tick, 0, table.load).states)
     expected = RunStatus.TIMED_OUT if idle else RunStatus.RUNNING
     assert table.states[RUN].status is expected
+
+
+def test_a_partition_back_from_another_worker_has_its_runs_checked_as_time_passes() -> None:
+    # Issue 17: a worker that had a partition, lost it in a rebalance and got it back did not
+    # know the runs the other worker had opened meanwhile, so passing time never re-checked
+    # them (a hung run's log silence went unreported in the scale-out test).
+    config = TrackerConfig(policy=Policy(inactivity_timeout_s=120), idle_watermark_s=None)
+    mine, table = RunTracker(config), Table()
+    mine.rebuild(0, [])  # it owned partition 0 while nothing was open there
+    mine.forget(0)  # revoked
+    other = RunTracker(config)  # the partition's owner meanwhile opens a run
+    other.rebuild(0, [])
+    feed(other, table, "ci", job_event("d1", RunStatus.RUNNING, 0, "r1"))
+    # Back to `mine` (the agent rebuilds before the partition's first message).
+    assert mine.needs_rebuild(0)
+    mine.rebuild(0, table.states.values())
+    tick = watermark_signal(at(400), final=False, source=REPLAY).to_bytes()
+    outcome = mine.on_message("signal", tick, 0, table.load)
+    assert [(s.run_id, s.status) for s in outcome.states] == [(RUN, RunStatus.TIMED_OUT)]

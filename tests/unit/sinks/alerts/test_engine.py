@@ -237,6 +237,33 @@ def test_an_anomaly_waits_for_its_run_snapshot_for_the_labels_it_routes_on() -> 
     assert late.receiver == "console"
 
 
+def test_a_finding_reported_again_with_new_words_is_one_alert_with_the_newest_words() -> None:
+    # The tracker reports a finding again when more of its run's inputs arrived (issue 17).
+    config = alerting(
+        route={"group_wait_s": 10, "group_interval_s": 60, "receivers": ["console"]},
+        run_wait_s=5,
+    )
+    eng = AlertEngine(config)
+    first = anomaly(kind="job_backoff_limit", subject="job/nightly")
+    newer = first.model_copy(update={"summary": "job nightly-1 reached its backoff limit"})
+    eng.observe_anomaly(first, 0, at(1))  # before the run's snapshot: waits
+    eng.observe_anomaly(newer, 0, at(2))
+    eng.observe_run(run_state(), 0, at(3))
+    (note,) = eng.tick(at(13))
+    assert [a.summary for a in note.firing] == [newer.summary]
+    deliver(eng, [note], 13)
+    newest = newer.model_copy(update={"summary": "job nightly-1 reached it after 2 failed pods"})
+    eng.observe_anomaly(newest, 0, at(20))
+    for second in (80, 200, 400):  # no new message: nothing new is firing
+        assert eng.tick(at(second)) == []
+    eng.observe_anomaly(anomaly(subject="pod-late/pytest"), 0, at(401))
+    due = eng.next_due()
+    assert due is not None
+    (update,) = eng.tick(due)
+    assert update.new_firing == frozenset({anomaly(subject="pod-late/pytest").anomaly_id})
+    assert newest.summary in [a.summary for a in update.firing]
+
+
 def test_repeat_interval_resends_a_still_firing_group() -> None:
     eng = engine(repeat_interval_s=300)
     eng.observe_run(run_state(), 0, at(0))
