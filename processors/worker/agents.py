@@ -51,22 +51,31 @@ def add_signal_router(ctx: WorkerContext) -> None:
     names = ctx.names
     partitions = ctx.settings.topics.partitions
 
-    @ctx.app.on_partitions_revoked.connect
-    async def release_revoked_streams(
+    owned: set[int] = set()  # this worker's sentinel.logs partitions, as of the last assignment
+
+    @ctx.app.on_partitions_assigned.connect
+    async def release_streams_of_lost_partitions(
         _app: Any, /, *args: Any, signal: BaseSignalT[Any], **_kwargs: Any
     ) -> None:
-        """A `sentinel.logs` partition going away takes its streams' parsers with it, and is
-        resumed from its stream starts if it comes back (issue 17, scale-out: a worker that got
-        a partition back carried on with parsers that had missed the other worker's lines)."""
-        revoked: set[TP] = args[0]  # Faust sends the revoked set as the one argument
-        gone = {tp.partition for tp in revoked if tp.topic == names.logs}
+        """A `sentinel.logs` partition this worker no longer owns takes its streams' parsers
+        with it; should it come back later, it is resumed from its stream starts (issue 17,
+        scale-out: a worker that got a partition back carried on with parsers that had missed
+        the other worker's lines). Decided at assignment, not at revocation: Faust revokes
+        every partition at every rebalance, and one assigned straight back was read by nobody
+        else meanwhile, so its parsers stay (a rebuild reaches back only
+        `tracking.log_recovery_lines`)."""
+        assigned: set[TP] = args[0]  # the whole new assignment
+        now = {tp.partition for tp in assigned if tp.topic == names.logs}
+        gone = owned - now
+        owned.clear()
+        owned.update(now)
         if not gone:
             return
         ctx.recovered.difference_update(gone)
         released = ctx.log_signals.release(
             lambda key: _partition_of(stream_key(*key).encode(), partitions) in gone
         )
-        log.info("released %d log streams of revoked partitions %s", released, sorted(gone))
+        log.info("released %d log streams of partitions %s, now elsewhere", released, sorted(gone))
 
     @ctx.app.agent(ctx.topics.source_input, name="run-signals")
     async def signal_router(stream: StreamT[Any]) -> None:
