@@ -44,7 +44,7 @@ from __future__ import annotations
 import math
 import re
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
@@ -221,6 +221,16 @@ class LogSignals:
             out.append(self._signal(stream, signal_id, SignalKind.LOG, at, log_line=line))
         out.extend(self._expire(at))
         return out
+
+    def release(self, owned_elsewhere: Callable[[StreamKey], bool]) -> int:
+        """Drop, without finishing them, the streams `owned_elsewhere` selects: their partition
+        went to another worker, which carries them on from the lines it re-reads. Should the
+        partition come back, the router rebuilds them the same way (`log_recovery`): state kept
+        from before would miss every line the other worker read meanwhile. Returns how many."""
+        gone = [key for key in self._streams if owned_elsewhere(key)]
+        for key in gone:
+            del self._streams[key]
+        return len(gone)
 
     def drain_forgotten(self) -> list[StreamKey]:
         """Streams finished since the last call (expired or evicted), to forget elsewhere too."""

@@ -34,7 +34,7 @@ from processors.anomalies.history import (
 from processors.runs.linking import LinkState, link
 from processors.runs.source_signals import signals_from_source, watermark_signal
 from processors.runs.tracking import LATE_FOR_RETIRED, Outcome, decode_state
-from processors.worker.context import WorkerContext
+from processors.worker.context import WorkerContext, log
 from processors.worker.log_recovery import (
     forget_streams,
     note_stream_start,
@@ -43,11 +43,39 @@ from processors.worker.log_recovery import (
 from processors.worker.metrics import observe_latency
 from runtime.metrics import LATE_FOR_RETIRED as LATE_INPUTS
 from runtime.metrics import RUNS_RETIRED
+from schemas.keys import stream_key
 from schemas.messages import LogLine, RunSignal, RunState, TestResult
 
 
 def add_signal_router(ctx: WorkerContext) -> None:
     names = ctx.names
+    partitions = ctx.settings.topics.partitions
+
+    owned: set[int] = set()  # this worker's sentinel.logs partitions, as of the last assignment
+
+    @ctx.app.on_partitions_assigned.connect
+    async def release_streams_of_lost_partitions(
+        _app: Any, /, *args: Any, signal: BaseSignalT[Any], **_kwargs: Any
+    ) -> None:
+        """A `sentinel.logs` partition this worker no longer owns takes its streams' parsers
+        with it; should it come back later, it is resumed from its stream starts (issue 17,
+        scale-out: a worker that got a partition back carried on with parsers that had missed
+        the other worker's lines). Decided at assignment, not at revocation: Faust revokes
+        every partition at every rebalance, and one assigned straight back was read by nobody
+        else meanwhile, so its parsers stay (a rebuild reaches back only
+        `tracking.log_recovery_lines`)."""
+        assigned: set[TP] = args[0]  # the whole new assignment
+        now = {tp.partition for tp in assigned if tp.topic == names.logs}
+        gone = owned - now
+        owned.clear()
+        owned.update(now)
+        if not gone:
+            return
+        ctx.recovered.difference_update(gone)
+        released = ctx.log_signals.release(
+            lambda key: _partition_of(stream_key(*key).encode(), partitions) in gone
+        )
+        log.info("released %d log streams of partitions %s, now elsewhere", released, sorted(gone))
 
     @ctx.app.agent(ctx.topics.source_input, name="run-signals")
     async def signal_router(stream: StreamT[Any]) -> None:
@@ -257,11 +285,16 @@ def _by_run(results: list[TestResult]) -> dict[str, list[TestResult]]:
     return grouped
 
 
+def _partition_of(key: bytes, partitions: int) -> int:
+    """The partition the producers put `key` in (the Java client's murmur2)."""
+    return int((murmur2(key) & 0x7FFFFFFF) % partitions)
+
+
 def _states_of(table: Any, partition: int, partitions: int) -> list[RunState]:
     """The runs of one partition in the table (key hashed as the producers hash it)."""
     states = []
     for key, value in list(table.items()):
-        if (murmur2(bytes(key)) & 0x7FFFFFFF) % partitions != partition:
+        if _partition_of(bytes(key), partitions) != partition:
             continue
         state = decode_state(value)
         if state is not None:

@@ -935,3 +935,37 @@ def test_same_lines_give_the_same_signals_in_a_fresh_instance() -> None:
         SignalKind.MARKER,
         SignalKind.TESTS,
     }
+
+
+def test_a_stream_handed_away_and_back_is_rebuilt_not_carried_on_stale() -> None:
+    """Scale-out: worker A reads the start of a pytest stream, its partition goes to worker B,
+    which reads on, then comes back to A. A releases the stream when the partition
+    goes and rebuilds it from the stream's start up to B's commit (as `log_recovery` does, its
+    outputs discarded): what A then reports equals what one worker alone reports."""
+    texts = (DATA / "pytest-verbose-rerun.log").read_text(encoding="utf-8").splitlines()
+    lines = log_lines(texts, container="step-pytest", key=TEKTON_RUN)
+    at = [(3, 100 + i) for i in range(len(lines))]
+    # A reads the first two results, B the next three (a failure, a rerun, its pass).
+    first = next(i for i, text in enumerate(texts) if "[two items] PASSED" in text) + 1
+    second = next(i for i, text in enumerate(texts) if "test_pay PASSED" in text) + 1
+
+    alone = LogSignals(TrackingConfig())
+    expected = [s for i, line in enumerate(lines) for s in alone.feed(line, at[i])][-1:]
+
+    def hand_back(release: bool) -> list[RunSignal]:
+        worker_a = LogSignals(TrackingConfig())
+        for i in range(first):
+            worker_a.feed(lines[i], at[i])
+        if release:
+            assert worker_a.release(lambda key: key[2] == "step-pytest") == 1
+            assert not worker_a.knows("ci", "shop-main-42-agent", "step-pytest")
+            for i in range(second):  # the partition is back: rebuilt up to B's commit
+                worker_a.feed(lines[i], at[i])
+        return [s for i in range(second, len(lines)) for s in worker_a.feed(lines[i], at[i])]
+
+    assert by_kind(hand_back(release=True), SignalKind.TESTS) == by_kind(expected, SignalKind.TESTS)
+    # Kept instead (before: no release, so the router saw no need to rebuild), its parser
+    # never saw B's third.
+    assert by_kind(hand_back(release=False), SignalKind.TESTS) != by_kind(
+        expected, SignalKind.TESTS
+    )
