@@ -65,7 +65,7 @@ class WebhookIntake:
         self.publisher = KafkaPublisher(producer_config(settings), component="webhooks")
         spool = Spool(settings.spool_dir)
         timeout = settings.kafka.delivery_timeout_s
-        lookback = TopicLookback(consumer_config(settings, "spool-lookback"), timeout)
+        lookback = TopicLookback(settings, timeout)
         self.drainer = SpoolDrainer(spool, self.publisher, timeout=timeout, lookback=lookback)
         self.drainer.drain_once()
         self.drainer.start()

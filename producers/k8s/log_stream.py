@@ -24,7 +24,7 @@ producer flushed, with the logs topic's end offsets at that moment (the first ch
 written before anything is published); a restarted `log-stream` resumes there, reading a
 container's previous instance first if it restarted meanwhile, and does not publish again the
 lines its predecessor published after that checkpoint: it reads them back from the topic
-(`producers.k8s.published`) and skips each once when it reads it again from the pod.
+(`producers.published`) and skips each once when it reads it again from the pod.
 Without it, a restart reads followed containers from the start.
 Needs get on pods/log and get/list/watch on pods.
 """
@@ -48,10 +48,10 @@ from prometheus_client import Counter, Gauge
 from producers.k8s.leader import ElectionStatus, run_elected
 from producers.k8s.log_lines import ResumePoint, log_key, split_lines, split_timestamp, to_log_line
 from producers.k8s.objects import correlation_key
-from producers.k8s.published import published_since, topic_ends
 from producers.k8s.state_file import load_state, save_state
 from producers.k8s.watch import Publisher, Reflector, collections
 from producers.k8s.watch_state import Emit, backoff_delay
+from producers.published import published_since, topic_ends
 from producers.publisher import PublishError
 from runtime.config import K8sKind, Settings
 from runtime.troubleshooting import LOGS_NOT_STREAMING, see

@@ -16,7 +16,7 @@ runs client-go's reflector loop with the official `kubernetes` client:
 With `k8s.state_file`, what was published is saved (after the producer flushed) every
 `k8s.checkpoint_s` and at shutdown, with the topic's end offsets at that moment (the first
 checkpoint is written before anything is published); a restart restores it and then reads the
-topic from those offsets (`producers.k8s.published`), so that what was published after the last
+topic from those offsets (`producers.published`), so that what was published after the last
 checkpoint by a watcher that died (SIGKILL) is not published again: it publishes only what
 changed while it was down.
 
@@ -59,9 +59,9 @@ from prometheus_client import Counter
 
 from producers.k8s.leader import ElectionStatus, run_elected
 from producers.k8s.objects import K8sNormalizer, object_key
-from producers.k8s.published import published_since, topic_ends
 from producers.k8s.state_file import load_state, save_state
 from producers.k8s.watch_state import Emit, ObjectLedger, backoff_delay, summarize
+from producers.published import published_since, topic_ends
 from runtime.config import K8sConfig, K8sKind, Settings
 from runtime.metrics import DEAD_LETTERS
 from runtime.troubleshooting import KUBERNETES_CONNECTION, RBAC_DENIED, see

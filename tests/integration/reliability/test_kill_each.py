@@ -34,7 +34,7 @@ faults, both fixed: `k8s-watch` and `log-stream` killed between two checkpoints 
 file published again what they had published since (every object as RELISTED: 17 rows twice in
 k8s_events; 6 to 20 of 362 log lines twice, the repeated pytest lines counted as a retry of a
 test); a restart now reads its topic back from the checkpoint's offsets
-(`producers.k8s.published`).
+(`producers.published`).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from producers.publisher import KafkaPublisher
 from producers.webhooks.lookback import TopicLookback
 from producers.webhooks.spool import Spool, SpoolDrainer
 from runtime.config import Settings
-from runtime.kafka_clients import consumer_config, producer_config
+from runtime.kafka_clients import producer_config
 from sentinel.topic_admin import ensure_topics
 from tests.support.helpers import read_topic
 
@@ -37,9 +37,7 @@ def test_a_spooled_webhook_the_broker_already_wrote_is_not_published_twice(
         spool.put(topic, b"run-1", b'{"event_id": "written-anyway"}')
         spool.put(topic, b"run-2", b'{"event_id": "never-written"}')
         spool.put(topic, b"run-2", b'{"event_id": "never-written-either"}')
-        lookback = TopicLookback(
-            consumer_config(settings, "lookback"), settings.kafka.delivery_timeout_s
-        )
+        lookback = TopicLookback(settings, settings.kafka.delivery_timeout_s)
         drainer = SpoolDrainer(spool, publisher, timeout=10, lookback=lookback)
 
         assert drainer.drain_once() == 2

@@ -46,6 +46,22 @@ def topic_ends(settings: Settings, topic: str, timeout: float = 10.0) -> dict[in
         reader.close()
 
 
+def offsets_at(settings: Settings, topic: str, at_ms: int, timeout: float = 10.0) -> dict[int, int]:
+    """partition -> the first offset whose timestamp is at or after `at_ms` (the end offset
+    where nothing is that recent), for `published_since`."""
+    reader = _reader(settings)
+    try:
+        wanted = [TopicPartition(topic, p, at_ms) for p in _partitions(reader, topic, timeout)]
+        found = {}
+        for tp in reader.offsets_for_times(wanted, timeout=timeout):
+            if tp.offset < 0:
+                tp.offset = reader.get_watermark_offsets(tp, timeout=timeout)[1]
+            found[tp.partition] = tp.offset
+        return found
+    finally:
+        reader.close()
+
+
 def published_since(
     settings: Settings, topic: str, since: Mapping[int, int], timeout: float = 60.0
 ) -> Iterator[bytes]:
